@@ -1,0 +1,36 @@
+"""The organisation-scoped base for every API viewset, so forgetting the visibility filter is hard."""
+
+from __future__ import annotations
+
+from rest_framework import viewsets
+
+from accounts.context import Actor
+from accounts.permissions import request_actor
+
+
+class OrganisationScopedMixin:
+    """Subclasses implement `get_visible_queryset(actor)` with a selector; objects of others answer 404."""
+
+    def get_actor(self) -> Actor:
+        return request_actor(self.request)
+
+    def get_visible_queryset(self, actor: Actor):
+        raise NotImplementedError("Return the selector's queryset for this actor.")
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset.none() if self.queryset is not None else None
+        return self.get_visible_queryset(self.get_actor())
+
+
+class OrganisationScopedViewSet(OrganisationScopedMixin, viewsets.GenericViewSet):
+    pass
+
+
+class OrganisationScopedReadOnlyViewSet(
+    OrganisationScopedMixin,
+    viewsets.mixins.ListModelMixin,
+    viewsets.mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    pass

@@ -1,0 +1,83 @@
+"""`python manage.py demo`: migrate, load demo data, and run the portal with a worker and beat."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from importlib import import_module
+
+from django.conf import settings
+from django.core.management import BaseCommand, call_command
+from django.db import transaction
+
+# Each app's demo module has `seed(cast)`; accounts.demo.seed() makes the cast. Order matters.
+APP_DEMOS = ["grid.demo", "trading.demo", "settlement.demo"]
+
+
+class Command(BaseCommand):
+    help = "Migrate, create demo organisations, users and market data, then serve on the embedded default."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-serve", action="store_true", help="Only migrate and load the data.")
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+
+    def handle(self, *args, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database migrated.")
+        from accounts import demo as accounts_demo
+
+        with transaction.atomic():
+            cast = accounts_demo.seed()
+            for module_name in APP_DEMOS:
+                module = import_module(module_name)
+                if hasattr(module, "seed"):
+                    module.seed(cast)
+        self.stdout.write(self.style.SUCCESS("Demo data loaded. Sign in with:"))
+        for key, email, password in cast.credentials():
+            self.stdout.write(f"  {key:<10} {email:<28} {password}")
+        self.stdout.write("FMO staff must set up TOTP (any authenticator app) at first sign-in.")
+        if options["no_serve"]:
+            return
+        self._serve(options["addrport"])
+
+    def _serve(self, addrport: str) -> None:
+        python = sys.executable
+        processes = [
+            subprocess.Popen(
+                [python, "-m", "celery", "-A", "flexmarket", "worker", "--pool=solo", "--loglevel=WARNING"]
+            ),
+            subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "flexmarket",
+                    "beat",
+                    "--loglevel=WARNING",
+                    "--schedule",
+                    str(settings.VAR_DIR / "celerybeat-schedule"),
+                ]
+            ),
+        ]
+        self.stdout.write(
+            self.style.SUCCESS(f"Portal on http://{addrport}/ (worker and beat running; Ctrl-C stops all)")
+        )
+        web = subprocess.Popen([python, "manage.py", "runserver", addrport, "--noreload"])
+        processes.append(web)
+        try:
+            while all(process.poll() is None for process in processes):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+            for process in processes:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()

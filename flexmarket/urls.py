@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from flexmarket import views
+
+api_v1 = [
+    path("", include("accounts.api_urls")),
+    path("", include("grid.api_urls")),
+    path("", include("trading.api_urls")),
+    path("", include("settlement.api_urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("organisation/", include("accounts.urls")),
+    path("grid/", include("grid.urls")),
+    path("trading/", include("trading.urls")),
+    path("settlement/", include("settlement.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]

@@ -1,0 +1,238 @@
+"""Grid locations (DSO congestion zones), network models and power-flow runs, FlexAssets, portfolios."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Organisation
+
+
+class GridLocation(models.Model):
+    """A DSO-owned congestion zone: a WGS84 polygon stored as RFC 7946 GeoJSON, with a traffic light."""
+
+    class VoltageLevel(models.TextChoices):
+        LV = "LV", "Low voltage (≤1 kV)"
+        MV = "MV", "Medium voltage (1–36 kV)"
+        HV = "HV", "High voltage (>36 kV)"
+
+    class Status(models.TextChoices):
+        NORMAL = "normal", "Normal"
+        WATCH = "watch", "Watch"
+        CONGESTED = "congested", "Congested"
+
+    class StatusSource(models.TextChoices):
+        MANUAL = "manual", "Set by the DSO"
+        POWER_FLOW = "power_flow", "Set by a power-flow run"
+
+    dso = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="grid_locations")
+    name = models.CharField(max_length=120)
+    code = models.CharField(
+        max_length=64, unique=True, help_text="e.g. the UFTP congestion point EAN (ean.871…)"
+    )
+    voltage_level = models.CharField(max_length=2, choices=VoltageLevel.choices, default=VoltageLevel.MV)
+    geometry = models.JSONField(
+        help_text="GeoJSON Polygon or MultiPolygon geometry, WGS84 lon/lat (RFC 7946)."
+    )
+    # Bounding box of `geometry`, kept for fast prefiltering of point-in-polygon lookups.
+    min_lon = models.FloatField(default=0)
+    min_lat = models.FloatField(default=0)
+    max_lon = models.FloatField(default=0)
+    max_lat = models.FloatField(default=0)
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NORMAL, db_index=True)
+    status_source = models.CharField(max_length=12, choices=StatusSource.choices, default=StatusSource.MANUAL)
+    status_reason = models.CharField(max_length=300, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dso", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.archived_at is None
+
+
+class NetworkModel(models.Model):
+    """A DSO's pandapower network (JSON), versioned: each upload is a new version."""
+
+    dso = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="network_models")
+    name = models.CharField(max_length=120)
+    version = models.PositiveIntegerField(default=1)
+    source = models.CharField(max_length=60, help_text="'upload' or the bundled example's name")
+    network_json = models.TextField(help_text="pandapower.to_json() output")
+    bus_count = models.PositiveIntegerField(default=0)
+    line_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["dso", "name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dso", "name", "version"], name="unique_network_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class ZoneBusMapping(models.Model):
+    """Which buses of a network model lie in a grid location (used by power flow and network-aware clearing)."""
+
+    network_model = models.ForeignKey(NetworkModel, on_delete=models.CASCADE, related_name="bus_mappings")
+    grid_location = models.ForeignKey(GridLocation, on_delete=models.CASCADE, related_name="bus_mappings")
+    bus_index = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["network_model", "bus_index"], name="one_zone_per_bus"),
+        ]
+
+
+class PowerFlowRun(models.Model):
+    """One power flow on a network model for a load scenario; results or a readable error."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    network_model = models.ForeignKey(NetworkModel, on_delete=models.CASCADE, related_name="power_flow_runs")
+    scenario = models.CharField(max_length=40, default="base")
+    load_scaling = models.FloatField(default=1.0)
+    generation_scaling = models.FloatField(default=1.0)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING, db_index=True)
+    error = models.TextField(blank=True)
+    results = models.JSONField(
+        null=True, blank=True, help_text="line loading %, bus voltage p.u., violations"
+    )
+    max_line_loading_percent = models.FloatField(null=True, blank=True)
+    min_voltage_pu = models.FloatField(null=True, blank=True)
+    max_voltage_pu = models.FloatField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class FlexAsset(models.Model):
+    """An ESP's flexible asset. Lands in the grid location containing it; the zone's DSO prequalifies it."""
+
+    class AssetType(models.TextChoices):
+        BATTERY = "battery", "Battery"
+        EV_CHARGING = "ev_charging", "EV charging"
+        HEAT_PUMP = "heat_pump", "Heat pump"
+        PV = "pv", "PV"
+        CHP = "chp", "CHP"
+        INDUSTRIAL_LOAD = "industrial_load", "Industrial load"
+        OTHER = "other", "Other"
+
+    class Prequalification(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        SUSPENDED = "suspended", "Suspended"
+
+    owner = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="flex_assets")
+    name = models.CharField(max_length=120)
+    asset_type = models.CharField(max_length=20, choices=AssetType.choices)
+    connection_ean = models.CharField(max_length=18, help_text="EAN-18 of the connection point")
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    grid_location = models.ForeignKey(
+        GridLocation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assets",
+        help_text="The zone containing the asset; empty when outside every zone (it cannot trade then).",
+    )
+    brp = models.ForeignKey(
+        Organisation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="balanced_assets",
+        help_text="Balance responsible party of the connection",
+    )
+    max_up_kw = models.DecimalField(
+        max_digits=12, decimal_places=3, validators=[MinValueValidator(Decimal("0"))]
+    )
+    max_down_kw = models.DecimalField(
+        max_digits=12, decimal_places=3, validators=[MinValueValidator(Decimal("0"))]
+    )
+    energy_capacity_kwh = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    ramp_rate_kw_per_min = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    availability = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Windows when the asset can be activated: [{"days": [0..6], "start": "HH:MM", "end": "HH:MM"}] local time',
+    )
+    prequalification = models.CharField(
+        max_length=12, choices=Prequalification.choices, default=Prequalification.PENDING, db_index=True
+    )
+    prequalification_reason = models.TextField(blank=True)
+    prequalified_at = models.DateTimeField(null=True, blank=True)
+    prequalified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["owner", "name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(max_up_kw__gte=0), name="asset_max_up_non_negative"),
+            models.CheckConstraint(
+                condition=models.Q(max_down_kw__gte=0), name="asset_max_down_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def can_trade(self) -> bool:
+        return (
+            self.prequalification == self.Prequalification.APPROVED
+            and self.grid_location_id is not None
+            and self.archived_at is None
+        )
+
+
+class Portfolio(models.Model):
+    """Approved assets of one ESP in one grid location, offered as one (FLEXGRID: aggregated flexibility)."""
+
+    owner = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="portfolios")
+    grid_location = models.ForeignKey(GridLocation, on_delete=models.PROTECT, related_name="portfolios")
+    name = models.CharField(max_length=120)
+    assets = models.ManyToManyField(FlexAsset, related_name="portfolios")
+    created_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["owner", "name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_portfolio_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,1 @@
+"""Network engine: pandapower power flow and sensitivities (no Django)."""

@@ -1,0 +1,1 @@
+"""Baseline methods: pure functions of numpy arrays (no Django)."""

@@ -1,0 +1,1 @@
+"""Meter data, baselines, delivery verification, settlement statements and invoices."""

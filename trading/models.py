@@ -1,0 +1,359 @@
+"""Markets, products, sessions, FlexRequests and FlexOffers, clearing runs, contracts, agreements.
+
+Per-PTU quantities are JSON arrays of kW aligned to `ptu_start` (one value per 15-minute PTU),
+so a session of 10,000 offers x 96 PTUs loads into numpy without a million rows.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Organisation
+from grid.models import FlexAsset, GridLocation, Portfolio
+
+
+class Direction(models.TextChoices):
+    UP = "up", "Up (less consumption / more generation)"
+    DOWN = "down", "Down (more consumption / less generation)"
+
+
+class Market(models.Model):
+    """A market covers grid locations and has a local time zone for delivery days and gate closures."""
+
+    name = models.CharField(max_length=120, unique=True)
+    code = models.SlugField(max_length=40, unique=True)
+    time_zone = models.CharField(max_length=64, default="Europe/Amsterdam")
+    grid_locations = models.ManyToManyField(GridLocation, blank=True, related_name="markets")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    """What is traded and how it clears, settles and is verified."""
+
+    class Kind(models.TextChoices):
+        ACTIVATION = "activation", "Activation (energy, EUR/MWh)"
+        AVAILABILITY = "availability", "Availability (capacity, EUR/MW/h)"
+
+    class ClearingRule(models.TextChoices):
+        CONTINUOUS = "continuous", "Continuous pay-as-bid"
+        AUCTION_UNIFORM = "auction_uniform", "Auction, uniform price per zone and PTU"
+        AUCTION_PAY_AS_BID = "auction_pay_as_bid", "Auction, pay-as-bid"
+
+    class GateClosureRule(models.TextChoices):
+        DAY_AHEAD = "day_ahead", "Day-ahead at a local time"
+        BEFORE_DELIVERY = "before_delivery", "N minutes before the first PTU"
+
+    class BaselineMethod(models.TextChoices):
+        NOMINATED = "nominated", "Nominated (D-prognosis)"
+        HIGH_X_OF_Y = "high_x_of_y", "High X of Y days"
+        MID_X_OF_Y = "mid_x_of_y", "Mid X of Y days"
+        METER_BEFORE_AFTER = "meter_before_after", "Meter before / meter after"
+        REGRESSION = "regression", "Like-day regression"
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="products")
+    name = models.CharField(max_length=120)
+    code = models.SlugField(max_length=40)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.ACTIVATION)
+    direction = models.CharField(max_length=4, choices=Direction.choices, default=Direction.UP)
+    ptu_minutes = models.PositiveSmallIntegerField(default=15, editable=False)
+    clearing_rule = models.CharField(
+        max_length=20, choices=ClearingRule.choices, default=ClearingRule.AUCTION_UNIFORM
+    )
+    gate_closure_rule = models.CharField(
+        max_length=16, choices=GateClosureRule.choices, default=GateClosureRule.DAY_AHEAD
+    )
+    gate_closure_local_time = models.TimeField(default="12:00", help_text="Day-ahead: local time on D-1")
+    gate_closure_minutes_before = models.PositiveIntegerField(
+        default=60, help_text="Before-delivery rule: minutes"
+    )
+    sessions_ahead_days = models.PositiveSmallIntegerField(
+        default=2, help_text="How many delivery days to open ahead"
+    )
+    baseline_method = models.CharField(
+        max_length=24, choices=BaselineMethod.choices, default=BaselineMethod.HIGH_X_OF_Y
+    )
+    baseline_params = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"x": 5, "y": 10, "adjustment": "additive", "cap": 0.2}'
+    )
+    delivery_tolerance = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0.10"),
+        help_text="Delivered within this fraction of the contract counts as delivered (0.10 = 10%)",
+    )
+    penalty_factor = models.DecimalField(
+        max_digits=6,
+        decimal_places=4,
+        default=Decimal("1.0"),
+        help_text="Penalty per undelivered MWh as a multiple of the contract price",
+    )
+    fee_eur_per_mwh = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.50"))
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["market", "name"]
+        constraints = [models.UniqueConstraint(fields=["market", "code"], name="unique_product_code")]
+
+    def __str__(self) -> str:
+        return f"{self.market.code}/{self.code}"
+
+    @property
+    def is_auction(self) -> bool:
+        return self.clearing_rule != self.ClearingRule.CONTINUOUS
+
+
+class MarketSession(models.Model):
+    """One product, one local delivery day, one gate closure."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+        CLEARING = "clearing", "Clearing"
+        CLEARED = "cleared", "Cleared"
+        SETTLED = "settled", "Settled"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="sessions")
+    delivery_day = models.DateField()
+    delivery_start = models.DateTimeField(help_text="UTC start of the first PTU")
+    delivery_end = models.DateTimeField(help_text="UTC end of the last PTU")
+    gate_closure = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-delivery_day", "product"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "delivery_day"], name="one_session_per_product_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.delivery_day}"
+
+
+class ClearingRun(models.Model):
+    """One clearing of a session: inputs, solver, status, timings, objective. Re-runs keep old runs."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    session = models.ForeignKey(MarketSession, on_delete=models.PROTECT, related_name="clearing_runs")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    is_current = models.BooleanField(default=False, help_text="The run whose contracts stand")
+    pricing_rule = models.CharField(max_length=20, blank=True)
+    solver = models.CharField(max_length=40, blank=True)
+    solver_status = models.CharField(max_length=60, blank=True)
+    objective = models.FloatField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="seconds: load, build, solve, write")
+    offer_count = models.PositiveIntegerField(default=0)
+    request_count = models.PositiveIntegerField(default=0)
+    cleared_volume_kwh = models.DecimalField(max_digits=16, decimal_places=3, default=Decimal("0"))
+    prices = models.JSONField(
+        default=dict, blank=True, help_text="{grid_location_id: [price per PTU or null]}"
+    )
+    error = models.TextField(blank=True)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class OrderState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PARTIALLY_FILLED = "partially_filled", "Partially filled"
+    FILLED = "filled", "Filled"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+    REJECTED = "rejected", "Rejected"
+
+
+class OrderMode(models.TextChoices):
+    INITIATOR = "initiator", "Initiator (rests in the book)"
+    AGGRESSOR = "aggressor", "Aggressor (matches now or is cancelled)"
+
+
+class Order(models.Model):
+    """Fields common to FlexRequests and FlexOffers. Orders are never deleted."""
+
+    owner = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    grid_location = models.ForeignKey(GridLocation, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    session = models.ForeignKey(
+        MarketSession, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    direction = models.CharField(max_length=4, choices=Direction.choices)
+    ptu_start = models.DateTimeField(help_text="UTC start of the first PTU of `quantities_kw`")
+    quantities_kw = models.JSONField(help_text="kW per consecutive PTU from ptu_start")
+    remaining_kw = models.JSONField(help_text="kW per PTU not yet matched")
+    price = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="EUR/MWh (activation) or EUR/MW/h (availability)",
+    )
+    order_mode = models.CharField(max_length=10, choices=OrderMode.choices, default=OrderMode.INITIATOR)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(
+        max_length=20, choices=OrderState.choices, default=OrderState.ACTIVE, db_index=True
+    )
+    state_reason = models.CharField(max_length=300, blank=True)
+    external_id = models.CharField(max_length=64, blank=True, help_text="The submitter's own reference")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    @property
+    def ptu_count(self) -> int:
+        return len(self.quantities_kw)
+
+
+class FlexRequest(Order):
+    """A DSO's or TSO's demand for flexibility in a grid location (buy order)."""
+
+    is_tso = models.BooleanField(default=False, help_text="Posted by a TSO: stands out in every list")
+
+    class Meta(Order.Meta):
+        indexes = [models.Index(fields=["grid_location", "product", "state"])]
+
+    def __str__(self) -> str:
+        return f"Request #{self.pk} {self.grid_location.code} {self.direction}"
+
+
+class FlexOffer(Order):
+    """An ESP's offer of flexibility, backed by an approved asset or portfolio in the same zone (sell order)."""
+
+    asset = models.ForeignKey(
+        FlexAsset, on_delete=models.PROTECT, null=True, blank=True, related_name="offers"
+    )
+    portfolio = models.ForeignKey(
+        Portfolio, on_delete=models.PROTECT, null=True, blank=True, related_name="offers"
+    )
+    min_quantity_kw = models.DecimalField(max_digits=12, decimal_places=3, default=Decimal("0"))
+    all_or_nothing = models.BooleanField(
+        default=False, help_text="Block offer: every PTU in full, or nothing"
+    )
+    min_consecutive_ptus = models.PositiveSmallIntegerField(default=1)
+    max_consecutive_ptus = models.PositiveSmallIntegerField(null=True, blank=True)
+    tso_eligible = models.BooleanField(default=False)
+    answers_request = models.ForeignKey(
+        FlexRequest, on_delete=models.SET_NULL, null=True, blank=True, related_name="answers"
+    )
+    availability_agreement = models.ForeignKey(
+        "AvailabilityAgreement",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="generated_offers",
+    )
+
+    class Meta(Order.Meta):
+        indexes = [models.Index(fields=["grid_location", "product", "state"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(asset__isnull=False) | models.Q(portfolio__isnull=False),
+                name="offer_backed_by_asset_or_portfolio",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Offer #{self.pk} {self.grid_location.code} {self.direction}"
+
+
+class Contract(models.Model):
+    """A trade: what clearing produced between one request and one offer, with its activation schedule.
+
+    UFTP calls the schedule a FlexOrder. `quantities_kw` and `prices` are per PTU from `ptu_start`.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUPERSEDED = "superseded", "Superseded by a re-run"
+        CANCELLED = "cancelled", "Cancelled"
+        SETTLED = "settled", "Settled"
+
+    reference = models.CharField(max_length=32, unique=True)
+    session = models.ForeignKey(
+        MarketSession, on_delete=models.PROTECT, null=True, blank=True, related_name="contracts"
+    )
+    clearing_run = models.ForeignKey(
+        ClearingRun, on_delete=models.PROTECT, null=True, blank=True, related_name="contracts"
+    )
+    request = models.ForeignKey(FlexRequest, on_delete=models.PROTECT, related_name="contracts")
+    offer = models.ForeignKey(FlexOffer, on_delete=models.PROTECT, related_name="contracts")
+    buyer = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="purchase_contracts")
+    seller = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="sale_contracts")
+    grid_location = models.ForeignKey(GridLocation, on_delete=models.PROTECT, related_name="contracts")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="contracts")
+    direction = models.CharField(max_length=4, choices=Direction.choices)
+    ptu_start = models.DateTimeField()
+    quantities_kw = models.JSONField(help_text="Contracted kW per PTU (0 where nothing was bought)")
+    prices = models.JSONField(help_text="Price per PTU (EUR/MWh or EUR/MW/h) as strings of decimals")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.ACTIVE, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["seller", "ptu_start"]), models.Index(fields=["buyer", "ptu_start"])]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class AvailabilityAgreement(models.Model):
+    """A long-term agreement: the ESP holds capacity for the DSO; offers are generated each session."""
+
+    class State(models.TextChoices):
+        PROPOSED = "proposed", "Proposed by the DSO"
+        ACTIVE = "active", "Accepted by the ESP"
+        DECLINED = "declined", "Declined"
+        ENDED = "ended", "Ended"
+
+    dso = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="agreements_bought")
+    esp = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="agreements_sold")
+    grid_location = models.ForeignKey(GridLocation, on_delete=models.PROTECT, related_name="agreements")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="agreements")
+    asset = models.ForeignKey(FlexAsset, on_delete=models.PROTECT, null=True, blank=True)
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, null=True, blank=True)
+    capacity_kw = models.DecimalField(
+        max_digits=12, decimal_places=3, validators=[MinValueValidator(Decimal("0"))]
+    )
+    availability_price = models.DecimalField(
+        max_digits=12, decimal_places=4, help_text="EUR/MW/h paid for holding capacity"
+    )
+    activation_price = models.DecimalField(
+        max_digits=12, decimal_places=4, help_text="EUR/MWh of the generated offers"
+    )
+    windows = models.JSONField(
+        default=list, help_text='[{"days": [0..6], "start": "HH:MM", "end": "HH:MM"}] local time'
+    )
+    valid_from = models.DateField()
+    valid_to = models.DateField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PROPOSED)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-valid_from"]
