@@ -28,7 +28,7 @@ def _database_url() -> str:
 def start_worker() -> subprocess.Popen:
     """Launch `celery worker` with the same settings; returns once it answers a ping."""
     env = {**os.environ, "DATABASE_URL": _database_url(), "CELERY_TASK_ALWAYS_EAGER": "0"}
-    log = Path(settings.BASE_DIR) / "var" / "test-worker.log"
+    log = Path(settings.VAR_DIR) / "test-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     app.control.purge() if settings.REDIS_URL else None
     process = subprocess.Popen(
