@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from flexmarket import views
+from flexmarket.api import schema  # noqa: F401  (registers the Api-Key OpenAPI extension)
 
 api_v1 = [
     path("", include("accounts.api_urls")),
