@@ -49,3 +49,21 @@ class OrganisationSignupForm(forms.Form):
             code=self.cleaned_data["code"],
             requested_roles=self.cleaned_data["requested_roles"],
         )
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses this key, e.g. 'EMS production'")
+    expires_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Optional; UTC",
+    )
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField()
+    is_admin = forms.BooleanField(required=False, label="Organisation administrator")
+
+
+class ActOnBehalfForm(forms.Form):
+    organisation = forms.IntegerField(required=False)

@@ -11,6 +11,7 @@ from accounts.context import Actor
 from accounts.models import (
     ApiKey,
     AuditEvent,
+    Invitation,
     Membership,
     Notification,
     Organisation,
@@ -159,3 +160,35 @@ def notifications_get_unread(*, actor: Actor) -> QuerySet[Notification]:
 
 def organisations_pending() -> QuerySet[Organisation]:
     return organisations_with_roles().filter(status=Organisation.Status.PENDING).order_by("created_at")
+
+
+def notifications_get_recent(*, actor: Actor, limit: int = 100) -> list[Notification]:
+    if actor.organisation is None:
+        return []
+    return list(Notification.objects.filter(organisation=actor.organisation)[:limit])
+
+
+def invitations_get_open(*, actor: Actor) -> QuerySet[Invitation]:
+    if actor.organisation is None:
+        return Invitation.objects.none()
+    return Invitation.objects.filter(
+        organisation=actor.organisation, accepted_at__isnull=True
+    ).select_related("invited_by")
+
+
+def invitation_get_by_token(*, token: str) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("organisation")
+        .filter(token=token, accepted_at__isnull=True)
+        .first()
+    )
+
+
+def organisations_for_on_behalf() -> QuerySet[Organisation]:
+    """Approved non-FMO organisations an FMO operator may act for."""
+    return (
+        organisations_with_roles()
+        .filter(status=Organisation.Status.APPROVED)
+        .exclude(role_grants__role=Role.FMO)
+        .order_by("legal_name")
+    )

@@ -1,24 +1,170 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""Organisation page: members, invitations, API keys; FMO acting on behalf; notifications."""
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.forms import ActOnBehalfForm, ApiKeyForm, InvitationForm
 from accounts.permissions import request_actor
-from accounts.selectors import api_keys_get_visible, members_get_visible
-from accounts.services import notification_mark_read
+from accounts.selectors import (
+    ON_BEHALF_SESSION_KEY,
+    api_key_get_visible,
+    api_keys_get_visible,
+    invitation_get_by_token,
+    invitations_get_open,
+    members_get_visible,
+    notifications_get_recent,
+    organisations_for_on_behalf,
+    user_is_fmo_staff,
+    user_is_organisation_admin,
+)
+from accounts.services import (
+    api_key_create,
+    api_key_revoke,
+    invitation_accept,
+    invitation_create,
+    notification_mark_read,
+)
+from flexmarket.errors import DomainError
+
+
+def _organisation_context(request, **extra):
+    actor = request_actor(request)
+    organisation = actor.organisation
+    context = {
+        "organisation": organisation,
+        "members": [],
+        "api_keys": [],
+        "invitations": [],
+        "is_org_admin": False,
+    }
+    if organisation is not None:
+        context.update(
+            members=members_get_visible(actor=actor, organisation=organisation),
+            api_keys=api_keys_get_visible(actor=actor),
+            invitations=invitations_get_open(actor=actor),
+            is_org_admin=actor.on_behalf
+            or user_is_organisation_admin(user=request.user, organisation=organisation),
+        )
+    if user_is_fmo_staff(user=request.user):
+        context["on_behalf_choices"] = organisations_for_on_behalf()
+    context.setdefault("api_key_form", ApiKeyForm())
+    context.setdefault("invitation_form", InvitationForm())
+    context.update(extra)
+    return context
 
 
 @login_required
 def organisation_detail(request):
+    return render(request, "accounts/organisation_detail.html", _organisation_context(request))
+
+
+@login_required
+@require_POST
+def api_key_create_view(request):
+    form = ApiKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            key, raw_key = api_key_create(
+                actor=request_actor(request),
+                name=form.cleaned_data["name"],
+                expires_at=form.cleaned_data["expires_at"],
+            )
+        except DomainError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+        else:
+            messages.success(request, f"API key '{key.name}' created. Copy it now: it is shown only once.")
+            return render(
+                request, "accounts/organisation_detail.html", _organisation_context(request, new_key=raw_key)
+            )
+    return render(
+        request,
+        "accounts/organisation_detail.html",
+        _organisation_context(request, api_key_form=form),
+        status=400,
+    )
+
+
+@login_required
+@require_POST
+def api_key_revoke_view(request, pk: int):
     actor = request_actor(request)
-    context = {"organisation": actor.organisation, "members": [], "api_keys": []}
-    if actor.organisation is not None:
-        context["members"] = members_get_visible(actor=actor, organisation=actor.organisation)
-        context["api_keys"] = api_keys_get_visible(actor=actor)
-    return render(request, "accounts/organisation_detail.html", context)
+    try:
+        key = api_key_revoke(actor=actor, api_key=api_key_get_visible(actor=actor, pk=pk))
+        messages.success(request, f"API key '{key.name}' revoked.")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("organisation-detail")
+
+
+@login_required
+@require_POST
+def invitation_create_view(request):
+    form = InvitationForm(request.POST)
+    if form.is_valid():
+        try:
+            invitation = invitation_create(
+                actor=request_actor(request),
+                email=form.cleaned_data["email"],
+                is_admin=form.cleaned_data["is_admin"],
+            )
+        except DomainError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+        else:
+            messages.success(request, f"Invitation sent to {invitation.email}.")
+            return redirect("organisation-detail")
+    return render(
+        request,
+        "accounts/organisation_detail.html",
+        _organisation_context(request, invitation_form=form),
+        status=400,
+    )
+
+
+def invitation_accept_view(request, token: str):
+    invitation = invitation_get_by_token(token=token)
+    if invitation is None:
+        raise Http404
+    if not request.user.is_authenticated:
+        messages.info(
+            request, f"Sign in (or sign up) as {invitation.email} to join {invitation.organisation}."
+        )
+        return redirect(f"/accounts/login/?next={request.path}")
+    if request.method == "POST":
+        try:
+            membership = invitation_accept(user=request.user, token=token)
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"You joined {membership.organisation}.")
+            return redirect("home")
+    return render(request, "accounts/invitation_accept.html", {"invitation": invitation})
+
+
+@login_required
+@require_POST
+def act_on_behalf_view(request):
+    """FMO staff choose an organisation to act for (every act is audited with the FMO as operator)."""
+    if not user_is_fmo_staff(user=request.user):
+        raise Http404
+    form = ActOnBehalfForm(request.POST)
+    organisation_id = form.cleaned_data["organisation"] if form.is_valid() else None
+    if organisation_id:
+        request.session[ON_BEHALF_SESSION_KEY] = organisation_id
+        messages.warning(
+            request, "You are acting on behalf of another organisation. Every action is audited."
+        )
+    else:
+        request.session.pop(ON_BEHALF_SESSION_KEY, None)
+        messages.info(request, "You act for your own organisation again.")
+    return redirect("home")
 
 
 @login_required
 def notification_list(request):
     actor = request_actor(request)
-    notifications = list(actor.organisation.notifications.all()[:100]) if actor.organisation else []
+    notifications = notifications_get_recent(actor=actor)
     notification_mark_read(actor=actor, notification_ids=[n.pk for n in notifications if n.read_at is None])
     return render(request, "accounts/notification_list.html", {"notifications": notifications})

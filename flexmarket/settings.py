@@ -162,7 +162,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Third-party assets come from installed packages, never a CDN: Bulma (django-bulma app),
 # Leaflet + Leaflet.draw (django-leaflet's files; its app is not installed because its admin
 # widgets need GDAL), Plotly's bundled JS, Swagger UI (drf-spectacular-sidecar app).
