@@ -51,6 +51,9 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
 def member_of(organisation: Organisation, *, is_admin: bool = True, **user_kwargs) -> User:
     """A user who is a member of the organisation."""
+    from allauth.account.models import EmailAddress
+
     user = UserFactory(**user_kwargs)
     Membership.objects.create(user=user, organisation=organisation, is_admin=is_admin)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     return user
