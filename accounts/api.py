@@ -63,7 +63,7 @@ class MeView(APIView):
 
 class OrganisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
     serializer_class = OrganisationSerializer
-    queryset = Organisation.objects.all()
+    model = Organisation
     filterset_fields = ["status", "country"]
     ordering_fields = ["legal_name", "created_at"]
 
@@ -107,7 +107,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisati
     """Your organisation's API keys. Creating returns the secret once; DELETE revokes."""
 
     serializer_class = ApiKeySerializer
-    queryset = ApiKey.objects.all()
+    model = ApiKey
 
     def get_visible_queryset(self, actor):
         return api_keys_get_visible(actor=actor)

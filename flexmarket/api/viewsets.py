@@ -9,7 +9,12 @@ from accounts.permissions import request_actor
 
 
 class OrganisationScopedMixin:
-    """Subclasses implement `get_visible_queryset(actor)` with a selector; objects of others answer 404."""
+    """Subclasses set `model` and implement `get_visible_queryset(actor)` with a selector.
+
+    Objects of other organisations are simply not in the queryset, so they answer 404.
+    """
+
+    model = None
 
     def get_actor(self) -> Actor:
         return request_actor(self.request)
@@ -18,8 +23,8 @@ class OrganisationScopedMixin:
         raise NotImplementedError("Return the selector's queryset for this actor.")
 
     def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset.none() if self.queryset is not None else None
+        if getattr(self, "swagger_fake_view", False):  # OpenAPI schema generation: no request user
+            return self.model._default_manager.none()
         return self.get_visible_queryset(self.get_actor())
 
 
