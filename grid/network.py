@@ -126,15 +126,16 @@ def run_power_flow(
     vmin: float = VOLTAGE_MIN_PU,
     vmax: float = VOLTAGE_MAX_PU,
 ) -> PowerFlowResult:
-    """AC power flow for a load scenario; raises NetworkError when it does not converge."""
+    """AC power flow with loads and generation scaled relative to the model's own scaling; raises NetworkError
+    when it does not converge."""
     import pandapower
 
     if load_scaling < 0 or generation_scaling < 0:
         raise NetworkError("Scaling factors must not be negative.")
     if len(net.load):
-        net.load["scaling"] = load_scaling
+        net.load["scaling"] = net.load["scaling"] * load_scaling
     if len(net.sgen):
-        net.sgen["scaling"] = generation_scaling
+        net.sgen["scaling"] = net.sgen["scaling"] * generation_scaling
     try:
         with warnings.catch_warnings():
             _quiet()
