@@ -1,1 +1,18 @@
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from grid.api import (
+    AssetViewSet,
+    GridLocationViewSet,
+    NetworkModelViewSet,
+    PortfolioViewSet,
+    PowerFlowRunViewSet,
+)
+
+router = SimpleRouter()
+router.register("grid-locations", GridLocationViewSet, basename="grid-location")
+router.register("assets", AssetViewSet, basename="asset")
+router.register("portfolios", PortfolioViewSet, basename="portfolio")
+router.register("network-models", NetworkModelViewSet, basename="network-model")
+router.register("power-flow-runs", PowerFlowRunViewSet, basename="power-flow-run")
+
+urlpatterns = router.urls

@@ -28,7 +28,7 @@ class OrganisationFactory(factory.django.DjangoModelFactory):
 
     legal_name = factory.Sequence(lambda n: f"Organisation {n} B.V.")
     country = "NL"
-    code = factory.Sequence(lambda n: f"87{n:011d}")
+    code = factory.Sequence(lambda n: f"86{n:011d}")
     status = Organisation.Status.APPROVED
 
     @factory.post_generation

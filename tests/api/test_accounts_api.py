@@ -174,7 +174,7 @@ def test_organisation_list_query_count_is_pinned(client_for, esp_user, django_as
     for _ in range(15):
         OrganisationFactory(roles=["ESP", "BRP"])
     client = client_for(esp_user)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(8):
         response = client.get("/api/v1/organisations/")
     assert response.json()["count"] == 16
 

@@ -1,0 +1,283 @@
+"""REST endpoints: grid locations (GeoJSON in and out), assets, portfolios, network models and power flows."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from accounts.models import Role
+from accounts.permissions import HasRole
+from flexmarket.api.viewsets import OrganisationScopedViewSet
+from grid import selectors, services
+from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun
+
+
+class GridLocationSerializer(serializers.ModelSerializer):
+    dso = serializers.CharField(source="dso.legal_name", read_only=True)
+    geometry = serializers.JSONField(help_text="GeoJSON Polygon or MultiPolygon, [lon, lat] (RFC 7946)")
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True, required=False)
+
+    class Meta:
+        model = GridLocation
+        fields = [
+            "id",
+            "name",
+            "code",
+            "dso",
+            "voltage_level",
+            "status",
+            "status_source",
+            "status_reason",
+            "geometry",
+            "warnings",
+        ]
+        read_only_fields = ["status_source"]
+
+
+class GridLocationUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False)
+    code = serializers.CharField(required=False)
+    voltage_level = serializers.CharField(required=False)
+    status = serializers.CharField(required=False)
+    status_reason = serializers.CharField(required=False, allow_blank=True)
+    geometry = serializers.JSONField(required=False)
+
+
+class GridLocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """Congestion zones. Everyone approved reads outlines and status; only the owning DSO writes."""
+
+    model = GridLocation
+    serializer_class = GridLocationSerializer
+    filterset_fields = ["status", "voltage_level", "dso"]
+    permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
+
+    def get_visible_queryset(self, actor):
+        return selectors.grid_locations_get_visible(actor=actor)
+
+    def create(self, request):
+        data = GridLocationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        zone = services.grid_location_create(
+            actor=self.get_actor(), **{k: v for k, v in data.validated_data.items() if k != "warnings"}
+        )
+        return Response(GridLocationSerializer(zone).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=GridLocationUpdateSerializer, responses=GridLocationSerializer)
+    def partial_update(self, request, pk=None):
+        data = GridLocationUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = self.get_actor()
+        zone = selectors.grid_location_get_editable(actor=actor, pk=pk)
+        zone = services.grid_location_update(actor=actor, grid_location=zone, **data.validated_data)
+        return Response(GridLocationSerializer(zone).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        actor = self.get_actor()
+        services.grid_location_archive(
+            actor=actor, grid_location=selectors.grid_location_get_editable(actor=actor, pk=pk)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=False, url_path="geojson")
+    def geojson(self, request):
+        """All visible zones as an RFC 7946 FeatureCollection."""
+        zones = self.filter_queryset(self.get_queryset())
+        return Response(services.grid_locations_as_geojson(zones), content_type="application/geo+json")
+
+    @extend_schema(request=dict, responses={201: GridLocationSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_geojson(self, request):
+        """Import a FeatureCollection (properties: name, code, voltage_level, status). All or nothing."""
+        zones = services.grid_locations_import_geojson(actor=self.get_actor(), data=request.data)
+        return Response(GridLocationSerializer(zones, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class FlexAssetSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.legal_name", read_only=True)
+    grid_location = serializers.PrimaryKeyRelatedField(read_only=True)
+    can_trade = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = FlexAsset
+        fields = [
+            "id",
+            "name",
+            "owner",
+            "asset_type",
+            "connection_ean",
+            "latitude",
+            "longitude",
+            "grid_location",
+            "max_up_kw",
+            "max_down_kw",
+            "energy_capacity_kwh",
+            "ramp_rate_kw_per_min",
+            "availability",
+            "prequalification",
+            "prequalification_reason",
+            "can_trade",
+        ]
+        read_only_fields = ["prequalification", "prequalification_reason"]
+
+
+class PrequalificationSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=list(services.PREQUALIFICATION_DECISIONS))
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """FlexAssets: ESPs register; the DSO of the asset's zone prequalifies."""
+
+    model = FlexAsset
+    serializer_class = FlexAssetSerializer
+    filterset_fields = ["prequalification", "asset_type", "grid_location"]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_visible_queryset(self, actor):
+        return selectors.assets_get_visible(actor=actor)
+
+    def create(self, request):
+        data = FlexAssetSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        asset = services.asset_register(actor=self.get_actor(), **data.validated_data)
+        return Response(FlexAssetSerializer(asset).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+        responses={201: FlexAssetSerializer(many=True)},
+    )
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_csv(self, request):
+        """CSV with columns name, asset_type, connection_ean, latitude, longitude, max_up_kw, max_down_kw[, ...]."""
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise serializers.ValidationError({"file": ["Attach a CSV file."]})
+        assets = services.assets_import_csv(actor=self.get_actor(), file=upload.file)
+        return Response(FlexAssetSerializer(assets, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PrequalificationSerializer, responses=FlexAssetSerializer)
+    @action(detail=True, methods=["post"])
+    def prequalify(self, request, pk=None):
+        data = PrequalificationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = self.get_actor()
+        asset = services.asset_prequalify(
+            actor=actor, asset=selectors.asset_get_prequalifiable(actor=actor, pk=pk), **data.validated_data
+        )
+        return Response(FlexAssetSerializer(asset).data)
+
+
+class PortfolioSerializer(serializers.ModelSerializer):
+    assets = serializers.PrimaryKeyRelatedField(many=True, queryset=FlexAsset._default_manager.none())
+    capabilities = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Portfolio
+        fields = ["id", "name", "grid_location", "assets", "capabilities"]
+        read_only_fields = ["grid_location"]
+
+    def __init__(self, *args, actor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if actor is not None:
+            self.fields["assets"].child_relation.queryset = selectors.assets_get_owned(actor=actor)
+
+    def get_capabilities(self, obj) -> dict:
+        return {key: str(value) for key, value in services.portfolio_capabilities(obj).items()}
+
+
+class PortfolioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    model = Portfolio
+    serializer_class = PortfolioSerializer
+
+    def get_visible_queryset(self, actor):
+        return selectors.portfolios_get_visible(actor=actor)
+
+    def create(self, request):
+        actor = self.get_actor()
+        data = PortfolioSerializer(data=request.data, actor=actor)
+        data.is_valid(raise_exception=True)
+        portfolio = services.portfolio_create(actor=actor, **data.validated_data)
+        return Response(PortfolioSerializer(portfolio).data, status=status.HTTP_201_CREATED)
+
+
+class NetworkModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NetworkModel
+        fields = ["id", "name", "version", "source", "bus_count", "line_count", "created_at"]
+
+
+class NetworkModelCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    example = serializers.ChoiceField(choices=list(services.network.EXAMPLES), required=False)
+    network_json = serializers.CharField(required=False, help_text="pandapower.to_json() output")
+
+
+class PowerFlowRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PowerFlowRun
+        fields = [
+            "id",
+            "network_model",
+            "scenario",
+            "load_scaling",
+            "generation_scaling",
+            "state",
+            "error",
+            "max_line_loading_percent",
+            "min_voltage_pu",
+            "max_voltage_pu",
+            "results",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class PowerFlowRequestSerializer(serializers.Serializer):
+    scenario = serializers.CharField(default="base")
+    load_scaling = serializers.FloatField(default=1.0)
+    generation_scaling = serializers.FloatField(default=1.0)
+
+
+class NetworkModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    model = NetworkModel
+    serializer_class = NetworkModelSerializer
+    permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
+
+    def get_visible_queryset(self, actor):
+        return selectors.network_models_get_visible(actor=actor)
+
+    @extend_schema(request=NetworkModelCreateSerializer, responses={201: NetworkModelSerializer})
+    def create(self, request):
+        data = NetworkModelCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = services.network_model_create(actor=self.get_actor(), **data.validated_data)
+        return Response(NetworkModelSerializer(model).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PowerFlowRequestSerializer, responses={202: PowerFlowRunSerializer})
+    @action(detail=True, methods=["post"], url_path="power-flow")
+    def power_flow(self, request, pk=None):
+        data = PowerFlowRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = services.power_flow_run_request(
+            actor=self.get_actor(), network_model=self.get_object(), **data.validated_data
+        )
+        return Response(PowerFlowRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PowerFlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    model = PowerFlowRun
+    serializer_class = PowerFlowRunSerializer
+
+    def get_visible_queryset(self, actor):
+        return selectors.power_flow_runs_get_visible(actor=actor)
