@@ -253,7 +253,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Maps: tiles come from a configurable server; tests and offline installs use a blank layer.
 MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "&copy; OpenStreetMap contributors")
-MAP_DEFAULT_CENTER = (52.09, 5.12)  # lat, lon (Utrecht)
+MAP_DEFAULT_CENTER = (48.40, 7.84)  # lat, lon: Offenburg, where the demo grid (MV Oberrhein) lies
 MAP_DEFAULT_ZOOM = 12
 
 # Security: on whenever DEBUG is off (HTTPS-only cookies, HSTS, redirects).

@@ -1,5 +1,39 @@
-"""Dashboard panels this app adds to the landing page."""
+"""Dashboard panels: the DSO's zones and prequalification queue, the ESP's assets and portfolios."""
+
+from accounts.models import Role
+from grid import selectors, services
+from grid.views import map_settings
 
 
 def panels(request, actor) -> list[dict]:
-    return []
+    result = []
+    if actor.has_role(Role.DSO):
+        zones = list(selectors.zone_asset_counts(dso=actor.organisation))
+        latest_run = selectors.power_flow_runs_get_visible(actor=actor).first()
+        result.append(
+            {
+                "template": "grid/_panel_dso.html",
+                "zones": zones,
+                "zones_geojson": services.grid_locations_as_geojson(
+                    selectors.grid_locations_get_visible(actor=actor).filter(dso=actor.organisation)
+                ),
+                "pending": sum(zone.pending_count for zone in zones),
+                "latest_run": latest_run,
+                "map_settings": map_settings(),
+            }
+        )
+    if actor.has_role(Role.ESP):
+        assets = list(selectors.assets_get_owned(actor=actor))
+        result.append(
+            {
+                "template": "grid/_panel_esp.html",
+                "asset_count": len(assets),
+                "approved": sum(a.prequalification == "approved" for a in assets),
+                "pending": sum(a.prequalification == "pending" for a in assets),
+                "outside": sum(a.grid_location_id is None for a in assets),
+                "portfolio_count": selectors.portfolios_get_visible(actor=actor)
+                .filter(owner=actor.organisation)
+                .count(),
+            }
+        )
+    return result

@@ -1,1 +1,20 @@
-urlpatterns: list = []
+from django.urls import path
+
+from grid import views
+
+app_name = "grid"
+
+urlpatterns = [
+    path("zones/", views.zone_map, name="zone-map"),
+    path("zones/import/", views.zone_import, name="zone-import"),
+    path("assets/", views.asset_list, name="asset-list"),
+    path("assets/new/", views.asset_register_view, name="asset-register"),
+    path("assets/import/", views.asset_import, name="asset-import"),
+    path("assets/<int:pk>/", views.asset_detail, name="asset-detail"),
+    path("prequalification/", views.prequalification_queue, name="prequalification"),
+    path("prequalification/<int:pk>/", views.prequalification_decide, name="prequalification-decide"),
+    path("portfolios/", views.portfolio_list, name="portfolio-list"),
+    path("networks/", views.network_list, name="network-list"),
+    path("networks/<int:pk>/", views.network_detail, name="network-detail"),
+    path("power-flows/<int:pk>/", views.power_flow_detail, name="power-flow-detail"),
+]

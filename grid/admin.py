@@ -1,0 +1,68 @@
+from django.contrib import admin
+
+from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun, ZoneBusMapping
+
+
+@admin.register(GridLocation)
+class GridLocationAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "dso", "voltage_level", "status", "status_source", "archived_at"]
+    list_filter = ["status", "voltage_level", "dso", "status_source"]
+    search_fields = ["name", "code"]
+    readonly_fields = ["min_lon", "min_lat", "max_lon", "max_lat", "created_at", "updated_at"]
+    change_form_template = "admin/grid/gridlocation/change_form.html"
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        from django.conf import settings
+
+        obj = kwargs.get("obj")
+        context["zone_geometry"] = obj.geometry if obj else None
+        context["map_tile_url"] = settings.MAP_TILE_URL
+        return super().render_change_form(request, context, *args, **kwargs)
+
+
+@admin.register(FlexAsset)
+class FlexAssetAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "owner",
+        "asset_type",
+        "grid_location",
+        "max_up_kw",
+        "max_down_kw",
+        "prequalification",
+    ]
+    list_filter = ["prequalification", "asset_type", "owner", "grid_location__dso"]
+    search_fields = ["name", "connection_ean"]
+    raw_id_fields = ["grid_location", "brp", "prequalified_by"]
+
+
+@admin.register(Portfolio)
+class PortfolioAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "grid_location", "created_at"]
+    list_filter = ["owner"]
+    filter_horizontal = ["assets"]
+
+
+@admin.register(NetworkModel)
+class NetworkModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "version", "dso", "source", "bus_count", "line_count", "created_at"]
+    list_filter = ["dso"]
+    exclude = ["network_json"]
+
+
+@admin.register(PowerFlowRun)
+class PowerFlowRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "network_model",
+        "scenario",
+        "state",
+        "max_line_loading_percent",
+        "min_voltage_pu",
+        "created_at",
+    ]
+    list_filter = ["state"]
+    readonly_fields = ["results", "error"]
+
+
+admin.site.register(ZoneBusMapping)

@@ -1,0 +1,301 @@
+"""Grid pages: zone map and editor, imports, assets, prequalification, portfolios, networks and power flows."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.permissions import request_actor, role_required
+from flexmarket.errors import DomainError, ValidationErrors
+from grid import charts, selectors, services
+from grid.forms import (
+    AssetCsvForm,
+    AssetForm,
+    NetworkModelForm,
+    PortfolioForm,
+    PowerFlowForm,
+    PrequalificationForm,
+    ZoneImportForm,
+)
+
+
+def map_settings() -> dict:
+    return {
+        "tileUrl": settings.MAP_TILE_URL,
+        "attribution": settings.MAP_TILE_ATTRIBUTION,
+        "center": list(settings.MAP_DEFAULT_CENTER),
+        "zoom": settings.MAP_DEFAULT_ZOOM,
+    }
+
+
+def _form_error(form, error: DomainError) -> None:
+    form.add_error(error.field if error.field in form.fields else None, error.message)
+
+
+@role_required()
+def zone_map(request):
+    actor = request_actor(request)
+    zones = selectors.grid_locations_get_visible(actor=actor)
+    context = {
+        "zones_geojson": services.grid_locations_as_geojson(zones),
+        "map_settings": map_settings(),
+        "can_edit": actor.has_role(Role.DSO),
+        "own_dso_id": actor.organisation.pk,
+        "zones": zones,
+    }
+    return render(request, "grid/zone_map.html", context)
+
+
+@role_required(Role.DSO)
+def zone_import(request):
+    form = ZoneImportForm(request.POST or None, request.FILES or None)
+    row_errors = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            data = json.loads(form.cleaned_data["file"].read().decode("utf-8"))
+            zones = services.grid_locations_import_geojson(actor=request_actor(request), data=data)
+        except (ValueError, UnicodeDecodeError):
+            form.add_error("file", "The file is not valid JSON.")
+        except ValidationErrors as error:
+            row_errors = error.errors
+            form.add_error(None, error.message)
+        except DomainError as error:
+            _form_error(form, error)
+        else:
+            messages.success(request, f"Imported {len(zones)} zone(s).")
+            return redirect("grid:zone-map")
+    return render(
+        request,
+        "grid/zone_import.html",
+        {"form": form, "row_errors": row_errors},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required()
+def asset_list(request):
+    actor = request_actor(request)
+    assets = selectors.assets_get_visible(actor=actor).filter(archived_at__isnull=True)
+    assets_geojson = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [a.longitude, a.latitude]},
+                "properties": {
+                    "id": a.pk,
+                    "name": a.name,
+                    "state": a.prequalification,
+                    "type": a.get_asset_type_display(),
+                },
+            }
+            for a in assets
+        ],
+    }
+    zones = selectors.grid_locations_get_visible(actor=actor)
+    return render(
+        request,
+        "grid/asset_list.html",
+        {
+            "assets": assets,
+            "assets_geojson": assets_geojson,
+            "zones_geojson": services.grid_locations_as_geojson(zones),
+            "map_settings": map_settings(),
+            "portfolios": selectors.portfolios_get_visible(actor=actor),
+            "is_esp": actor.has_role(Role.ESP),
+        },
+    )
+
+
+@role_required(Role.ESP)
+def asset_register_view(request):
+    actor = request_actor(request)
+    form = AssetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            asset = services.asset_register(actor=actor, **form.cleaned_data)
+        except DomainError as error:
+            _form_error(form, error)
+        else:
+            where = (
+                f"in zone {asset.grid_location.name}"
+                if asset.grid_location
+                else "outside every zone (it cannot trade)"
+            )
+            messages.success(request, f"{asset.name} registered {where}; it waits for prequalification.")
+            return redirect("grid:asset-detail", pk=asset.pk)
+    zones = selectors.grid_locations_get_visible(actor=actor)
+    return render(
+        request,
+        "grid/asset_register.html",
+        {
+            "form": form,
+            "zones_geojson": services.grid_locations_as_geojson(zones),
+            "map_settings": map_settings(),
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required(Role.ESP)
+def asset_import(request):
+    form = AssetCsvForm(request.POST or None, request.FILES or None)
+    row_errors = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            assets = services.assets_import_csv(
+                actor=request_actor(request), file=form.cleaned_data["file"].file
+            )
+        except ValidationErrors as error:
+            row_errors = error.errors
+            form.add_error(None, error.message)
+        except DomainError as error:
+            _form_error(form, error)
+        except UnicodeDecodeError:
+            form.add_error("file", "The file is not UTF-8 text.")
+        else:
+            messages.success(request, f"Registered {len(assets)} asset(s).")
+            return redirect("grid:asset-list")
+    return render(
+        request,
+        "grid/asset_import.html",
+        {"form": form, "row_errors": row_errors},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required()
+def asset_detail(request, pk: int):
+    actor = request_actor(request)
+    asset = selectors.asset_get_visible(actor=actor, pk=pk)
+    return render(
+        request,
+        "grid/asset_detail.html",
+        {
+            "asset": asset,
+            "map_settings": map_settings(),
+            "can_decide": asset.grid_location and asset.grid_location.dso_id == actor.organisation.pk,
+            "decision_form": PrequalificationForm(),
+        },
+    )
+
+
+@role_required(Role.DSO)
+def prequalification_queue(request):
+    actor = request_actor(request)
+    return render(
+        request,
+        "grid/prequalification.html",
+        {"assets": selectors.assets_get_prequalification_queue(actor=actor), "form": PrequalificationForm()},
+    )
+
+
+@role_required(Role.DSO)
+@require_POST
+def prequalification_decide(request, pk: int):
+    actor = request_actor(request)
+    asset = selectors.asset_get_prequalifiable(actor=actor, pk=pk)
+    form = PrequalificationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a decision.")
+    else:
+        try:
+            asset = services.asset_prequalify(actor=actor, asset=asset, **form.cleaned_data)
+            messages.success(request, f"{asset.name}: {asset.get_prequalification_display().lower()}.")
+        except DomainError as error:
+            messages.error(request, f"{asset.name}: {error.message}")
+    return redirect(request.POST.get("next") or "grid:prequalification")
+
+
+@role_required()
+def portfolio_list(request):
+    actor = request_actor(request)
+    form = PortfolioForm(
+        request.POST or None,
+        assets=selectors.assets_get_owned(actor=actor).filter(prequalification="approved"),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            portfolio = services.portfolio_create(
+                actor=actor, name=form.cleaned_data["name"], assets=list(form.cleaned_data["assets"])
+            )
+        except DomainError as error:
+            _form_error(form, error)
+        else:
+            messages.success(request, f"Portfolio {portfolio.name} created.")
+            return redirect("grid:portfolio-list")
+    portfolios = [
+        {"portfolio": p, "capabilities": services.portfolio_capabilities(p)}
+        for p in selectors.portfolios_get_visible(actor=actor)
+    ]
+    return render(
+        request,
+        "grid/portfolio_list.html",
+        {"portfolios": portfolios, "form": form, "is_esp": actor.has_role(Role.ESP)},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required(Role.DSO)
+def network_list(request):
+    actor = request_actor(request)
+    form = NetworkModelForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            model = services.network_model_create(
+                actor=actor,
+                name=form.cleaned_data["name"],
+                example=form.cleaned_data["example"] or None,
+                network_json=upload.read().decode("utf-8", errors="replace") if upload else None,
+            )
+        except DomainError as error:
+            _form_error(form, error)
+        else:
+            messages.success(request, f"{model} loaded: {model.bus_count} buses, {model.line_count} lines.")
+            return redirect("grid:network-detail", pk=model.pk)
+    return render(
+        request,
+        "grid/network_list.html",
+        {"models": selectors.network_models_get_visible(actor=actor), "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required(Role.DSO)
+def network_detail(request, pk: int):
+    actor = request_actor(request)
+    model = selectors.network_model_get_visible(actor=actor, pk=pk)
+    form = PowerFlowForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.power_flow_run_request(actor=actor, network_model=model, **form.cleaned_data)
+        except DomainError as error:
+            _form_error(form, error)
+        else:
+            messages.info(request, f"Power flow #{run.pk} queued.")
+            return redirect("grid:power-flow-detail", pk=run.pk)
+    mapping = selectors.bus_zone_mapping(network_model=model)
+    return render(
+        request,
+        "grid/network_detail.html",
+        {
+            "model": model,
+            "form": form,
+            "runs": selectors.power_flow_runs_get_visible(actor=actor).filter(network_model=model)[:20],
+            "mapped_buses": len(mapping),
+            "mapped_zones": len(set(mapping.values())),
+        },
+    )
+
+
+@role_required(Role.DSO)
+def power_flow_detail(request, pk: int):
+    actor = request_actor(request)
+    run = selectors.power_flow_run_get_visible(actor=actor, pk=pk)
+    return render(request, "grid/power_flow_detail.html", {"run": run, "chart": charts.power_flow_chart(run)})

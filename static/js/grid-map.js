@@ -1,0 +1,63 @@
+/* flexmarket maps: Leaflet (from django-leaflet's static files), zones coloured by traffic light. */
+(function () {
+  "use strict";
+  const STATUS_COLOURS = { normal: "#2e8b57", watch: "#d49b00", congested: "#c0392b" };
+  const ASSET_COLOURS = { approved: "#2e8b57", pending: "#d49b00", rejected: "#c0392b", suspended: "#7a7a7a" };
+
+  function createMap(elementId, settings) {
+    const map = L.map(elementId).setView(settings.center, settings.zoom);
+    if (settings.tileUrl) {
+      L.tileLayer(settings.tileUrl, { attribution: settings.attribution, maxZoom: 19 }).addTo(map);
+    }
+    return map;
+  }
+
+  function zoneStyle(feature) {
+    const colour = STATUS_COLOURS[feature.properties.status] || "#485fc7";
+    return { color: colour, weight: 2, fillColor: colour, fillOpacity: 0.25 };
+  }
+
+  function zonePopup(feature) {
+    const p = feature.properties;
+    return `<strong>${p.name}</strong><br>${p.code}<br>${p.dso}<br>${p.voltage_level} · <span style="color:${STATUS_COLOURS[p.status]}">${p.status}</span>`;
+  }
+
+  function addZones(map, geojson, options) {
+    const layer = L.geoJSON(geojson, Object.assign({ style: zoneStyle, onEachFeature: (f, l) => l.bindPopup(zonePopup(f)) }, options || {}));
+    layer.addTo(map);
+    if (geojson.features && geojson.features.length) {
+      map.fitBounds(layer.getBounds(), { padding: [20, 20] });
+    }
+    return layer;
+  }
+
+  function addAssets(map, geojson) {
+    return L.geoJSON(geojson, {
+      pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 6, color: "#222", weight: 1, fillColor: ASSET_COLOURS[f.properties.state] || "#485fc7", fillOpacity: 0.9 }),
+      onEachFeature: (f, l) => l.bindPopup(`<a href="/grid/assets/${f.properties.id}/">${f.properties.name}</a><br>${f.properties.type} · ${f.properties.state}`),
+    }).addTo(map);
+  }
+
+  function csrfToken() {
+    const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
+    return cookie ? cookie.split("=")[1] : "";
+  }
+
+  async function api(method, url, body) {
+    const response = await fetch(url, {
+      method: method,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = response.status === 204 ? {} : await response.json();
+    if (!response.ok) {
+      const error = data.error || {};
+      const fields = Object.entries(error.fields || {}).map(([k, v]) => `${k}: ${v.join(" ")}`);
+      throw new Error(fields.length ? fields.join("\n") : error.message || `Request failed (${response.status})`);
+    }
+    return data;
+  }
+
+  window.FlexMap = { createMap, addZones, addAssets, api, STATUS_COLOURS };
+})();
