@@ -1,0 +1,98 @@
+import io
+import json
+
+import pytest
+
+from grid.models import FlexAsset, GridLocation
+from tests.grid.factories import FlexAssetFactory, GridLocationFactory, square
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["/grid/zones/", "/grid/assets/", "/grid/prequalification/", "/grid/networks/"]
+)
+def test_anonymous_is_sent_to_login(client, url):
+    assert client.get(url)["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/grid/prequalification/", "/grid/networks/", "/grid/zones/import/"])
+def test_esp_cannot_open_dso_pages(client, esp_user, url):
+    client.force_login(esp_user)
+    assert client.get(url).status_code == 403
+
+
+@pytest.mark.django_db
+def test_pages_render_for_their_roles(client, dso_user, esp_user, dso_org, esp_org):
+    zone = GridLocationFactory(dso=dso_org)
+    asset = FlexAssetFactory(owner=esp_org, grid_location=zone, prequalification="pending")
+    client.force_login(dso_user)
+    for url in [
+        "/",
+        "/grid/zones/",
+        "/grid/prequalification/",
+        "/grid/networks/",
+        f"/grid/assets/{asset.pk}/",
+        "/grid/assets/",
+    ]:
+        assert client.get(url).status_code == 200, url
+    client.force_login(esp_user)
+    for url in ["/", "/grid/assets/", "/grid/assets/new/", "/grid/portfolios/", f"/grid/assets/{asset.pk}/"]:
+        assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.django_db
+def test_other_esp_cannot_open_an_asset(client, esp2_user, esp_org):
+    asset = FlexAssetFactory(owner=esp_org)
+    client.force_login(esp2_user)
+    assert client.get(f"/grid/assets/{asset.pk}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_zone_import_page_lists_feature_errors(client, dso_user):
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"name": "A", "code": "ean.a"}, "geometry": square(5.0, 52.0)},
+            {"type": "Feature", "properties": {"name": "B"}, "geometry": square(6.0, 52.0)},
+        ],
+    }
+    upload = io.BytesIO(json.dumps(collection).encode())
+    upload.name = "zones.geojson"
+    client.force_login(dso_user)
+    response = client.post("/grid/zones/import/", {"file": upload})
+    assert response.status_code == 400
+    assert response.context["row_errors"][0]["row"] == 2
+    assert not GridLocation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_asset_form_errors_are_shown(client, esp_user):
+    client.force_login(esp_user)
+    response = client.post(
+        "/grid/assets/new/",
+        {
+            "name": "X",
+            "asset_type": "battery",
+            "connection_ean": "12",
+            "latitude": 48.4,
+            "longitude": 7.8,
+            "max_up_kw": 5,
+            "max_down_kw": 5,
+            "energy_capacity_kwh": 10,
+        },
+    )
+    assert response.status_code == 400
+    assert "18 digits" in response.content.decode()
+    assert not FlexAsset.objects.exists()
+
+
+@pytest.mark.django_db
+def test_other_dso_cannot_decide_on_an_asset(client, dso2_user, dso_org, esp_org):
+    asset = FlexAssetFactory(
+        owner=esp_org, grid_location=GridLocationFactory(dso=dso_org), prequalification="pending"
+    )
+    client.force_login(dso2_user)
+    assert client.post(f"/grid/prequalification/{asset.pk}/", {"decision": "approve"}).status_code == 404
+    asset.refresh_from_db()
+    assert asset.prequalification == "pending"
