@@ -466,7 +466,7 @@ PREQUALIFICATION_DECISIONS = {
 def asset_prequalify(*, actor: Actor, asset: FlexAsset, decision: str, reason: str = "") -> FlexAsset:
     """The zone's DSO approves, rejects (with reason) or suspends (with reason) an asset."""
     _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
-    asset = FlexAsset.objects.select_for_update().select_related("grid_location").get(pk=asset.pk)
+    asset = FlexAsset.objects.select_for_update(of=("self",)).select_related("grid_location").get(pk=asset.pk)
     if asset.grid_location is None or asset.grid_location.dso_id != actor.organisation.pk:
         raise DomainError(GridErrorCode.NOT_ZONE_DSO, "Only the DSO of the asset's zone prequalifies it.")
     if decision not in PREQUALIFICATION_DECISIONS:
