@@ -6,6 +6,7 @@ so a session of 10,000 offers x 96 PTUs loads into numpy without a million rows.
 
 from __future__ import annotations
 
+from datetime import time
 from decimal import Decimal
 
 from django.conf import settings
@@ -74,7 +75,7 @@ class Product(models.Model):
     gate_closure_rule = models.CharField(
         max_length=16, choices=GateClosureRule.choices, default=GateClosureRule.DAY_AHEAD
     )
-    gate_closure_local_time = models.TimeField(default="12:00", help_text="Day-ahead: local time on D-1")
+    gate_closure_local_time = models.TimeField(default=time(12, 0), help_text="Day-ahead: local time on D-1")
     gate_closure_minutes_before = models.PositiveIntegerField(
         default=60, help_text="Before-delivery rule: minutes"
     )

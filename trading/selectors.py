@@ -1,0 +1,181 @@
+"""Reads for markets, sessions, orders, contracts and agreements, with visibility rules.
+
+Own orders are private; ESPs additionally see open FlexRequests in zones where they have approved assets
+(opportunities); the order book and prices are public but anonymised. Contracts are seen by buyer, seller and FMO.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.context import Actor
+from grid.models import FlexAsset
+from trading.models import (
+    AvailabilityAgreement,
+    ClearingRun,
+    Contract,
+    FlexOffer,
+    FlexRequest,
+    MarketSession,
+    OrderState,
+    Product,
+)
+
+OPEN_STATES = (OrderState.ACTIVE, OrderState.PARTIALLY_FILLED)
+
+
+def _operator(actor: Actor) -> bool:
+    return actor.is_fmo and not actor.on_behalf
+
+
+def products_active() -> QuerySet[Product]:
+    return Product.objects.select_related("market").filter(is_active=True, market__is_active=True)
+
+
+def sessions_get_visible(*, actor: Actor) -> QuerySet[MarketSession]:
+    if actor.organisation is None:
+        return MarketSession.objects.none()
+    return MarketSession.objects.select_related("product", "product__market")
+
+
+def session_get_visible(*, actor: Actor, pk) -> MarketSession:
+    session = sessions_get_visible(actor=actor).filter(pk=pk).first()
+    if session is None:
+        raise Http404
+    return session
+
+
+def session_for_ptu(*, product: Product, ptu_start: datetime) -> MarketSession | None:
+    return MarketSession.objects.filter(
+        product=product, delivery_start__lte=ptu_start, delivery_end__gt=ptu_start
+    ).first()
+
+
+def requests_get_visible(*, actor: Actor) -> QuerySet[FlexRequest]:
+    if actor.organisation is None:
+        return FlexRequest.objects.none()
+    qs = FlexRequest.objects.select_related("grid_location", "product", "owner", "session")
+    return qs if _operator(actor) else qs.filter(owner=actor.organisation)
+
+
+def request_get_visible(*, actor: Actor, pk) -> FlexRequest:
+    order = requests_get_visible(actor=actor).filter(pk=pk).first()
+    if order is None:
+        raise Http404
+    return order
+
+
+def opportunities_get(*, actor: Actor) -> QuerySet[FlexRequest]:
+    """Open requests in zones where the ESP has approved assets, before gate closure."""
+    if actor.organisation is None:
+        return FlexRequest.objects.none()
+    zones = FlexAsset.objects.filter(
+        owner=actor.organisation,
+        prequalification=FlexAsset.Prequalification.APPROVED,
+        archived_at__isnull=True,
+    ).values("grid_location")
+    return (
+        FlexRequest.objects.select_related("grid_location", "product", "session", "owner")
+        .filter(grid_location__in=zones, state__in=OPEN_STATES, session__gate_closure__gt=timezone.now())
+        .order_by("-is_tso", "ptu_start")
+    )
+
+
+def opportunity_get(*, actor: Actor, pk) -> FlexRequest:
+    order = opportunities_get(actor=actor).filter(pk=pk).first()
+    if order is None:
+        raise Http404
+    return order
+
+
+def offers_get_visible(*, actor: Actor) -> QuerySet[FlexOffer]:
+    if actor.organisation is None:
+        return FlexOffer.objects.none()
+    qs = FlexOffer.objects.select_related("grid_location", "product", "asset", "portfolio", "session")
+    return qs if _operator(actor) else qs.filter(owner=actor.organisation)
+
+
+def offer_get_visible(*, actor: Actor, pk) -> FlexOffer:
+    order = offers_get_visible(actor=actor).filter(pk=pk).first()
+    if order is None:
+        raise Http404
+    return order
+
+
+def contracts_get_visible(*, actor: Actor) -> QuerySet[Contract]:
+    if actor.organisation is None:
+        return Contract.objects.none()
+    qs = Contract.objects.select_related(
+        "buyer", "seller", "grid_location", "product", "offer__asset", "offer__portfolio", "session"
+    )
+    if _operator(actor):
+        return qs
+    return qs.filter(Q(buyer=actor.organisation) | Q(seller=actor.organisation))
+
+
+def contract_get_visible(*, actor: Actor, pk) -> Contract:
+    contract = contracts_get_visible(actor=actor).filter(pk=pk).first()
+    if contract is None:
+        raise Http404
+    return contract
+
+
+def clearing_runs_for(*, session: MarketSession) -> QuerySet[ClearingRun]:
+    return ClearingRun.objects.filter(session=session).order_by("-created_at")
+
+
+def open_offer_volume(
+    *, asset_id: int | None, portfolio_id: int | None, direction: str, exclude_id: int | None = None
+) -> dict[datetime, float]:
+    """kW already offered per PTU start on an asset or portfolio by open offers (for the capability check)."""
+    from datetime import timedelta
+
+    qs = FlexOffer.objects.filter(state__in=OPEN_STATES, direction=direction)
+    qs = qs.filter(asset_id=asset_id) if asset_id else qs.filter(portfolio_id=portfolio_id)
+    if exclude_id:
+        qs = qs.exclude(pk=exclude_id)
+    volume: dict[datetime, float] = {}
+    for start, remaining in qs.values_list("ptu_start", "remaining_kw"):
+        for index, kw in enumerate(remaining):
+            moment = start + timedelta(minutes=15 * index)
+            volume[moment] = volume.get(moment, 0.0) + float(kw)
+    return volume
+
+
+def order_book(*, session: MarketSession, grid_location_id: int) -> dict:
+    """Anonymised book of a zone in a session: per PTU, price levels with summed remaining kW per side."""
+
+    def levels(model):
+        book: dict[int, dict[float, float]] = {}
+        rows = model.objects.filter(session=session, grid_location_id=grid_location_id, state__in=OPEN_STATES)
+        for start, remaining, price in rows.values_list("ptu_start", "remaining_kw", "price"):
+            offset = int((start - session.delivery_start).total_seconds() // 900)
+            for index, kw in enumerate(remaining):
+                if kw > 0:
+                    book.setdefault(offset + index, {}).setdefault(float(price), 0.0)
+                    book[offset + index][float(price)] += float(kw)
+        return book
+
+    return {"offers": levels(FlexOffer), "requests": levels(FlexRequest)}
+
+
+def agreements_get_visible(*, actor: Actor) -> QuerySet[AvailabilityAgreement]:
+    if actor.organisation is None:
+        return AvailabilityAgreement.objects.none()
+    qs = AvailabilityAgreement.objects.select_related(
+        "dso", "esp", "grid_location", "product", "asset", "portfolio"
+    )
+    if _operator(actor):
+        return qs
+    return qs.filter(Q(dso=actor.organisation) | Q(esp=actor.organisation))
+
+
+def agreement_get_visible(*, actor: Actor, pk) -> AvailabilityAgreement:
+    agreement = agreements_get_visible(actor=actor).filter(pk=pk).first()
+    if agreement is None:
+        raise Http404
+    return agreement
