@@ -217,6 +217,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStateEnum": "trading.models.OrderState",
+        "SessionStateEnum": "trading.models.MarketSession.State",
+        "ContractStateEnum": "trading.models.Contract.State",
+        "PowerFlowRunStateEnum": "grid.models.PowerFlowRun.State",
+        "OrganisationStatusEnum": "accounts.models.Organisation.Status",
+        "ZoneStatusEnum": "grid.models.GridLocation.Status",
+    },
     # The schema is validated by tests/test_openapi.py rather than by `check --deploy`.
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }

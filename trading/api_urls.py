@@ -1,1 +1,11 @@
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from trading.api import ContractViewSet, FlexOfferViewSet, FlexRequestViewSet, SessionViewSet
+
+router = SimpleRouter()
+router.register("sessions", SessionViewSet, basename="session")
+router.register("flex-requests", FlexRequestViewSet, basename="flex-request")
+router.register("flex-offers", FlexOfferViewSet, basename="flex-offer")
+router.register("contracts", ContractViewSet, basename="contract")
+
+urlpatterns = router.urls

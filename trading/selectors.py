@@ -49,6 +49,11 @@ def session_get_visible(*, actor: Actor, pk) -> MarketSession:
     return session
 
 
+def session_get(*, pk) -> MarketSession:
+    """Any session by id (for system tasks; pages and the API use session_get_visible)."""
+    return MarketSession.objects.select_related("product", "product__market").get(pk=pk)
+
+
 def session_for_ptu(*, product: Product, ptu_start: datetime) -> MarketSession | None:
     return MarketSession.objects.filter(
         product=product, delivery_start__lte=ptu_start, delivery_end__gt=ptu_start

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from accounts.context import SYSTEM
 from trading import services
-from trading.models import MarketSession
+from trading.selectors import session_get
 
 
 @shared_task(name="trading.sessions_open_ahead")
@@ -24,5 +24,4 @@ def gate_closures_process_task() -> list[int]:
 @shared_task(name="trading.session_clear", acks_late=True)
 def session_clear_task(session_id: int) -> str:
     """Idempotent: the service claims the session, so a second delivery changes nothing."""
-    session = MarketSession.objects.get(pk=session_id)
-    return services.session_clear(session=session, actor=SYSTEM).state
+    return services.session_clear(session=session_get(pk=session_id), actor=SYSTEM).state

@@ -1,0 +1,171 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from trading.models import Contract, FlexOffer, MarketSession
+
+
+@pytest.fixture
+def start(session):
+    return (session.delivery_start + timedelta(hours=17)).isoformat()
+
+
+@pytest.mark.django_db
+def test_dso_posts_request_and_esp_answers_by_api(
+    client_for, dso_user, esp_user, zone, asset, session, start
+):
+    created = client_for(dso_user).post(
+        "/api/v1/flex-requests/",
+        {
+            "grid_location": zone.pk,
+            "product": session.product_id,
+            "ptu_start": start,
+            "quantities_kw": [100, 100],
+            "price": "120",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    esp = client_for(esp_user)
+    opportunities = esp.get("/api/v1/flex-requests/opportunities/").json()
+    assert [o["id"] for o in opportunities["results"]] == [created.json()["id"]]
+    offered = esp.post(
+        "/api/v1/flex-offers/",
+        {
+            "asset": asset.pk,
+            "product": session.product_id,
+            "ptu_start": start,
+            "quantities_kw": [80, 80],
+            "price": "60",
+            "answers_request": created.json()["id"],
+        },
+        format="json",
+    )
+    assert offered.status_code == 201, offered.json()
+    assert offered.json()["grid_location"] == zone.pk
+
+
+@pytest.mark.django_db
+def test_offer_after_gate_closure_gets_400_with_message(client_for, esp_user, asset, session, start):
+    MarketSession.objects.filter(pk=session.pk).update(gate_closure=timezone.now() - timedelta(minutes=1))
+    response = client_for(esp_user).post(
+        "/api/v1/flex-offers/",
+        {
+            "asset": asset.pk,
+            "product": session.product_id,
+            "ptu_start": start,
+            "quantities_kw": [10],
+            "price": "60",
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "gate_closed"
+    assert not FlexOffer.objects.exists()
+
+
+@pytest.mark.django_db
+def test_bad_offer_input_gets_field_errors(client_for, esp_user, asset, session, start):
+    response = client_for(esp_user).post(
+        "/api/v1/flex-offers/",
+        {
+            "asset": asset.pk,
+            "product": session.product_id,
+            "ptu_start": start,
+            "quantities_kw": [],
+            "price": "x",
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert {"quantities_kw", "price"} <= set(response.json()["error"]["fields"])
+
+
+@pytest.mark.django_db
+def test_other_organisations_cannot_see_or_cancel_orders(
+    client_for, esp_user, esp2_user, asset, session, start
+):
+    offer_id = (
+        client_for(esp_user)
+        .post(
+            "/api/v1/flex-offers/",
+            {
+                "asset": asset.pk,
+                "product": session.product_id,
+                "ptu_start": start,
+                "quantities_kw": [10],
+                "price": "60",
+            },
+            format="json",
+        )
+        .json()["id"]
+    )
+    other = client_for(esp2_user)
+    assert other.get(f"/api/v1/flex-offers/{offer_id}/").status_code == 404
+    assert other.delete(f"/api/v1/flex-offers/{offer_id}/").status_code == 404
+    assert FlexOffer.objects.get(pk=offer_id).state == "active"
+    assert client_for(esp_user).delete(f"/api/v1/flex-offers/{offer_id}/").json()["state"] == "cancelled"
+
+
+@pytest.mark.django_db
+def test_esp_cannot_use_another_esps_asset_by_api(client_for, esp2_user, asset, session, start):
+    response = client_for(esp2_user).post(
+        "/api/v1/flex-offers/",
+        {
+            "asset": asset.pk,
+            "product": session.product_id,
+            "ptu_start": start,
+            "quantities_kw": [10],
+            "price": "60",
+        },
+        format="json",
+    )
+    assert response.status_code == 400 and "asset" in response.json()["error"]["fields"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["/api/v1/flex-requests/", "/api/v1/flex-offers/", "/api/v1/contracts/", "/api/v1/sessions/"]
+)
+def test_anonymous_gets_401(api_client, url):
+    assert api_client.get(url).status_code == 401
+
+
+@pytest.mark.django_db
+def test_contract_schedule_download(
+    client_for, dso_user, esp_user, esp2_user, actor_dso, actor_esp, zone, asset, session
+):
+    from accounts.context import SYSTEM
+    from trading import services
+
+    start = session.delivery_start + timedelta(hours=17)
+    services.request_submit(
+        actor=actor_dso,
+        grid_location=zone,
+        product=session.product,
+        ptu_start=start,
+        quantities_kw=[100, 100],
+        price=100,
+    )
+    services.offer_submit(
+        actor=actor_esp,
+        asset=asset,
+        product=session.product,
+        ptu_start=start,
+        quantities_kw=[60, 60],
+        price=50,
+    )
+    MarketSession.objects.filter(pk=session.pk).update(state="closed", gate_closure=timezone.now())
+    services.session_clear(session=session, actor=SYSTEM)
+    contract = Contract.objects.get()
+    esp = client_for(esp_user)
+    data = esp.get(f"/api/v1/contracts/{contract.pk}/schedule/").json()
+    assert [row["power_kw"] for row in data["ptus"]] == [60, 60] and data["asset"] == asset.connection_ean
+    csv_text = esp.get(f"/api/v1/contracts/{contract.pk}/schedule/?type=csv").content.decode()
+    assert (
+        csv_text.splitlines()[0] == "ptu_start,ptu_end,direction,power_kw,price"
+        and len(csv_text.splitlines()) == 3
+    )
+    assert client_for(dso_user).get(f"/api/v1/contracts/{contract.pk}/").status_code == 200
+    assert client_for(esp2_user).get(f"/api/v1/contracts/{contract.pk}/").status_code == 404

@@ -1,0 +1,212 @@
+"""REST endpoints: sessions, FlexRequests, FlexOffers, contracts and their activation schedules."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from flexmarket.api.viewsets import OrganisationScopedViewSet
+from grid.models import GridLocation
+from grid.selectors import assets_get_owned, grid_locations_get_visible, portfolios_get_visible
+from trading import exports, selectors, services
+from trading.models import Contract, FlexOffer, FlexRequest, MarketSession, Product
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    product = serializers.CharField(source="product.__str__")
+
+    class Meta:
+        model = MarketSession
+        fields = ["id", "product", "delivery_day", "delivery_start", "delivery_end", "gate_closure", "state"]
+
+
+class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    model = MarketSession
+    serializer_class = SessionSerializer
+    filterset_fields = ["state", "delivery_day", "product"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.sessions_get_visible(actor=actor)
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    grid_location = serializers.PrimaryKeyRelatedField(queryset=GridLocation._default_manager.none())
+    product = serializers.PrimaryKeyRelatedField(queryset=Product._default_manager.filter(is_active=True))
+    quantities_kw = serializers.ListField(child=serializers.FloatField(min_value=0), allow_empty=False)
+
+    def __init__(self, *args, actor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if actor is not None:
+            self.fields["grid_location"].queryset = grid_locations_get_visible(actor=actor)
+
+
+class FlexRequestSerializer(OrderSerializer):
+    class Meta:
+        model = FlexRequest
+        fields = [
+            "id",
+            "grid_location",
+            "product",
+            "direction",
+            "ptu_start",
+            "quantities_kw",
+            "remaining_kw",
+            "price",
+            "order_mode",
+            "valid_until",
+            "external_id",
+            "state",
+            "state_reason",
+            "is_tso",
+            "session",
+            "created_at",
+        ]
+        read_only_fields = ["remaining_kw", "state", "state_reason", "is_tso", "session", "created_at"]
+        extra_kwargs = {"direction": {"required": False}}
+
+
+class FlexOfferSerializer(OrderSerializer):
+    grid_location = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = FlexOffer
+        fields = [
+            "id",
+            "grid_location",
+            "product",
+            "direction",
+            "ptu_start",
+            "quantities_kw",
+            "remaining_kw",
+            "price",
+            "order_mode",
+            "valid_until",
+            "external_id",
+            "state",
+            "state_reason",
+            "asset",
+            "portfolio",
+            "min_quantity_kw",
+            "all_or_nothing",
+            "min_consecutive_ptus",
+            "max_consecutive_ptus",
+            "tso_eligible",
+            "answers_request",
+            "session",
+            "created_at",
+        ]
+        read_only_fields = ["grid_location", "remaining_kw", "state", "state_reason", "session", "created_at"]
+        extra_kwargs = {"direction": {"required": False}}
+
+    def __init__(self, *args, actor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if actor is not None:
+            self.fields["asset"].queryset = assets_get_owned(actor=actor)
+            self.fields["portfolio"].queryset = portfolios_get_visible(actor=actor).filter(
+                owner=actor.organisation
+            )
+            self.fields["answers_request"].queryset = selectors.opportunities_get(actor=actor)
+
+
+class OrderViewSetMixin:
+    """List, retrieve, create (calls the submit service) and DELETE (revokes)."""
+
+    submit = None
+    serializer_class = None
+
+    def create(self, request):
+        actor = self.get_actor()
+        data = self.serializer_class(data=request.data, actor=actor)
+        data.is_valid(raise_exception=True)
+        order = type(self).submit(
+            actor=actor, **{k: v for k, v in data.validated_data.items() if v is not None}
+        )
+        return Response(self.serializer_class(order).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk=None):
+        order = services.order_cancel(actor=self.get_actor(), order=self.get_object())
+        return Response(self.serializer_class(order).data)
+
+
+class FlexRequestViewSet(
+    OrderViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet
+):
+    """Your FlexRequests (DSO/TSO). `GET /flex-requests/opportunities/` lists open requests where you have approved assets."""
+
+    model = FlexRequest
+    serializer_class = FlexRequestSerializer
+    submit = staticmethod(services.request_submit)
+    filterset_fields = ["state", "grid_location", "product", "session", "is_tso"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.requests_get_visible(actor=actor)
+
+    @extend_schema(responses=FlexRequestSerializer(many=True))
+    @action(detail=False)
+    def opportunities(self, request):
+        page = self.paginate_queryset(selectors.opportunities_get(actor=self.get_actor()))
+        return self.get_paginated_response(FlexRequestSerializer(page, many=True).data)
+
+
+class FlexOfferViewSet(
+    OrderViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet
+):
+    """Your FlexOffers (ESP), backed by an approved asset or portfolio."""
+
+    model = FlexOffer
+    serializer_class = FlexOfferSerializer
+    submit = staticmethod(services.offer_submit)
+    filterset_fields = ["state", "grid_location", "product", "session", "asset"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.offers_get_visible(actor=actor)
+
+
+class ContractSerializer(serializers.ModelSerializer):
+    buyer = serializers.CharField(source="buyer.legal_name")
+    seller = serializers.CharField(source="seller.legal_name")
+    grid_location = serializers.CharField(source="grid_location.code")
+
+    class Meta:
+        model = Contract
+        fields = [
+            "id",
+            "reference",
+            "buyer",
+            "seller",
+            "grid_location",
+            "product",
+            "direction",
+            "ptu_start",
+            "quantities_kw",
+            "prices",
+            "state",
+            "session",
+            "offer",
+            "request",
+            "created_at",
+        ]
+
+
+class ContractViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """Contracts you bought or sold, and their activation schedules (`/schedule/?type=csv|json`)."""
+
+    model = Contract
+    serializer_class = ContractSerializer
+    filterset_fields = ["state", "session", "grid_location"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.contracts_get_visible(actor=actor)
+
+    @extend_schema(parameters=[OpenApiParameter("type", str, enum=["json", "csv"])], responses={200: dict})
+    @action(detail=True, url_path="schedule")
+    def schedule(self, request, pk=None):
+        contract = self.get_object()
+        if request.query_params.get("type") == "csv":
+            response = HttpResponse(exports.schedule_csv(contract), content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="{contract.reference}-schedule.csv"'
+            return response
+        return Response(exports.schedule_json(contract))
