@@ -718,9 +718,10 @@ def _write_contracts(*, run, session, orders, result, offer_rows, request_rows, 
         quantities[t] += kw
         prices[t] = f"{price:.4f}"
     now = timezone.now()
+    # References are made before insert (run id + sequence), so contracts are written in one bulk insert.
     contracts = [
         Contract(
-            reference=f"tmp-{run.pk}-{r}-{o}",
+            reference=f"FM-{now:%Y%m%d}-R{run.pk}-{number:05d}",
             session=session,
             clearing_run=run,
             request_id=request_rows[r][0],
@@ -735,34 +736,28 @@ def _write_contracts(*, run, session, orders, result, offer_rows, request_rows, 
             prices=prices,
             created_at=now,
         )
-        for (r, o), (quantities, prices) in pairs.items()
+        for number, ((r, o), (quantities, prices)) in enumerate(sorted(pairs.items()), start=1)
     ]
     created = Contract.objects.bulk_create(contracts, batch_size=2000)
-    if created and created[0].pk is None:  # backends without RETURNING: read the ids back
-        created = list(Contract.objects.filter(clearing_run=run).order_by("pk"))
-    for contract in created:
-        contract.reference = _contract_reference(now, contract.pk)
-    Contract.objects.bulk_update(created, ["reference"], batch_size=2000)
-    # Orders: remaining = submitted - cleared; state filled/partially filled/expired (unmatched at gate closure).
+    # Orders: untouched ones expire in one UPDATE; (partly) cleared ones get their remaining kW and state.
     for model, rows, alloc in (
         (FlexOffer, offer_rows, result.offer_alloc),
         (FlexRequest, request_rows, result.request_alloc),
     ):
+        cleared_rows = np.nonzero(alloc.sum(axis=1) > 1e-6)[0]
+        untouched = [row[0] for i, row in enumerate(rows) if alloc[i].sum() <= 1e-6]
+        model.objects.filter(pk__in=untouched).update(
+            state=OrderState.EXPIRED, state_reason="Not cleared at gate closure"
+        )
         updates = []
-        for i, row in enumerate(rows):
+        for i in cleared_rows:
+            row = rows[i]
             offset = int((row[2] - session.delivery_start).total_seconds() // 900)
             submitted = np.asarray(row[3], dtype=float)
-            cleared = alloc[i, offset : offset + submitted.size]
-            remaining = np.round(np.maximum(submitted - cleared, 0), 3)
-            state = (
-                OrderState.FILLED
-                if remaining.sum() <= 1e-6
-                else OrderState.PARTIALLY_FILLED
-                if cleared.sum() > 1e-6
-                else OrderState.EXPIRED
-            )
+            remaining = np.round(np.maximum(submitted - alloc[i, offset : offset + submitted.size], 0), 3)
+            state = OrderState.FILLED if remaining.sum() <= 1e-6 else OrderState.PARTIALLY_FILLED
             updates.append(model(pk=row[0], remaining_kw=remaining.tolist(), state=state))
-        model.objects.bulk_update(updates, ["remaining_kw", "state"], batch_size=2000)
+        model.objects.bulk_update(updates, ["remaining_kw", "state"], batch_size=1000)
     organisations = {c.buyer_id for c in created} | {c.seller_id for c in created}
     from accounts.models import Organisation
 

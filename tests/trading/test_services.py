@@ -198,7 +198,7 @@ def test_gate_closure_clearing_produces_contracts_exactly_once(
     assert [c.quantities_kw[68:70] for c in contracts] == [[60, 60], [40, 40]]
     assert {c.prices[68] for c in contracts} == {"70.0000"}
     assert len(contracts[0].quantities_kw) == 96
-    assert contracts[0].reference.startswith("FM-")
+    assert contracts[0].reference.startswith("FM-") and "-R" in contracts[0].reference
 
 
 @pytest.mark.django_db
