@@ -140,7 +140,7 @@ class MarketSession(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product} {self.delivery_day}"
+        return f"{self.product.name} · {self.delivery_day}"
 
 
 class ClearingRun(models.Model):
@@ -322,6 +322,10 @@ class Contract(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+    @property
+    def energy_kwh(self) -> float:
+        return sum(self.quantities_kw) / 4
 
 
 class AvailabilityAgreement(models.Model):

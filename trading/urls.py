@@ -1,1 +1,18 @@
-urlpatterns: list = []
+from django.urls import path
+
+from trading import views
+
+app_name = "trading"
+
+urlpatterns = [
+    path("sessions/", views.session_list, name="order-book"),
+    path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
+    path("sessions/<int:pk>/clear/", views.session_rerun, name="session-clear"),
+    path("requests/", views.my_requests, name="my-requests"),
+    path("opportunities/", views.opportunities, name="opportunities"),
+    path("offers/", views.my_offers, name="my-offers"),
+    path("<str:kind>/<int:pk>/cancel/", views.order_cancel_view, name="order-cancel"),
+    path("contracts/", views.contract_list, name="contracts"),
+    path("contracts/<int:pk>/", views.contract_detail, name="contract-detail"),
+    path("monitor/", views.monitor, name="monitor"),
+]

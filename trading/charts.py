@@ -1,0 +1,60 @@
+"""Plotly figures for trading pages."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+
+def price_heatmap(run, zone_names: dict[int, str], n_ptus: int) -> str | None:
+    """Clearing price per zone (rows) and PTU (columns)."""
+    if run is None or not run.prices:
+        return None
+    zones = sorted(run.prices, key=lambda z: zone_names.get(int(z), z))
+    figure = go.Figure(
+        go.Heatmap(
+            z=[run.prices[z] for z in zones],
+            x=[f"{i // 4:02d}:{i % 4 * 15:02d}" for i in range(n_ptus)],
+            y=[zone_names.get(int(z), z) for z in zones],
+            colorscale="YlOrRd",
+            colorbar={"title": "EUR/MWh"},
+            hoverongaps=False,
+        )
+    )
+    figure.update_layout(
+        height=120 + 28 * len(zones),
+        margin={"l": 140, "r": 20, "t": 20, "b": 40},
+        xaxis_title="PTU (hh:mm from the start of the delivery day)",
+    )
+    return figure.to_json()
+
+
+def order_book_curves(book: dict, ptu: int) -> str | None:
+    """Supply (offers, ascending price) and demand (requests, descending) step curves for one PTU."""
+    supply = sorted(book["offers"].get(ptu, {}).items())
+    demand = sorted(book["requests"].get(ptu, {}).items(), reverse=True)
+    if not supply and not demand:
+        return None
+
+    figure = go.Figure()
+    for name, levels, colour in (
+        ("offers (supply)", supply, "#2e8b57"),
+        ("requests (demand)", demand, "#485fc7"),
+    ):
+        if levels:
+            xs, ys, total = [], [], 0.0
+            for price, kw in levels:
+                xs += [total, total + kw]
+                ys += [price, price]
+                total += kw
+            figure.add_trace(
+                go.Scatter(
+                    x=xs, y=ys, mode="lines", name=name, line={"shape": "hv", "color": colour, "width": 3}
+                )
+            )
+    figure.update_layout(
+        height=360,
+        xaxis_title="cumulative kW",
+        yaxis_title="price (EUR/MWh)",
+        margin={"l": 60, "r": 20, "t": 20, "b": 50},
+    )
+    return figure.to_json()

@@ -1,0 +1,227 @@
+"""Trading pages: sessions with results and order books, requests, opportunities, offers, contracts, FMO monitor."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.permissions import request_actor, role_required
+from flexmarket.errors import DomainError
+from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_locations_get_visible
+from trading import charts, exports, selectors, services
+from trading.forms import OfferForm, RequestForm
+from trading.models import MarketSession
+
+
+def _open_sessions(actor):
+    return (
+        selectors.sessions_get_visible(actor=actor)
+        .filter(state=MarketSession.State.OPEN, gate_closure__gt=timezone.now())
+        .order_by("delivery_day")
+    )
+
+
+def _form_error(form, error: DomainError) -> None:
+    form.add_error(error.field if error.field in form.fields else None, error.message)
+
+
+@role_required()
+def session_list(request):
+    actor = request_actor(request)
+    sessions = selectors.sessions_get_visible(actor=actor).order_by("-delivery_day", "product__name")[:60]
+    return render(request, "trading/session_list.html", {"sessions": sessions, "now": timezone.now()})
+
+
+@role_required()
+def session_detail(request, pk: int):
+    actor = request_actor(request)
+    session = selectors.session_get_visible(actor=actor, pk=pk)
+    runs = list(selectors.clearing_runs_for(session=session))
+    current = next((run for run in runs if run.is_current), None)
+    zones = {z.pk: z.name for z in grid_locations_get_visible(actor=actor)}
+    n_ptus = int((session.delivery_end - session.delivery_start).total_seconds() // 900)
+    zone_id = int(request.GET.get("zone") or next(iter(zones), 0) or 0)
+    ptu = int(request.GET.get("ptu") or 68)
+    book = (
+        selectors.order_book(session=session, grid_location_id=zone_id)
+        if zone_id
+        else {"offers": {}, "requests": {}}
+    )
+    return render(
+        request,
+        "trading/session_detail.html",
+        {
+            "session": session,
+            "runs": runs,
+            "current": current,
+            "zones": zones,
+            "zone_id": zone_id,
+            "ptu": ptu,
+            "ptu_label": f"{ptu // 4:02d}:{ptu % 4 * 15:02d}",
+            "n_ptus": n_ptus,
+            "heatmap": charts.price_heatmap(current, zones, n_ptus),
+            "book_chart": charts.order_book_curves(book, ptu),
+            "is_operator": actor.is_fmo and not actor.on_behalf,
+        },
+    )
+
+
+@role_required(Role.DSO, Role.TSO)
+def my_requests(request):
+    actor = request_actor(request)
+    zones = (
+        grid_locations_get_editable(actor=actor)
+        if not actor.has_role(Role.TSO)
+        else grid_locations_get_visible(actor=actor)
+    )
+    form = RequestForm(request.POST or None, zones=zones, sessions=_open_sessions(actor))
+    if request.method == "POST" and form.is_valid():
+        try:
+            order = services.request_submit(
+                actor=actor, grid_location=form.cleaned_data["grid_location"], **form.service_kwargs()
+            )
+        except DomainError as error:
+            _form_error(form, error)
+        else:
+            messages.success(request, f"Request #{order.pk} posted ({order.get_state_display().lower()}).")
+            return redirect("trading:my-requests")
+    return render(
+        request,
+        "trading/my_requests.html",
+        {"form": form, "orders": selectors.requests_get_visible(actor=actor).order_by("-created_at")[:100]},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required(Role.ESP)
+def opportunities(request):
+    actor = request_actor(request)
+    return render(
+        request, "trading/opportunities.html", {"requests": selectors.opportunities_get(actor=actor)}
+    )
+
+
+@role_required(Role.ESP)
+def my_offers(request):
+    actor = request_actor(request)
+    answering = (
+        selectors.opportunity_get(actor=actor, pk=request.GET["request"])
+        if request.GET.get("request")
+        else None
+    )
+    initial = {}
+    if answering is not None:
+        local = answering.ptu_start.astimezone(
+            __import__("zoneinfo").ZoneInfo(answering.product.market.time_zone)
+        )
+        initial = {
+            "session": answering.session_id,
+            "start_time": local.time(),
+            "ptu_count": len(answering.quantities_kw),
+            "quantity_kw": max(answering.remaining_kw),
+            "price": answering.price,
+        }
+    assets = assets_get_owned(actor=actor).filter(prequalification="approved")
+    if answering is not None:
+        assets = assets.filter(grid_location=answering.grid_location)
+        initial["asset"] = assets.first()
+    form = OfferForm(request.POST or None, initial=initial, assets=assets, sessions=_open_sessions(actor))
+    if request.method == "POST" and form.is_valid():
+        answered = (
+            selectors.opportunity_get(actor=actor, pk=request.POST["answers_request"])
+            if request.POST.get("answers_request")
+            else None
+        )
+        try:
+            order = services.offer_submit(actor=actor, answers_request=answered, **form.service_kwargs())
+        except DomainError as error:
+            _form_error(form, error)
+        else:
+            messages.success(request, f"Offer #{order.pk} posted ({order.get_state_display().lower()}).")
+            return redirect("trading:my-offers")
+    return render(
+        request,
+        "trading/my_offers.html",
+        {
+            "form": form,
+            "answering": answering,
+            "orders": selectors.offers_get_visible(actor=actor).order_by("-created_at")[:100],
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required()
+@require_POST
+def order_cancel_view(request, kind: str, pk: int):
+    actor = request_actor(request)
+    order = (
+        selectors.offer_get_visible(actor=actor, pk=pk)
+        if kind == "offer"
+        else selectors.request_get_visible(actor=actor, pk=pk)
+    )
+    try:
+        services.order_cancel(actor=actor, order=order)
+        messages.success(request, f"{kind.title()} #{pk} revoked.")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("trading:my-offers" if kind == "offer" else "trading:my-requests")
+
+
+@role_required()
+def contract_list(request):
+    actor = request_actor(request)
+    return render(
+        request,
+        "trading/contract_list.html",
+        {"contracts": selectors.contracts_get_visible(actor=actor).order_by("-created_at")[:200]},
+    )
+
+
+@role_required()
+def contract_detail(request, pk: int):
+    actor = request_actor(request)
+    contract = selectors.contract_get_visible(actor=actor, pk=pk)
+    download = request.GET.get("download")
+    if download == "csv":
+        response = HttpResponse(exports.schedule_csv(contract), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{contract.reference}-schedule.csv"'
+        return response
+    if download == "json":
+        response = JsonResponse(exports.schedule_json(contract))
+        response["Content-Disposition"] = f'attachment; filename="{contract.reference}-schedule.json"'
+        return response
+    return render(
+        request,
+        "trading/contract_detail.html",
+        {"contract": contract, "rows": exports.schedule_rows(contract)},
+    )
+
+
+@role_required(Role.FMO)
+def monitor(request):
+    actor = request_actor(request)
+    sessions = selectors.sessions_get_visible(actor=actor).order_by("-delivery_day")[:50]
+    runs = []
+    for session in sessions:
+        runs.extend(selectors.clearing_runs_for(session=session)[:3])
+    return render(request, "trading/monitor.html", {"sessions": sessions, "runs": runs[:50]})
+
+
+@role_required(Role.FMO)
+@require_POST
+def session_rerun(request, pk: int):
+    actor = request_actor(request)
+    session = selectors.session_get_visible(actor=actor, pk=pk)
+    try:
+        run = services.session_clear(
+            session=session, actor=actor, rerun=session.state == MarketSession.State.CLEARED
+        )
+        messages.success(request, f"Clearing run #{run.pk}: {run.get_state_display().lower()}.")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("trading:session-detail", pk=pk)
