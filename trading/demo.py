@@ -73,7 +73,7 @@ def seed(cast) -> None:
 
 def _orders(session, dso_actors, esp_actors, cast, *, start_hour: int, now) -> None:
     start = session.delivery_start + timedelta(hours=start_hour)
-    for key, actor in dso_actors.items():
+    for actor in dso_actors.values():
         for zone in GridLocation.objects.filter(dso=actor.organisation, archived_at__isnull=True).order_by(
             "name"
         )[:2]:
@@ -86,7 +86,7 @@ def _orders(session, dso_actors, esp_actors, cast, *, start_hour: int, now) -> N
                 price=Decimal("180"),
                 now=now,
             )
-    for key, actor in esp_actors.items():
+    for actor in esp_actors.values():
         for index, asset in enumerate(
             FlexAsset.objects.filter(
                 owner=actor.organisation, prequalification="approved", max_up_kw__gt=0
