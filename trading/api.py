@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from flexmarket.api.viewsets import OrganisationScopedViewSet
@@ -13,6 +14,10 @@ from grid.models import GridLocation
 from grid.selectors import assets_get_owned, grid_locations_get_visible, portfolios_get_visible
 from trading import exports, selectors, services
 from trading.models import Contract, FlexOffer, FlexRequest, MarketSession, Product
+
+CSV_UPLOAD = {
+    "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+}
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -130,6 +135,13 @@ class OrderViewSetMixin:
         order = services.order_cancel(actor=self.get_actor(), order=self.get_object())
         return Response(self.serializer_class(order).data)
 
+    def _import(self, request, kind: str):
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise serializers.ValidationError({"file": ["Attach a CSV file."]})
+        orders = services.orders_import_csv(actor=self.get_actor(), kind=kind, file=upload.file)
+        return Response(self.serializer_class(orders, many=True).data, status=status.HTTP_201_CREATED)
+
 
 class FlexRequestViewSet(
     OrderViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet
@@ -143,6 +155,12 @@ class FlexRequestViewSet(
 
     def get_visible_queryset(self, actor):
         return selectors.requests_get_visible(actor=actor)
+
+    @extend_schema(request=CSV_UPLOAD, responses={201: FlexRequestSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    def import_csv(self, request):
+        """CSV: grid_location_code, product_code, ptu_start, quantities_kw, price[, order_mode]. All or nothing."""
+        return self._import(request, "request")
 
     @extend_schema(responses=FlexRequestSerializer(many=True))
     @action(detail=False)
@@ -163,6 +181,12 @@ class FlexOfferViewSet(
 
     def get_visible_queryset(self, actor):
         return selectors.offers_get_visible(actor=actor)
+
+    @extend_schema(request=CSV_UPLOAD, responses={201: FlexOfferSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    def import_csv(self, request):
+        """CSV: asset_ean, product_code, ptu_start, quantities_kw, price[, min_quantity_kw, all_or_nothing, tso_eligible]."""
+        return self._import(request, "offer")
 
 
 class ContractSerializer(serializers.ModelSerializer):

@@ -83,3 +83,52 @@ class OfferForm(OrderWindowForm):
             "all_or_nothing": self.cleaned_data["all_or_nothing"],
             "tso_eligible": self.cleaned_data["tso_eligible"],
         }
+
+
+class OrderCsvForm(forms.Form):
+    file = forms.FileField()
+
+
+class AgreementForm(forms.Form):
+    esp = forms.ModelChoiceField(queryset=None, label="ESP")
+    asset = forms.ModelChoiceField(queryset=None, label="Asset in your zone")
+    product = forms.ModelChoiceField(queryset=None)
+    capacity_kw = forms.DecimalField(min_value=0)
+    availability_price = forms.DecimalField(min_value=0, label="Availability price (EUR/MW/h)")
+    activation_price = forms.DecimalField(min_value=0, label="Activation price (EUR/MWh)")
+    days = forms.MultipleChoiceField(
+        choices=[(str(i), d) for i, d in enumerate(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])],
+        widget=forms.CheckboxSelectMultiple,
+        initial=["0", "1", "2", "3", "4"],
+    )
+    window_start = forms.TimeField(initial=time(17, 0), widget=forms.TimeInput(attrs={"type": "time"}))
+    window_end = forms.TimeField(initial=time(20, 0), widget=forms.TimeInput(attrs={"type": "time"}))
+    valid_from = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    valid_to = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, esps=None, assets=None, products=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["esp"].queryset = esps
+        self.fields["asset"].queryset = assets
+        self.fields["product"].queryset = products
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "esp": data["esp"],
+            "asset": data["asset"],
+            "grid_location": data["asset"].grid_location,
+            "product": data["product"],
+            "capacity_kw": data["capacity_kw"],
+            "availability_price": data["availability_price"],
+            "activation_price": data["activation_price"],
+            "valid_from": data["valid_from"],
+            "valid_to": data["valid_to"],
+            "windows": [
+                {
+                    "days": [int(d) for d in data["days"]],
+                    "start": data["window_start"].strftime("%H:%M"),
+                    "end": data["window_end"].strftime("%H:%M"),
+                }
+            ],
+        }

@@ -11,8 +11,11 @@ urlpatterns = [
     path("requests/", views.my_requests, name="my-requests"),
     path("opportunities/", views.opportunities, name="opportunities"),
     path("offers/", views.my_offers, name="my-offers"),
-    path("<str:kind>/<int:pk>/cancel/", views.order_cancel_view, name="order-cancel"),
+    path("orders/<str:kind>/<int:pk>/cancel/", views.order_cancel_view, name="order-cancel"),
     path("contracts/", views.contract_list, name="contracts"),
     path("contracts/<int:pk>/", views.contract_detail, name="contract-detail"),
     path("monitor/", views.monitor, name="monitor"),
+    path("import/<str:kind>/", views.orders_import, name="orders-import"),
+    path("agreements/", views.agreement_list, name="agreements"),
+    path("agreements/<int:pk>/answer/", views.agreement_answer, name="agreement-answer"),
 ]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
-from flexmarket.errors import DomainError
+from flexmarket.errors import DomainError, ValidationErrors
 from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_locations_get_visible
 from trading import charts, exports, selectors, services
 from trading.forms import OfferForm, RequestForm
@@ -225,3 +225,84 @@ def session_rerun(request, pk: int):
     except DomainError as error:
         messages.error(request, error.message)
     return redirect("trading:session-detail", pk=pk)
+
+
+@role_required(Role.DSO, Role.TSO, Role.ESP)
+def orders_import(request, kind: str):
+    from trading.forms import OrderCsvForm
+
+    actor = request_actor(request)
+    if (
+        (kind == "offer" and not actor.has_role(Role.ESP))
+        or (kind == "request" and not actor.has_role(Role.DSO, Role.TSO))
+        or kind not in ("offer", "request")
+    ):
+        raise Http404
+    form = OrderCsvForm(request.POST or None, request.FILES or None)
+    row_errors = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            orders = services.orders_import_csv(actor=actor, kind=kind, file=form.cleaned_data["file"].file)
+        except ValidationErrors as error:
+            row_errors = error.errors
+            form.add_error(None, error.message)
+        except DomainError as error:
+            _form_error(form, error)
+        except UnicodeDecodeError:
+            form.add_error("file", "The file is not UTF-8 text.")
+        else:
+            messages.success(request, f"Posted {len(orders)} {kind}(s).")
+            return redirect("trading:my-offers" if kind == "offer" else "trading:my-requests")
+    columns = services.OFFER_CSV_COLUMNS if kind == "offer" else services.ORDER_CSV_COLUMNS
+    return render(
+        request,
+        "trading/orders_import.html",
+        {"form": form, "row_errors": row_errors, "kind": kind, "columns": ",".join(columns)},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required(Role.DSO, Role.ESP)
+def agreement_list(request):
+    from accounts.selectors import organisations_with_roles
+    from grid.selectors import assets_get_prequalification_queue
+    from trading.forms import AgreementForm
+
+    actor = request_actor(request)
+    form = None
+    if actor.has_role(Role.DSO):
+        form = AgreementForm(
+            request.POST or None,
+            esps=organisations_with_roles().filter(role_grants__role=Role.ESP, status="approved"),
+            assets=assets_get_prequalification_queue(actor=actor).filter(prequalification="approved"),
+            products=selectors.products_active(),
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.agreement_propose(actor=actor, **form.service_kwargs())
+            except DomainError as error:
+                _form_error(form, error)
+            else:
+                messages.success(request, "Agreement proposed to the ESP.")
+                return redirect("trading:agreements")
+    return render(
+        request,
+        "trading/agreements.html",
+        {"agreements": selectors.agreements_get_visible(actor=actor), "form": form},
+        status=400 if form is not None and form.errors else 200,
+    )
+
+
+@role_required(Role.ESP)
+@require_POST
+def agreement_answer(request, pk: int):
+    actor = request_actor(request)
+    agreement = selectors.agreement_get_visible(actor=actor, pk=pk)
+    try:
+        services.agreement_respond(
+            actor=actor, agreement=agreement, accept=request.POST.get("answer") == "accept"
+        )
+        messages.success(request, "Answer recorded.")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("trading:agreements")

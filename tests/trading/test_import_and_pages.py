@@ -1,0 +1,97 @@
+import io
+from datetime import timedelta
+
+import pytest
+
+from trading.models import FlexOffer, FlexRequest
+
+
+def csv_file(text: str, name: str = "orders.csv"):
+    upload = io.BytesIO(text.encode())
+    upload.name = name
+    return upload
+
+
+@pytest.mark.django_db
+def test_offer_csv_is_all_or_nothing_with_row_errors(client_for, esp_user, asset, session):
+    start = (session.delivery_start + timedelta(hours=17)).isoformat()
+    header = "asset_ean,product_code,ptu_start,quantities_kw,price\n"
+    good = f"{asset.connection_ean},{session.product.code},{start},100 100,60\n"
+    too_big = f"{asset.connection_ean},{session.product.code},{start},450 450,60\n"
+    response = client_for(esp_user).post(
+        "/api/v1/flex-offers/import/", {"file": csv_file(header + good + too_big)}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["errors"][0]["row"] == 3
+    assert not FlexOffer.objects.exists()
+    response = client_for(esp_user).post(
+        "/api/v1/flex-offers/import/", {"file": csv_file(header + good)}, format="multipart"
+    )
+    assert response.status_code == 201 and FlexOffer.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_request_csv_page_lists_row_errors(client, dso_user, zone, session):
+    start = (session.delivery_start + timedelta(hours=17)).isoformat()
+    header = "grid_location_code,product_code,ptu_start,quantities_kw,price\n"
+    rows = f"{zone.code},{session.product.code},{start},100;100,150\nunknown-zone,{session.product.code},{start},100,150\n"
+    client.force_login(dso_user)
+    response = client.post("/trading/import/request/", {"file": csv_file(header + rows)})
+    assert response.status_code == 400 and response.context["row_errors"][0]["row"] == 3
+    assert not FlexRequest.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["/trading/sessions/", "/trading/contracts/", "/trading/requests/", "/trading/offers/"]
+)
+def test_anonymous_is_sent_to_login(client, url):
+    assert client.get(url)["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+def test_role_pages(client, esp_user, dso_user, fmo_user, session):
+    client.force_login(esp_user)
+    assert client.get("/trading/requests/").status_code == 403
+    for url in [
+        "/trading/opportunities/",
+        "/trading/offers/",
+        "/trading/sessions/",
+        f"/trading/sessions/{session.pk}/",
+        "/trading/agreements/",
+        "/",
+    ]:
+        assert client.get(url).status_code == 200, url
+    client.force_login(dso_user)
+    assert client.get("/trading/offers/").status_code == 403
+    assert client.get("/trading/monitor/").status_code == 403
+    for url in ["/trading/requests/", "/trading/agreements/", "/"]:
+        assert client.get(url).status_code == 200, url
+    client.force_login(fmo_user)
+    assert client.get("/trading/monitor/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_other_org_cannot_open_a_contract_page(client, esp2_user, actor_dso, actor_esp, zone, asset, session):
+    from django.utils import timezone
+
+    from accounts.context import SYSTEM
+    from trading import services
+    from trading.models import Contract, MarketSession
+
+    start = session.delivery_start + timedelta(hours=17)
+    services.request_submit(
+        actor=actor_dso,
+        grid_location=zone,
+        product=session.product,
+        ptu_start=start,
+        quantities_kw=[100],
+        price=100,
+    )
+    services.offer_submit(
+        actor=actor_esp, asset=asset, product=session.product, ptu_start=start, quantities_kw=[60], price=50
+    )
+    MarketSession.objects.filter(pk=session.pk).update(state="closed", gate_closure=timezone.now())
+    services.session_clear(session=session, actor=SYSTEM)
+    client.force_login(esp2_user)
+    assert client.get(f"/trading/contracts/{Contract.objects.get().pk}/").status_code == 404

@@ -1,0 +1,143 @@
+from django.contrib import admin, messages
+
+from accounts.permissions import request_actor
+from flexmarket.errors import DomainError
+from trading import services
+from trading.models import (
+    AvailabilityAgreement,
+    ClearingRun,
+    Contract,
+    FlexOffer,
+    FlexRequest,
+    Market,
+    MarketSession,
+    Product,
+)
+
+
+class ProductInline(admin.StackedInline):
+    model = Product
+    extra = 0
+
+
+@admin.register(Market)
+class MarketAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "time_zone", "is_active"]
+    filter_horizontal = ["grid_locations"]
+    inlines = [ProductInline]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "market",
+        "kind",
+        "direction",
+        "clearing_rule",
+        "gate_closure_rule",
+        "baseline_method",
+        "is_active",
+    ]
+    list_filter = ["market", "kind", "clearing_rule", "is_active"]
+
+
+@admin.register(MarketSession)
+class MarketSessionAdmin(admin.ModelAdmin):
+    list_display = ["product", "delivery_day", "gate_closure", "state"]
+    list_filter = ["state", "product"]
+    date_hierarchy = "delivery_day"
+    actions = ["clear_or_rerun"]
+
+    @admin.action(description="Clear now (closed) or re-run the clearing (cleared)")
+    def clear_or_rerun(self, request, queryset):
+        actor = request_actor(request)
+        for session in queryset:
+            try:
+                run = services.session_clear(
+                    session=session, actor=actor, rerun=session.state == MarketSession.State.CLEARED
+                )
+                self.message_user(request, f"{session}: run #{run.pk} {run.state}.", messages.SUCCESS)
+            except DomainError as error:
+                self.message_user(request, f"{session}: {error.message}", messages.ERROR)
+
+
+@admin.register(ClearingRun)
+class ClearingRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "session",
+        "state",
+        "is_current",
+        "solver_status",
+        "objective",
+        "cleared_volume_kwh",
+        "created_at",
+    ]
+    list_filter = ["state", "is_current"]
+    readonly_fields = [f.name for f in ClearingRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+class OrderAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "owner",
+        "grid_location",
+        "product",
+        "ptu_start",
+        "price",
+        "order_mode",
+        "state",
+        "created_at",
+    ]
+    list_filter = ["state", "order_mode", "product"]
+    search_fields = ["owner__legal_name", "external_id"]
+    raw_id_fields = ["owner", "grid_location", "session", "created_by"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.register(FlexRequest, OrderAdmin)
+admin.site.register(
+    FlexOffer,
+    type(
+        "FlexOfferAdmin",
+        (OrderAdmin,),
+        {
+            "raw_id_fields": [
+                *OrderAdmin.raw_id_fields,
+                "asset",
+                "portfolio",
+                "answers_request",
+                "availability_agreement",
+            ]
+        },
+    ),
+)
+
+
+@admin.register(Contract)
+class ContractAdmin(admin.ModelAdmin):
+    list_display = ["reference", "buyer", "seller", "grid_location", "product", "state", "created_at"]
+    list_filter = ["state", "product"]
+    search_fields = ["reference"]
+    raw_id_fields = ["request", "offer", "session", "clearing_run"]
+
+
+@admin.register(AvailabilityAgreement)
+class AvailabilityAgreementAdmin(admin.ModelAdmin):
+    list_display = [
+        "dso",
+        "esp",
+        "grid_location",
+        "product",
+        "capacity_kw",
+        "valid_from",
+        "valid_to",
+        "state",
+    ]
+    list_filter = ["state"]
