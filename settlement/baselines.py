@@ -1,1 +1,375 @@
-"""Baseline methods: pure functions of numpy arrays (no Django)."""
+"""Baselines and delivery measurement: pure functions of numpy arrays (no Django).
+
+A baseline estimates what an asset would have consumed without activation; delivered flexibility is measured
+against it. Load is metered consumption in kW (positive = consumption; net injection is negative), one average
+per 15-minute PTU; NaN means missing. Days are aligned by local wall-clock slot (`slot_minutes`), so a 92- or
+100-PTU DST day and ordinary 96-PTU days combine: a repeated autumn hour takes the same history values twice, a
+skipped spring hour is simply absent. Methods follow digests/baselines.md (NODES, Piclo, PJM, CAISO, CalTRACK).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+
+STANDARD_SLOTS = np.arange(0, 1440, 15)
+
+
+@dataclass(frozen=True)
+class DayProfile:
+    day: date
+    values: np.ndarray
+    slot_minutes: np.ndarray = field(default_factory=lambda: STANDARD_SLOTS.copy())
+    is_event_day: bool = False
+    is_weekend: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return bool(np.isfinite(self.values).all())
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    values: np.ndarray
+    method: str
+    params: dict
+    days_used: tuple[date, ...] = ()
+    complete: bool = True
+    note: str = ""
+
+
+def align(history_day: DayProfile, target_slots: np.ndarray) -> np.ndarray:
+    """History values on the target day's wall-clock slots (mean of repeats; NaN where the slot never occurs)."""
+    sums = np.zeros(1440 // 15)
+    counts = np.zeros(1440 // 15)
+    index = (np.asarray(history_day.slot_minutes) // 15).astype(int)
+    finite = np.isfinite(history_day.values)
+    np.add.at(sums, index[finite], history_day.values[finite])
+    np.add.at(counts, index[finite], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        by_slot = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return by_slot[(np.asarray(target_slots) // 15).astype(int)]
+
+
+def _like_days(target: DayProfile, history: Sequence[DayProfile], y: int) -> list[DayProfile]:
+    """The Y most recent complete, non-event days of the same day type before the target day."""
+    eligible = [
+        day
+        for day in history
+        if day.day < target.day
+        and not day.is_event_day
+        and day.is_weekend == target.is_weekend
+        and day.complete
+    ]
+    return sorted(eligible, key=lambda day: day.day, reverse=True)[:y]
+
+
+def _window(event_mask: np.ndarray | None, n: int) -> np.ndarray:
+    if event_mask is None or not np.asarray(event_mask).any():
+        return np.ones(n, dtype=bool)
+    return np.asarray(event_mask, dtype=bool)
+
+
+def baseline_nominated(nominated: np.ndarray) -> np.ndarray:
+    """The ESP's D-prognosis as submitted before gate closure."""
+    return np.asarray(nominated, dtype=float).copy()
+
+
+def baseline_x_of_y(
+    target: DayProfile,
+    history: Sequence[DayProfile],
+    *,
+    x: int,
+    y: int,
+    mode: str = "high",
+    event_mask: np.ndarray | None = None,
+) -> BaselineResult:
+    """High X of Y: average the X like-days with the highest load in the event window among the Y most recent.
+    Mid X of Y: rank the Y days by that load, drop the extremes equally (an odd surplus from the top) and average
+    the middle X. Days with gaps, event days and days of the other type (weekday/weekend) are excluded."""
+    if not 0 < x <= y:
+        raise ValueError("need 0 < x <= y")
+    params = {"x": x, "y": y, "mode": mode}
+    n = target.values.size
+    days = _like_days(target, history, y)
+    if len(days) < x:
+        return BaselineResult(
+            np.full(n, np.nan),
+            f"{mode}_x_of_y",
+            params,
+            tuple(d.day for d in days),
+            False,
+            f"only {len(days)} eligible like-days; {x} needed",
+        )
+    matrix = np.vstack([align(day, target.slot_minutes) for day in days])
+    window = _window(event_mask, n)
+    score = np.nanmean(matrix[:, window], axis=1)
+    order = np.argsort(-score, kind="stable")  # highest first; ties keep the more recent day
+    if mode == "high":
+        chosen = order[:x]
+    elif mode == "mid":
+        surplus = len(days) - x
+        drop_top = surplus - surplus // 2
+        chosen = order[drop_top : drop_top + x]
+    else:
+        raise ValueError("mode is 'high' or 'mid'")
+    values = np.nanmean(matrix[chosen], axis=0)
+    return BaselineResult(
+        values,
+        f"{mode}_x_of_y",
+        params,
+        tuple(days[i].day for i in sorted(chosen)),
+        bool(np.isfinite(values).all()),
+    )
+
+
+def adjust_same_day(
+    baseline: np.ndarray,
+    actual: np.ndarray,
+    event_mask: np.ndarray,
+    *,
+    kind: str = "additive",
+    window_ptus: int = 4,
+    gap_ptus: int = 1,
+    cap: float | None = 0.2,
+) -> np.ndarray:
+    """Shift (additive) or scale (multiplicative) the baseline by the error in the PTUs before the event.
+
+    The window is `window_ptus` PTUs ending `gap_ptus` before the first event PTU. `cap` bounds the adjustment to
+    ±cap × the window's mean baseline (additive) or the factor to [1 − cap, 1 + cap] (multiplicative).
+    """
+    baseline = np.asarray(baseline, dtype=float)
+    event = np.flatnonzero(event_mask)
+    if event.size == 0:
+        return baseline.copy()
+    end = event[0] - gap_ptus
+    start = max(0, end - window_ptus)
+    if end <= start:
+        return baseline.copy()
+    base_window, actual_window = baseline[start:end], np.asarray(actual, dtype=float)[start:end]
+    if not (np.isfinite(base_window).all() and np.isfinite(actual_window).all()):
+        return baseline.copy()
+    if kind == "additive":
+        adjustment = float(np.mean(actual_window - base_window))
+        if cap is not None:
+            limit = cap * abs(float(np.mean(base_window)))
+            adjustment = float(np.clip(adjustment, -limit, limit))
+        return baseline + adjustment
+    if kind == "multiplicative":
+        mean_base = float(np.mean(base_window))
+        factor = float(np.mean(actual_window)) / mean_base if mean_base else 1.0
+        if cap is not None:
+            factor = float(np.clip(factor, 1 - cap, 1 + cap))
+        return baseline * factor
+    raise ValueError("kind is 'additive' or 'multiplicative'")
+
+
+def baseline_meter_before_after(
+    actual: np.ndarray, event_mask: np.ndarray, *, before_ptus: int = 2, after_ptus: int = 0
+) -> np.ndarray:
+    """Short activations: the mean of the PTUs just before the event (and after it, interpolated linearly when
+    `after_ptus` > 0) over the event PTUs; outside the event the baseline is the metered load."""
+    actual = np.asarray(actual, dtype=float)
+    baseline = actual.copy()
+    event = np.flatnonzero(event_mask)
+    if event.size == 0:
+        return baseline
+    first, last = event[0], event[-1]
+    before = actual[max(0, first - before_ptus) : first]
+    level_before = float(np.mean(before)) if before.size else np.nan
+    if after_ptus > 0:
+        after = actual[last + 1 : last + 1 + after_ptus]
+        level_after = float(np.mean(after)) if after.size else level_before
+        baseline[first : last + 1] = np.linspace(level_before, level_after, last - first + 3)[1:-1]
+    else:
+        baseline[first : last + 1] = level_before
+    return baseline
+
+
+def baseline_regression(
+    target: DayProfile, history: Sequence[DayProfile], *, y: int = 20, event_mask: np.ndarray | None = None
+) -> BaselineResult:
+    """Weather-free like-day regression: per slot, load = a + b × (the day's mean load before the event), fitted
+    by least squares over the Y most recent like-days and applied to the target day's own pre-event mean."""
+    n = target.values.size
+    params = {"y": y}
+    days = _like_days(target, history, y)
+    if len(days) < 3:
+        return BaselineResult(
+            np.full(n, np.nan),
+            "regression",
+            params,
+            tuple(d.day for d in days),
+            False,
+            "fewer than 3 like-days",
+        )
+    window = _window(event_mask, n)
+    first_event = (
+        int(np.flatnonzero(window)[0]) if event_mask is not None and np.asarray(event_mask).any() else n
+    )
+    predictor_slots = np.arange(n) < max(first_event, 4)
+    matrix = np.vstack([align(day, target.slot_minutes) for day in days])
+    x = np.nanmean(matrix[:, predictor_slots], axis=1)
+    target_x = float(np.nanmean(np.asarray(target.values, dtype=float)[predictor_slots]))
+    design = np.column_stack([np.ones_like(x), x])
+    coefficients, *_ = np.linalg.lstsq(design, np.nan_to_num(matrix), rcond=None)
+    values = coefficients[0] + coefficients[1] * target_x
+    return BaselineResult(
+        values, "regression", params, tuple(d.day for d in days), bool(np.isfinite(values).all())
+    )
+
+
+def compute_baseline(
+    method: str,
+    params: dict,
+    *,
+    target: DayProfile,
+    history: Sequence[DayProfile],
+    event_mask: np.ndarray,
+    nominated: np.ndarray | None = None,
+) -> BaselineResult:
+    """Dispatch on a product's method name and parameters."""
+    params = dict(params or {})
+    n = target.values.size
+    if method == "nominated":
+        if nominated is None or np.asarray(nominated).size != n:
+            return BaselineResult(
+                np.full(n, np.nan), method, params, (), False, "no D-prognosis was submitted"
+            )
+        values = baseline_nominated(nominated)
+        return BaselineResult(values, method, params, (), bool(np.isfinite(values).all()))
+    if method in ("high_x_of_y", "mid_x_of_y"):
+        result = baseline_x_of_y(
+            target,
+            history,
+            x=int(params.get("x", 5)),
+            y=int(params.get("y", 10)),
+            mode=method.split("_")[0],
+            event_mask=event_mask,
+        )
+        if result.complete and params.get("adjustment"):
+            adjusted = adjust_same_day(
+                result.values,
+                target.values,
+                event_mask,
+                kind=params["adjustment"],
+                window_ptus=int(params.get("window_ptus", 4)),
+                gap_ptus=int(params.get("gap_ptus", 1)),
+                cap=params.get("cap", 0.2),
+            )
+            return BaselineResult(
+                adjusted, method, params, result.days_used, bool(np.isfinite(adjusted).all()), result.note
+            )
+        return BaselineResult(result.values, method, params, result.days_used, result.complete, result.note)
+    if method == "meter_before_after":
+        values = baseline_meter_before_after(
+            target.values,
+            event_mask,
+            before_ptus=int(params.get("before_ptus", 2)),
+            after_ptus=int(params.get("after_ptus", 0)),
+        )
+        return BaselineResult(
+            values, method, params, (), bool(np.isfinite(values[np.asarray(event_mask, dtype=bool)]).all())
+        )
+    if method == "regression":
+        return baseline_regression(target, history, y=int(params.get("y", 20)), event_mask=event_mask)
+    raise ValueError(f"unknown baseline method {method!r}")
+
+
+def delivered_flex(direction: str, baseline: np.ndarray, metered: np.ndarray) -> np.ndarray:
+    """Up: baseline − metered (less consumption); down: metered − baseline."""
+    baseline, metered = np.asarray(baseline, dtype=float), np.asarray(metered, dtype=float)
+    if direction == "up":
+        return baseline - metered
+    if direction == "down":
+        return metered - baseline
+    raise ValueError("direction is 'up' or 'down'")
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    baseline: np.ndarray
+    metered: np.ndarray
+    delivered: np.ndarray
+    contracted: np.ndarray
+    ratio: np.ndarray
+    status: np.ndarray
+
+
+def verify_delivery(
+    direction: str, baseline: np.ndarray, metered: np.ndarray, contracted: np.ndarray, *, tolerance: float
+) -> VerificationResult:
+    """Per PTU: delivered, ratio = delivered / contracted and a status. Within tolerance (ratio ≥ 1 − tolerance)
+    is "delivered"; 0 < ratio < 1 − tolerance "partial"; ratio ≤ 0 "failed"; missing data "awaiting_data"."""
+    baseline, metered, contracted = (np.asarray(a, dtype=float) for a in (baseline, metered, contracted))
+    delivered = delivered_flex(direction, baseline, metered)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(contracted > 0, delivered / np.where(contracted > 0, contracted, 1), np.nan)
+    status = np.full(contracted.shape, "not_contracted", dtype=object)
+    active = contracted > 0
+    missing = active & ~(np.isfinite(baseline) & np.isfinite(metered))
+    status[active & (ratio >= 1 - tolerance)] = "delivered"
+    status[active & (ratio > 0) & (ratio < 1 - tolerance)] = "partial"
+    status[active & (ratio <= 0)] = "failed"
+    status[missing] = "awaiting_data"
+    return VerificationResult(baseline, metered, delivered, contracted, ratio, status)
+
+
+def accuracy_scores(predicted: np.ndarray, actual: np.ndarray) -> dict:
+    """Bias = mean(pred − actual) / mean(actual); nMAE = mean(|pred − actual|) / mean(|actual|); NaN ignored."""
+    predicted, actual = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
+    valid = np.isfinite(predicted) & np.isfinite(actual)
+    if not valid.any():
+        return {"bias": None, "nmae": None, "n": 0}
+    error = predicted[valid] - actual[valid]
+    mean_actual, mean_abs = float(np.mean(actual[valid])), float(np.mean(np.abs(actual[valid])))
+    return {
+        "bias": float(np.mean(error) / mean_actual) if mean_actual else None,
+        "nmae": float(np.mean(np.abs(error)) / mean_abs) if mean_abs else None,
+        "n": int(valid.sum()),
+    }
+
+
+EVENING_WINDOW = slice(68, 80)  # 17:00–20:00 on a 96-PTU day: the usual congestion hours
+
+
+def score_methods(days: Sequence[DayProfile], methods: dict[str, dict]) -> dict[str, dict]:
+    """Score each method on the days without activation: pretend an evening event and compare to the load."""
+    scores: dict[str, dict] = {}
+    for name, params in methods.items():
+        predicted, actual = [], []
+        for target in days:
+            if target.is_event_day or not target.complete:
+                continue
+            mask = np.zeros(target.values.size, dtype=bool)
+            mask[EVENING_WINDOW] = True
+            result = compute_baseline(name, params, target=target, history=days, event_mask=mask)
+            if result.complete:
+                predicted.append(result.values[mask])
+                actual.append(target.values[mask])
+        scores[name] = (
+            accuracy_scores(np.concatenate(predicted), np.concatenate(actual))
+            if predicted
+            else {"bias": None, "nmae": None, "n": 0}
+        )
+    return scores
+
+
+def baseline_high_x_of_y_batch(
+    history: np.ndarray, eligible: np.ndarray, window: np.ndarray, *, x: int, y: int
+) -> np.ndarray:
+    """Vectorised High X of Y for many assets: history (assets, days, slots) oldest day first, eligible
+    (assets, days); returns (assets, slots), NaN where fewer than X days are eligible."""
+    n_assets, n_days, _ = history.shape
+    recency = np.cumsum(eligible[:, ::-1], axis=1)[:, ::-1]  # 1 = most recent eligible day
+    usable = eligible & (recency <= y)
+    score = np.where(usable, history[:, :, window].mean(axis=2), -np.inf)
+    top = np.argsort(-score, axis=1, kind="stable")[:, :x]
+    chosen = np.take_along_axis(history, top[:, :, None], axis=1)
+    values = chosen.mean(axis=1)
+    enough = usable.sum(axis=1) >= x
+    values[~enough] = np.nan
+    return values

@@ -1,0 +1,231 @@
+"""Baseline engine against hand-computed values, DST days, gaps, and properties."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flexmarket import ptu
+from settlement import baselines as b
+
+
+def day(d: date, values, *, event=False, weekend=None, tz="Europe/Amsterdam"):
+    starts = ptu.ptu_starts(d, tz)
+    slots = np.array(
+        [
+            (
+                s.astimezone(__import__("zoneinfo").ZoneInfo(tz)).hour * 60
+                + s.astimezone(__import__("zoneinfo").ZoneInfo(tz)).minute
+            )
+            for s in starts
+        ]
+    )
+    values = np.broadcast_to(np.asarray(values, dtype=float), (len(starts),)).copy()
+    return b.DayProfile(d, values, slots, event, d.weekday() >= 5 if weekend is None else weekend)
+
+
+MONDAY = date(2026, 6, 1)
+WINDOW = np.zeros(96, dtype=bool)
+WINDOW[68:72] = True
+
+
+def weekdays_before(target: date, levels):
+    """History weekdays before `target` (most recent first) with the given flat load levels."""
+    days, d = [], target
+    for level in levels:
+        d -= timedelta(days=1)
+        while d.weekday() >= 5:
+            d -= timedelta(days=1)
+        days.append(day(d, level))
+    return days
+
+
+def test_high_2_of_4_averages_the_two_highest_days():
+    history = weekdays_before(MONDAY, [10, 40, 20, 30])  # most recent first
+    result = b.baseline_x_of_y(day(MONDAY, 0), history, x=2, y=4, mode="high", event_mask=WINDOW)
+    assert result.complete and np.allclose(result.values, 35)  # (40 + 30) / 2
+    assert len(result.days_used) == 2
+
+
+def test_mid_2_of_4_drops_the_extremes():
+    history = weekdays_before(MONDAY, [10, 40, 20, 30])
+    result = b.baseline_x_of_y(day(MONDAY, 0), history, x=2, y=4, mode="mid", event_mask=WINDOW)
+    assert np.allclose(result.values, 25)  # (30 + 20) / 2
+
+
+def test_event_days_days_with_gaps_and_weekends_are_excluded():
+    history = weekdays_before(MONDAY, [10, 20, 30, 40])
+    history[0] = b.DayProfile(
+        history[0].day, history[0].values + 100, history[0].slot_minutes, is_event_day=True
+    )
+    gap = history[1].values.copy()
+    gap[5] = np.nan
+    history[1] = b.DayProfile(history[1].day, gap, history[1].slot_minutes)
+    history.append(day(MONDAY - timedelta(days=2), 999))  # a Saturday
+    result = b.baseline_x_of_y(day(MONDAY, 0), history, x=2, y=4, mode="high", event_mask=WINDOW)
+    assert np.allclose(result.values, 35)  # only 30 and 40 are eligible
+
+
+def test_too_few_days_is_incomplete_not_zero():
+    result = b.baseline_x_of_y(day(MONDAY, 0), weekdays_before(MONDAY, [10]), x=2, y=4, event_mask=WINDOW)
+    assert not result.complete and np.isnan(result.values).all() and "eligible" in result.note
+
+
+@pytest.mark.parametrize(("target", "n"), [(date(2026, 3, 30), 96), (date(2026, 10, 26), 96)])
+def test_dst_days_in_history_are_aligned_by_wall_clock(target, n):
+    spring, autumn = date(2026, 3, 29), date(2026, 10, 25)
+    switch = spring if target.month == 3 else autumn
+    history_day = day(switch, 0, weekend=False)
+    assert history_day.values.size == (92 if switch == spring else 100)
+    values = history_day.slot_minutes / 60.0  # load = local hour
+    history = [b.DayProfile(switch, values, history_day.slot_minutes), *weekdays_before(target, [0, 0])]
+    history = [history[0]] + [b.DayProfile(d.day, d.slot_minutes / 60.0, d.slot_minutes) for d in history[1:]]
+    result = b.baseline_x_of_y(day(target, 0), history, x=3, y=3, event_mask=WINDOW)
+    assert result.values.size == n
+    # Spring: 02:00–03:00 is missing on the switch day and comes from the other days; autumn: the repeated
+    # hour's two readings average to the same wall-clock value.
+    assert np.allclose(result.values, np.arange(96) * 15 / 60.0)
+
+
+@pytest.mark.parametrize(("switch", "n"), [(date(2026, 3, 29), 92), (date(2026, 10, 25), 100)])
+def test_baseline_for_a_dst_target_day_has_its_own_ptu_count(switch, n):
+    history = [day(switch - timedelta(days=7 * k), 5.0, weekend=True) for k in range(1, 4)]
+    target = day(switch, 0, weekend=True)
+    mask = np.zeros(n, dtype=bool)
+    mask[60:64] = True
+    result = b.baseline_x_of_y(target, history, x=2, y=3, event_mask=mask)
+    assert result.values.size == n and np.allclose(result.values, 5.0)
+
+
+def test_additive_adjustment_is_capped():
+    baseline = np.full(96, 100.0)
+    actual = np.full(96, 150.0)
+    adjusted = b.adjust_same_day(
+        baseline, actual, WINDOW, kind="additive", window_ptus=4, gap_ptus=1, cap=0.2
+    )
+    assert np.allclose(adjusted, 120)  # +50 observed, capped at 20% of 100
+    uncapped = b.adjust_same_day(baseline, actual, WINDOW, kind="additive", cap=None)
+    assert np.allclose(uncapped, 150)
+
+
+def test_multiplicative_adjustment():
+    baseline = np.full(96, 100.0)
+    actual = np.full(96, 110.0)
+    assert np.allclose(b.adjust_same_day(baseline, actual, WINDOW, kind="multiplicative", cap=0.2), 110)
+    assert np.allclose(
+        b.adjust_same_day(baseline, np.full(96, 200.0), WINDOW, kind="multiplicative", cap=0.2), 120
+    )
+
+
+def test_meter_before_and_after():
+    actual = np.full(96, 50.0)
+    actual[66:68] = [40, 60]  # before window mean 50
+    actual[72:74] = [70, 90]  # after window mean 80
+    flat = b.baseline_meter_before_after(actual, WINDOW, before_ptus=2)
+    assert np.allclose(flat[68:72], 50) and flat[10] == 50
+    ramp = b.baseline_meter_before_after(actual, WINDOW, before_ptus=2, after_ptus=2)
+    assert np.allclose(ramp[68:72], [56, 62, 68, 74])  # linear from 50 to 80 over 4 PTUs
+
+
+def test_regression_recovers_a_linear_relation():
+    history = []
+    d = MONDAY
+    for level in [10, 20, 30, 40, 50]:
+        d -= timedelta(days=1)
+        while d.weekday() >= 5:
+            d -= timedelta(days=1)
+        values = np.full(96, float(level))
+        values[68:72] = 2 * level + 5  # evening load = 2 × morning level + 5
+        history.append(day(d, values))
+    target = np.full(96, 25.0)
+    result = b.baseline_regression(day(MONDAY, target), history, y=5, event_mask=WINDOW)
+    assert result.complete and np.allclose(result.values[68:72], 55, atol=1e-6)
+
+
+def test_nominated_and_dispatcher():
+    target = day(MONDAY, 0)
+    nominated = np.full(96, 42.0)
+    assert np.allclose(
+        b.compute_baseline(
+            "nominated", {}, target=target, history=[], event_mask=WINDOW, nominated=nominated
+        ).values,
+        42,
+    )
+    missing = b.compute_baseline("nominated", {}, target=target, history=[], event_mask=WINDOW)
+    assert not missing.complete and "D-prognosis" in missing.note
+    with pytest.raises(ValueError):
+        b.compute_baseline("crystal_ball", {}, target=target, history=[], event_mask=WINDOW)
+
+
+def test_verification_statuses_and_ratios():
+    baseline = np.array([100.0, 100, 100, 100, np.nan, 100])
+    metered = np.array([0.0, 50, 100, 150, 20, 90])
+    contracted = np.array([100.0, 100, 100, 100, 100, 0])
+    result = b.verify_delivery("up", baseline, metered, contracted, tolerance=0.1)
+    assert result.delivered[:4].tolist() == [100, 50, 0, -50]
+    assert result.status.tolist() == [
+        "delivered",
+        "partial",
+        "failed",
+        "failed",
+        "awaiting_data",
+        "not_contracted",
+    ]
+    assert result.ratio[1] == 0.5
+    down = b.verify_delivery("down", np.array([100.0]), np.array([195.0]), np.array([100.0]), tolerance=0.1)
+    assert down.status[0] == "delivered" and down.ratio[0] == pytest.approx(0.95)
+
+
+def test_accuracy_of_a_perfect_prediction():
+    assert b.accuracy_scores(np.array([1.0, 2, 3]), np.array([1.0, 2, 3])) == {
+        "bias": 0.0,
+        "nmae": 0.0,
+        "n": 3,
+    }
+    assert b.accuracy_scores(np.array([2.0, 2]), np.array([1.0, 1]))["bias"] == 1.0
+
+
+def test_score_methods_ranks_methods_on_days_without_events():
+    days = [day(MONDAY - timedelta(days=k), 50.0 + (k % 3)) for k in range(1, 30)]
+    scores = b.score_methods(days, {"high_x_of_y": {"x": 5, "y": 10}, "mid_x_of_y": {"x": 4, "y": 6}})
+    assert scores["high_x_of_y"]["n"] > 0 and scores["mid_x_of_y"]["nmae"] is not None
+
+
+def test_batch_high_x_of_y_matches_the_single_asset_function():
+    rng = np.random.default_rng(1)
+    history = rng.uniform(10, 100, size=(3, 12, 96))
+    eligible = np.ones((3, 12), dtype=bool)
+    eligible[1, -1] = False
+    batch = b.baseline_high_x_of_y_batch(history, eligible, WINDOW, x=3, y=10)
+    for asset in range(3):
+        days = [
+            b.DayProfile(
+                MONDAY - timedelta(days=12 - i), history[asset, i], is_event_day=not eligible[asset, i]
+            )
+            for i in range(12)
+        ]
+        single = b.baseline_x_of_y(
+            b.DayProfile(MONDAY, np.zeros(96), is_weekend=False), days, x=3, y=10, event_mask=WINDOW
+        )
+        assert np.allclose(batch[asset], single.values)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0, 500), min_size=96, max_size=96), st.integers(1, 5))
+def test_baseline_equals_the_load_when_the_load_repeats(profile, x):
+    load = np.array(profile)
+    history = [b.DayProfile(MONDAY - timedelta(days=k), load.copy()) for k in range(1, 11)]
+    target = b.DayProfile(MONDAY, load.copy())
+    result = b.baseline_x_of_y(target, history, x=x, y=10, event_mask=WINDOW)
+    assert np.allclose(result.values, load)
+    regression = b.baseline_regression(target, history, y=10, event_mask=WINDOW)
+    assert np.allclose(regression.values, load, atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-500, 500), min_size=1, max_size=20), st.sampled_from(["up", "down"]))
+def test_delivered_is_zero_when_metered_equals_baseline(values, direction):
+    values = np.array(values)
+    assert np.allclose(b.delivered_flex(direction, values, values), 0)
