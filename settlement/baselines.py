@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from flexmarket import ptu
 
 STANDARD_SLOTS = np.arange(0, 1440, 15)
 
@@ -39,6 +42,13 @@ class BaselineResult:
     days_used: tuple[date, ...] = ()
     complete: bool = True
     note: str = ""
+
+
+def day_slot_minutes(day: date, tz: str) -> np.ndarray:
+    """Local wall-clock minute of each PTU start of `day` in market time zone `tz` (92, 96 or 100 entries)."""
+    zone = ZoneInfo(tz)
+    starts = [start.astimezone(zone) for start in ptu.ptu_starts(day, tz)]
+    return np.array([start.hour * 60 + start.minute for start in starts], dtype=int)
 
 
 def align(history_day: DayProfile, target_slots: np.ndarray) -> np.ndarray:
@@ -302,8 +312,9 @@ class VerificationResult:
 def verify_delivery(
     direction: str, baseline: np.ndarray, metered: np.ndarray, contracted: np.ndarray, *, tolerance: float
 ) -> VerificationResult:
-    """Per PTU: delivered, ratio = delivered / contracted and a status. Within tolerance (ratio ≥ 1 − tolerance)
-    is "delivered"; 0 < ratio < 1 − tolerance "partial"; ratio ≤ 0 "failed"; missing data "awaiting_data"."""
+    """Per PTU, for arrays of any shape (one asset, or (assets, PTUs) in batch): delivered, ratio = delivered /
+    contracted and a status. Within tolerance (ratio ≥ 1 − tolerance) is "delivered"; 0 < ratio < 1 − tolerance
+    "partial"; ratio ≤ 0 "failed"; missing baseline or meter data "awaiting_data"; contracted ≤ 0 "not_contracted"."""
     baseline, metered, contracted = (np.asarray(a, dtype=float) for a in (baseline, metered, contracted))
     delivered = delivered_flex(direction, baseline, metered)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -316,6 +327,9 @@ def verify_delivery(
     status[active & (ratio <= 0)] = "failed"
     status[missing] = "awaiting_data"
     return VerificationResult(baseline, metered, delivered, contracted, ratio, status)
+
+
+verify_delivery_batch = verify_delivery  # the same vectorised code handles (assets, PTUs) arrays
 
 
 def accuracy_scores(predicted: np.ndarray, actual: np.ndarray) -> dict:
@@ -358,18 +372,67 @@ def score_methods(days: Sequence[DayProfile], methods: dict[str, dict]) -> dict[
     return scores
 
 
-def baseline_high_x_of_y_batch(
-    history: np.ndarray, eligible: np.ndarray, window: np.ndarray, *, x: int, y: int
+def baseline_x_of_y_batch(
+    history: np.ndarray, eligible: np.ndarray, window: np.ndarray, *, x: int, y: int, mode: str = "high"
 ) -> np.ndarray:
-    """Vectorised High X of Y for many assets: history (assets, days, slots) oldest day first, eligible
-    (assets, days); returns (assets, slots), NaN where fewer than X days are eligible."""
-    n_assets, n_days, _ = history.shape
-    recency = np.cumsum(eligible[:, ::-1], axis=1)[:, ::-1]  # 1 = most recent eligible day
-    usable = eligible & (recency <= y)
-    score = np.where(usable, history[:, :, window].mean(axis=2), -np.inf)
-    top = np.argsort(-score, axis=1, kind="stable")[:, :x]
-    chosen = np.take_along_axis(history, top[:, :, None], axis=1)
-    values = chosen.mean(axis=1)
-    enough = usable.sum(axis=1) >= x
-    values[~enough] = np.nan
+    """Vectorised High/Mid X of Y for many assets on a common slot grid: history (assets, days, slots), oldest day
+    first, NaN = missing; eligible (assets, days) False for event days and the other day type. Days with a gap are
+    dropped. Returns (assets, slots), NaN for assets with fewer than X eligible days. Same selection as
+    `baseline_x_of_y` (ties keep the more recent day)."""
+    if not 0 < x <= y:
+        raise ValueError("need 0 < x <= y")
+    if mode not in ("high", "mid"):
+        raise ValueError("mode is 'high' or 'mid'")
+    recent_first = history[:, ::-1]
+    eligible = eligible[:, ::-1] & np.isfinite(recent_first).all(axis=2)
+    usable = eligible & (np.cumsum(eligible, axis=1) <= y)
+    n_usable = usable.sum(axis=1)
+    score = np.where(usable, recent_first[:, :, window].mean(axis=2), -np.inf)
+    order = np.argsort(-score, axis=1, kind="stable")  # usable days first, highest load first
+    offset = np.zeros(len(history), dtype=int)
+    if mode == "mid":
+        surplus = np.maximum(n_usable - x, 0)
+        offset = surplus - surplus // 2
+    picks = np.minimum(offset[:, None] + np.arange(x)[None, :], order.shape[1] - 1)
+    chosen = np.take_along_axis(order, picks, axis=1)
+    values = np.take_along_axis(recent_first, chosen[:, :, None], axis=1).mean(axis=1)
+    values[n_usable < x] = np.nan
     return values
+
+
+def adjust_same_day_batch(
+    baseline: np.ndarray,
+    actual: np.ndarray,
+    event_mask: np.ndarray,
+    *,
+    kind: str = "additive",
+    window_ptus: int = 4,
+    gap_ptus: int = 1,
+    cap: float | None = 0.2,
+) -> np.ndarray:
+    """`adjust_same_day` for (assets, slots) arrays sharing one event mask; rows with a gap in the window stay
+    unadjusted."""
+    baseline = np.asarray(baseline, dtype=float)
+    event = np.flatnonzero(event_mask)
+    if event.size == 0:
+        return baseline.copy()
+    end = event[0] - gap_ptus
+    start = max(0, end - window_ptus)
+    if end <= start:
+        return baseline.copy()
+    base_window, actual_window = baseline[:, start:end], np.asarray(actual, dtype=float)[:, start:end]
+    mean_base = base_window.mean(axis=1)
+    valid = np.isfinite(base_window).all(axis=1) & np.isfinite(actual_window).all(axis=1)
+    if kind == "additive":
+        adjustment = (actual_window - base_window).mean(axis=1)
+        if cap is not None:
+            limit = cap * np.abs(mean_base)
+            adjustment = np.clip(adjustment, -limit, limit)
+        return baseline + np.where(valid, adjustment, 0.0)[:, None]
+    if kind == "multiplicative":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factor = np.where(mean_base != 0, actual_window.mean(axis=1) / mean_base, 1.0)
+        if cap is not None:
+            factor = np.clip(factor, 1 - cap, 1 + cap)
+        return baseline * np.where(valid, factor, 1.0)[:, None]
+    raise ValueError("kind is 'additive' or 'multiplicative'")

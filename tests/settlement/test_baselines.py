@@ -7,22 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flexmarket import ptu
 from settlement import baselines as b
 
 
 def day(d: date, values, *, event=False, weekend=None, tz="Europe/Amsterdam"):
-    starts = ptu.ptu_starts(d, tz)
-    slots = np.array(
-        [
-            (
-                s.astimezone(__import__("zoneinfo").ZoneInfo(tz)).hour * 60
-                + s.astimezone(__import__("zoneinfo").ZoneInfo(tz)).minute
-            )
-            for s in starts
-        ]
-    )
-    values = np.broadcast_to(np.asarray(values, dtype=float), (len(starts),)).copy()
+    slots = b.day_slot_minutes(d, tz)
+    values = np.broadcast_to(np.asarray(values, dtype=float), (len(slots),)).copy()
     return b.DayProfile(d, values, slots, event, d.weekday() >= 5 if weekend is None else weekend)
 
 
@@ -193,13 +183,18 @@ def test_score_methods_ranks_methods_on_days_without_events():
     assert scores["high_x_of_y"]["n"] > 0 and scores["mid_x_of_y"]["nmae"] is not None
 
 
-def test_batch_high_x_of_y_matches_the_single_asset_function():
+@pytest.mark.parametrize(("mode", "x", "y"), [("high", 3, 10), ("mid", 4, 6), ("mid", 3, 10)])
+def test_batch_x_of_y_matches_the_single_asset_function(mode, x, y):
     rng = np.random.default_rng(1)
-    history = rng.uniform(10, 100, size=(3, 12, 96))
-    eligible = np.ones((3, 12), dtype=bool)
+    history = rng.uniform(10, 100, size=(4, 12, 96))
+    history[0, 5:7] = history[0, 4]  # ties: the more recent day wins in both
+    eligible = np.ones((4, 12), dtype=bool)
     eligible[1, -1] = False
-    batch = b.baseline_high_x_of_y_batch(history, eligible, WINDOW, x=3, y=10)
-    for asset in range(3):
+    history[2, -2, 10] = np.nan  # a day with a gap
+    eligible[3, :] = False
+    eligible[3, :2] = True  # too few days
+    batch = b.baseline_x_of_y_batch(history, eligible, WINDOW, x=x, y=y, mode=mode)
+    for asset in range(4):
         days = [
             b.DayProfile(
                 MONDAY - timedelta(days=12 - i), history[asset, i], is_event_day=not eligible[asset, i]
@@ -207,9 +202,29 @@ def test_batch_high_x_of_y_matches_the_single_asset_function():
             for i in range(12)
         ]
         single = b.baseline_x_of_y(
-            b.DayProfile(MONDAY, np.zeros(96), is_weekend=False), days, x=3, y=10, event_mask=WINDOW
+            b.DayProfile(MONDAY, np.zeros(96)), days, x=x, y=y, mode=mode, event_mask=WINDOW
         )
-        assert np.allclose(batch[asset], single.values)
+        assert np.allclose(batch[asset], single.values, equal_nan=True)
+    assert np.isnan(batch[3]).all()
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_batch_adjustment_matches_the_single_asset_function(kind):
+    rng = np.random.default_rng(2)
+    baseline = rng.uniform(10, 100, size=(5, 96))
+    actual = rng.uniform(10, 100, size=(5, 96))
+    actual[4, 66] = np.nan  # gap in the window: no adjustment
+    batch = b.adjust_same_day_batch(baseline, actual, WINDOW, kind=kind, window_ptus=4, gap_ptus=1, cap=0.2)
+    for asset in range(5):
+        single = b.adjust_same_day(baseline[asset], actual[asset], WINDOW, kind=kind, cap=0.2)
+        assert np.allclose(batch[asset], single)
+    assert np.allclose(batch[4], baseline[4])
+
+
+def test_day_slot_minutes_on_dst_days():
+    assert len(b.day_slot_minutes(date(2026, 3, 29), "Europe/Amsterdam")) == 92
+    autumn = b.day_slot_minutes(date(2026, 10, 25), "Europe/Amsterdam")
+    assert len(autumn) == 100 and list(autumn[8:16]) == [120, 135, 150, 165, 120, 135, 150, 165]
 
 
 @settings(max_examples=30, deadline=None)
