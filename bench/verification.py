@@ -80,7 +80,7 @@ def main() -> None:
         f"total:                                         {baseline_seconds + verify_seconds:.2f} s (target < 30 s)"
     )
     print(f"peak traced memory while generating data: {data_peak / 2**20:.0f} MiB")
-    print(f"peak traced memory during baseline + verification: {peak / 2**20:.0f} MiB (on top of the data)")
+    print(f"peak traced memory during baseline + verification (data included): {peak / 2**20:.0f} MiB")
     print(f"peak RSS of the whole process: {rss:.0f} MiB (target < 2048 MiB)")
     print("statuses in the event window:", dict(zip(statuses.tolist(), counts.tolist(), strict=True)))
 

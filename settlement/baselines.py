@@ -19,6 +19,8 @@ import numpy as np
 from flexmarket import ptu
 
 STANDARD_SLOTS = np.arange(0, 1440, 15)
+MIN_REGRESSION_DAYS = 3
+EVENING = (17 * 60, 20 * 60)  # the usual congestion hours, local wall clock
 
 
 @dataclass(frozen=True)
@@ -203,11 +205,15 @@ def baseline_regression(
     target: DayProfile, history: Sequence[DayProfile], *, y: int = 20, event_mask: np.ndarray | None = None
 ) -> BaselineResult:
     """Weather-free like-day regression: per slot, load = a + b × (the day's mean load before the event), fitted
-    by least squares over the Y most recent like-days and applied to the target day's own pre-event mean."""
+    by least squares over the Y most recent like-days and applied to the target day's own pre-event mean.
+
+    Without an event mask the predictor is the whole day's mean. Fewer than 3 like-days, or an event starting in
+    the first PTU (nothing to predict from), give an incomplete result with a note; slots seen on fewer than 3
+    days (a DST hour) are NaN. A constant predictor across days gives b = 0 (the slot's mean)."""
     n = target.values.size
     params = {"y": y}
     days = _like_days(target, history, y)
-    if len(days) < 3:
+    if len(days) < MIN_REGRESSION_DAYS:
         return BaselineResult(
             np.full(n, np.nan),
             "regression",
@@ -216,17 +222,28 @@ def baseline_regression(
             False,
             "fewer than 3 like-days",
         )
-    window = _window(event_mask, n)
-    first_event = (
-        int(np.flatnonzero(window)[0]) if event_mask is not None and np.asarray(event_mask).any() else n
-    )
-    predictor_slots = np.arange(n) < max(first_event, 4)
-    matrix = np.vstack([align(day, target.slot_minutes) for day in days])
-    x = np.nanmean(matrix[:, predictor_slots], axis=1)
-    target_x = float(np.nanmean(np.asarray(target.values, dtype=float)[predictor_slots]))
-    design = np.column_stack([np.ones_like(x), x])
-    coefficients, *_ = np.linalg.lstsq(design, np.nan_to_num(matrix), rcond=None)
-    values = coefficients[0] + coefficients[1] * target_x
+    has_event = event_mask is not None and np.asarray(event_mask).any()
+    first_event = int(np.flatnonzero(event_mask)[0]) if has_event else n
+    if first_event == 0:
+        return BaselineResult(
+            np.full(n, np.nan), "regression", params, (), False, "no PTUs before the event to predict from"
+        )
+    matrix = np.vstack([align(day, target.slot_minutes) for day in days])  # (days, slots)
+    predictor = np.nanmean(matrix[:, :first_event], axis=1)  # (days,)
+    target_x = float(np.nanmean(np.asarray(target.values, dtype=float)[:first_event]))
+    seen = np.isfinite(matrix) & np.isfinite(predictor)[:, None]
+    count = seen.sum(axis=0)
+    xs = np.where(seen, predictor[:, None], 0.0)
+    ys = np.where(seen, matrix, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_x, mean_y = xs.sum(axis=0) / count, ys.sum(axis=0) / count
+        dx = np.where(seen, xs - mean_x, 0.0)
+        variance = (dx**2).sum(axis=0)
+        slope = np.where(
+            variance > 1e-12 * np.maximum(mean_x**2, 1.0), (dx * (ys - mean_y)).sum(axis=0) / variance, 0.0
+        )
+    values = mean_y + slope * (target_x - mean_x)
+    values[count < MIN_REGRESSION_DAYS] = np.nan
     return BaselineResult(
         values, "regression", params, tuple(d.day for d in days), bool(np.isfinite(values).all())
     )
@@ -347,20 +364,30 @@ def accuracy_scores(predicted: np.ndarray, actual: np.ndarray) -> dict:
     }
 
 
-EVENING_WINDOW = slice(68, 80)  # 17:00–20:00 on a 96-PTU day: the usual congestion hours
-
-
-def score_methods(days: Sequence[DayProfile], methods: dict[str, dict]) -> dict[str, dict]:
-    """Score each method on the days without activation: pretend an evening event and compare to the load."""
+def score_methods(
+    days: Sequence[DayProfile],
+    methods: dict[str, dict],
+    *,
+    history: Sequence[DayProfile] | None = None,
+    window: tuple[int, int] | None = EVENING,
+) -> dict[str, dict]:
+    """Score each method on `days` without activation: pretend an event in `window` (local minutes, start and
+    end; None = whole day), build the baseline from `history` (default: `days`) and compare to the load.
+    Returns {method: accuracy_scores(...) over all scored PTUs, plus "days" = days scored}."""
+    history = days if history is None else history
     scores: dict[str, dict] = {}
     for name, params in methods.items():
         predicted, actual = [], []
         for target in days:
             if target.is_event_day or not target.complete:
                 continue
-            mask = np.zeros(target.values.size, dtype=bool)
-            mask[EVENING_WINDOW] = True
-            result = compute_baseline(name, params, target=target, history=days, event_mask=mask)
+            slots = np.asarray(target.slot_minutes)
+            mask = (
+                np.ones(slots.size, dtype=bool)
+                if window is None
+                else (slots >= window[0]) & (slots < window[1])
+            )
+            result = compute_baseline(name, params, target=target, history=history, event_mask=mask)
             if result.complete:
                 predicted.append(result.values[mask])
                 actual.append(target.values[mask])
@@ -369,6 +396,7 @@ def score_methods(days: Sequence[DayProfile], methods: dict[str, dict]) -> dict[
             if predicted
             else {"bias": None, "nmae": None, "n": 0}
         )
+        scores[name]["days"] = len(predicted)
     return scores
 
 

@@ -244,3 +244,32 @@ def test_baseline_equals_the_load_when_the_load_repeats(profile, x):
 def test_delivered_is_zero_when_metered_equals_baseline(values, direction):
     values = np.array(values)
     assert np.allclose(b.delivered_flex(direction, values, values), 0)
+
+
+def test_regression_skips_a_missing_dst_hour_in_history():
+    # Weekday history with load = 2 × level at every slot; the spring-switch day (92 PTUs) lacks 02:00–03:00.
+    history = [day(date(2026, 3, 29), 20.0, weekend=False), *weekdays_before(MONDAY, [10, 15, 25, 30])]
+    history = [
+        b.DayProfile(h.day, h.values * 2 if k else h.values, h.slot_minutes) for k, h in enumerate(history)
+    ]
+    target = day(MONDAY, 40.0)
+    result = b.baseline_regression(target, history, y=10, event_mask=WINDOW)
+    # The spring day (flat 20) fits y = x exactly like the others (2×level, flat): every slot predicts 40, and
+    # the 02:00–03:00 slots, seen on 4 days only, are fitted without a zero-filled row.
+    assert result.complete and np.allclose(result.values, 40.0)
+
+
+def test_regression_without_pre_event_ptus_is_incomplete():
+    history = weekdays_before(MONDAY, [10, 20, 30])
+    mask = np.zeros(96, dtype=bool)
+    mask[:4] = True
+    result = b.baseline_regression(day(MONDAY, 10.0), history, event_mask=mask)
+    assert not result.complete and np.isnan(result.values).all() and "before the event" in result.note
+
+
+def test_score_methods_uses_the_evening_by_wall_clock_on_a_dst_day():
+    autumn = date(2026, 10, 25)  # Sunday, 100 PTUs; the evening is PTUs 72–83 on this day
+    history = [day(autumn - timedelta(days=7 * k), np.arange(96) / 4, weekend=True) for k in range(1, 4)]
+    target = day(autumn, b.day_slot_minutes(autumn, "Europe/Amsterdam") / 60.0, weekend=True)
+    scores = b.score_methods([target], {"high_x_of_y": {"x": 2, "y": 3}}, history=history)
+    assert scores["high_x_of_y"] == {"bias": 0.0, "nmae": 0.0, "n": 12, "days": 1}
