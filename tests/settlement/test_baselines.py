@@ -45,6 +45,18 @@ def test_mid_2_of_4_drops_the_extremes():
     assert np.allclose(result.values, 25)  # (30 + 20) / 2
 
 
+def test_mid_4_of_6_drops_the_highest_and_the_lowest():
+    history = weekdays_before(MONDAY, [10, 60, 20, 50, 30, 40])
+    result = b.baseline_x_of_y(day(MONDAY, 0), history, x=4, y=6, mode="mid", event_mask=WINDOW)
+    assert np.allclose(result.values, 35)  # (20 + 30 + 40 + 50) / 4
+    # Five eligible days 10, 60, 20, 50, 30. Mid 3 of 5 drops 60 and 10: (50 + 30 + 20) / 3. Mid 2 of 5 has an
+    # odd surplus of 3: two days go from the top (60, 50), one from the bottom (10): (30 + 20) / 2.
+    three = b.baseline_x_of_y(day(MONDAY, 0), history[:5], x=3, y=5, mode="mid", event_mask=WINDOW)
+    assert np.allclose(three.values, 100 / 3)
+    two = b.baseline_x_of_y(day(MONDAY, 0), history[:5], x=2, y=5, mode="mid", event_mask=WINDOW)
+    assert np.allclose(two.values, 25)
+
+
 def test_event_days_days_with_gaps_and_weekends_are_excluded():
     history = weekdays_before(MONDAY, [10, 20, 30, 40])
     history[0] = b.DayProfile(
@@ -81,12 +93,20 @@ def test_dst_days_in_history_are_aligned_by_wall_clock(target, n):
 
 @pytest.mark.parametrize(("switch", "n"), [(date(2026, 3, 29), 92), (date(2026, 10, 25), 100)])
 def test_baseline_for_a_dst_target_day_has_its_own_ptu_count(switch, n):
-    history = [day(switch - timedelta(days=7 * k), 5.0, weekend=True) for k in range(1, 4)]
+    # History: ordinary Sundays with load = local hour of the slot (0, 0.25, ..., 23.75).
+    history = [day(switch - timedelta(days=7 * k), np.arange(96) / 4, weekend=True) for k in range(1, 4)]
     target = day(switch, 0, weekend=True)
     mask = np.zeros(n, dtype=bool)
     mask[60:64] = True
     result = b.baseline_x_of_y(target, history, x=2, y=3, event_mask=mask)
-    assert result.values.size == n and np.allclose(result.values, 5.0)
+    assert result.complete and result.values.size == n
+    # By hand: PTUs 8–11 are 02:00–02:45 in autumn (2, 2.25, 2.5, 2.75) and again at 12–15; in spring PTU 8 is
+    # 03:00 (3.0) because 02:00–03:00 does not exist.
+    expected = (
+        [2, 2.25, 2.5, 2.75, 2, 2.25, 2.5, 2.75] if n == 100 else [3, 3.25, 3.5, 3.75, 4, 4.25, 4.5, 4.75]
+    )
+    assert np.allclose(result.values[8:16], expected)
+    assert np.allclose(result.values[-1], 23.75)
 
 
 def test_additive_adjustment_is_capped():
@@ -273,3 +293,11 @@ def test_score_methods_uses_the_evening_by_wall_clock_on_a_dst_day():
     target = day(autumn, b.day_slot_minutes(autumn, "Europe/Amsterdam") / 60.0, weekend=True)
     scores = b.score_methods([target], {"high_x_of_y": {"x": 2, "y": 3}}, history=history)
     assert scores["high_x_of_y"] == {"bias": 0.0, "nmae": 0.0, "n": 12, "days": 1}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-500, 500).filter(lambda v: abs(v) > 1e-3), min_size=1, max_size=50))
+def test_accuracy_of_a_perfect_prediction_is_zero(values):
+    scores = b.accuracy_scores(np.array(values), np.array(values))
+    assert scores["nmae"] == 0.0 and scores["n"] == len(values)
+    assert scores["bias"] in (0.0, None)  # None only when the mean load is exactly zero
