@@ -1,1 +1,248 @@
-"""Meter data, baselines, delivery verification, settlement statements and invoices."""
+"""Meter data, D-prognoses, baselines, delivery verification, disputes, settlement periods, statements, invoices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Organisation
+from grid.models import FlexAsset, Portfolio
+from trading.models import Contract
+
+
+class MeterUpload(models.Model):
+    """One uploaded file (or API batch) of readings; the same file twice is recognised by its hash."""
+
+    class State(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    owner = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="meter_uploads")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    filename = models.CharField(max_length=200, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(max_length=10, choices=State.choices)
+    row_count = models.PositiveIntegerField(default=0)
+    changed_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class MeterReading(models.Model):
+    """Average kW of an asset over one PTU. A correction is a new version; the old one keeps superseded_at."""
+
+    class Source(models.TextChoices):
+        ESP = "esp", "ESP (sub-meter)"
+        DSO = "dso", "DSO (connection point)"
+
+    asset = models.ForeignKey(FlexAsset, on_delete=models.PROTECT, related_name="readings")
+    ptu_start = models.DateTimeField()
+    kw = models.DecimalField(max_digits=14, decimal_places=3)
+    source = models.CharField(max_length=4, choices=Source.choices, default=Source.ESP)
+    version = models.PositiveIntegerField(default=1)
+    upload = models.ForeignKey(
+        MeterUpload, on_delete=models.PROTECT, null=True, blank=True, related_name="readings"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["asset", "ptu_start", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "ptu_start", "source"],
+                condition=models.Q(superseded_at__isnull=True),
+                name="one_current_reading",
+            )
+        ]
+        indexes = [models.Index(fields=["asset", "source", "ptu_start"])]
+
+
+class Prognosis(models.Model):
+    """A D-prognosis: the ESP's nominated baseline for an asset or portfolio and delivery day (frozen at gate closure)."""
+
+    owner = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="prognoses")
+    asset = models.ForeignKey(
+        FlexAsset, on_delete=models.PROTECT, null=True, blank=True, related_name="prognoses"
+    )
+    portfolio = models.ForeignKey(
+        Portfolio, on_delete=models.PROTECT, null=True, blank=True, related_name="prognoses"
+    )
+    delivery_day = models.DateField()
+    ptu_start = models.DateTimeField()
+    values_kw = models.JSONField()
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    submitted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-delivery_day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "delivery_day"],
+                condition=models.Q(asset__isnull=False),
+                name="one_prognosis_per_asset_day",
+            ),
+            models.UniqueConstraint(
+                fields=["portfolio", "delivery_day"],
+                condition=models.Q(portfolio__isnull=False),
+                name="one_prognosis_per_portfolio_day",
+            ),
+        ]
+
+
+class DeliveryVerification(models.Model):
+    """Per contract: baseline, metered, delivered, contracted, ratio and status per PTU, and totals."""
+
+    class State(models.TextChoices):
+        VERIFIED = "verified", "Verified"
+        AWAITING_DATA = "awaiting_data", "Awaiting data"
+        DISPUTED = "disputed", "Disputed"
+
+    contract = models.OneToOneField(Contract, on_delete=models.PROTECT, related_name="verification")
+    state = models.CharField(max_length=14, choices=State.choices, db_index=True)
+    method = models.CharField(max_length=30)
+    params = models.JSONField(default=dict)
+    days_used = models.JSONField(default=list)
+    baseline_kw = models.JSONField()
+    metered_kw = models.JSONField()
+    delivered_kw = models.JSONField()
+    ratio = models.JSONField()
+    status = models.JSONField(help_text="per PTU: delivered, partial, failed, awaiting_data, not_contracted")
+    contracted_kwh = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
+    delivered_kwh = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
+    note = models.CharField(max_length=300, blank=True)
+    inputs_hash = models.CharField(max_length=64)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-computed_at"]
+
+
+class Dispute(models.Model):
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        UPHELD = "upheld", "Upheld (the result is corrected)"
+        REJECTED = "rejected", "Rejected"
+
+    verification = models.ForeignKey(DeliveryVerification, on_delete=models.PROTECT, related_name="disputes")
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    comment = models.TextField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    resolution = models.TextField(blank=True)
+    accepted_delivered_kwh = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class BaselineAccuracy(models.Model):
+    """How well each method predicts an asset's load on days without activation."""
+
+    asset = models.ForeignKey(FlexAsset, on_delete=models.CASCADE, related_name="baseline_accuracy")
+    method = models.CharField(max_length=30)
+    bias = models.FloatField(null=True)
+    nmae = models.FloatField(null=True)
+    samples = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["asset", "method"], name="one_score_per_asset_method")]
+
+
+class SettlementPeriod(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        COMPUTED = "computed", "Computed"
+        APPROVED = "approved", "Approved"
+        LOCKED = "locked", "Locked"
+
+    name = models.CharField(max_length=60, unique=True)
+    start = models.DateField()
+    end = models.DateField(help_text="Inclusive last delivery day")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    pending_contracts = models.PositiveIntegerField(
+        default=0, help_text="Contracts not yet verified when computed"
+    )
+
+    class Meta:
+        ordering = ["-start"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SettlementStatement(models.Model):
+    """What one organisation receives (+) or pays (−) for a period; adjustments correct locked periods."""
+
+    class Kind(models.TextChoices):
+        REGULAR = "regular", "Regular"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    period = models.ForeignKey(SettlementPeriod, on_delete=models.PROTECT, related_name="statements")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="statements")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REGULAR)
+    total_eur = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0"))
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["period", "organisation", "created_at"]
+
+
+class StatementLine(models.Model):
+    class Kind(models.TextChoices):
+        AVAILABILITY = "availability", "Availability payment"
+        ACTIVATION = "activation", "Activation payment"
+        PENALTY = "penalty", "Under-delivery penalty"
+        FEE = "fee", "Platform fee"
+
+    statement = models.ForeignKey(SettlementStatement, on_delete=models.CASCADE, related_name="lines")
+    contract = models.ForeignKey(
+        Contract, on_delete=models.PROTECT, null=True, blank=True, related_name="statement_lines"
+    )
+    kind = models.CharField(max_length=14, choices=Kind.choices)
+    description = models.CharField(max_length=200)
+    quantity = models.DecimalField(
+        max_digits=16, decimal_places=4, help_text="MWh (or MW·h for availability)"
+    )
+    unit_price = models.DecimalField(max_digits=14, decimal_places=4)
+    amount_eur = models.DecimalField(max_digits=16, decimal_places=2)
+
+    class Meta:
+        ordering = ["statement", "kind", "pk"]
+
+
+class Invoice(models.Model):
+    statement = models.OneToOneField(SettlementStatement, on_delete=models.PROTECT, related_name="invoice")
+    number = models.CharField(max_length=30, unique=True)
+    issued_at = models.DateTimeField(default=timezone.now)
+
+
+class InvoiceSequence(models.Model):
+    """Gapless invoice numbers per year (row-locked when a number is taken)."""
+
+    year = models.PositiveIntegerField(unique=True)
+    last = models.PositiveIntegerField(default=0)

@@ -1,0 +1,12 @@
+from enum import StrEnum
+
+
+class SettlementErrorCode(StrEnum):
+    ROLE = "role_required"
+    INVALID_FILE = "invalid_meter_file"
+    PROGNOSIS_FROZEN = "prognosis_frozen"
+    INVALID_PROGNOSIS = "invalid_prognosis"
+    PERIOD_LOCKED = "period_locked"
+    INVALID_STATE = "invalid_state"
+    INVALID_PERIOD = "invalid_period"
+    DISPUTE = "invalid_dispute"

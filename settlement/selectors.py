@@ -1,0 +1,142 @@
+"""Reads for meter data, verifications, disputes, statements and accuracy, with visibility rules.
+
+Readings and prognoses: the asset's ESP, the DSO of its zone, the FMO. Verifications: the contract's buyer and
+seller, the FMO. Statements and invoices: their organisation and the FMO.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from accounts.context import Actor
+from settlement.models import (
+    BaselineAccuracy,
+    DeliveryVerification,
+    Dispute,
+    MeterReading,
+    MeterUpload,
+    SettlementPeriod,
+    SettlementStatement,
+)
+
+
+def _operator(actor: Actor) -> bool:
+    return actor.is_fmo and not actor.on_behalf
+
+
+def readings_get_visible(*, actor: Actor) -> QuerySet[MeterReading]:
+    if actor.organisation is None:
+        return MeterReading.objects.none()
+    qs = MeterReading.objects.select_related("asset").filter(superseded_at__isnull=True)
+    if _operator(actor):
+        return qs
+    return qs.filter(Q(asset__owner=actor.organisation) | Q(asset__grid_location__dso=actor.organisation))
+
+
+def readings_series(
+    *, asset_ids: list[int], start: datetime, end: datetime, source: str = "esp"
+) -> dict[int, dict[datetime, float]]:
+    """Current readings per asset and PTU start in [start, end)."""
+    series: dict[int, dict[datetime, float]] = {asset_id: {} for asset_id in asset_ids}
+    rows = MeterReading.objects.filter(
+        asset_id__in=asset_ids,
+        source=source,
+        superseded_at__isnull=True,
+        ptu_start__gte=start,
+        ptu_start__lt=end,
+    ).values_list("asset_id", "ptu_start", "kw", "version")
+    for asset_id, moment, kw, _version in rows:
+        series[asset_id][moment] = float(kw)
+    return series
+
+
+def readings_fingerprint(*, asset_ids: list[int], start: datetime, end: datetime) -> list:
+    return list(
+        MeterReading.objects.filter(
+            asset_id__in=asset_ids,
+            source="esp",
+            superseded_at__isnull=True,
+            ptu_start__gte=start,
+            ptu_start__lt=end,
+        )
+        .order_by("asset_id", "ptu_start")
+        .values_list("asset_id", "ptu_start", "version")
+    )
+
+
+def uploads_get_visible(*, actor: Actor) -> QuerySet[MeterUpload]:
+    if actor.organisation is None:
+        return MeterUpload.objects.none()
+    return (
+        MeterUpload.objects.all()
+        if _operator(actor)
+        else MeterUpload.objects.filter(owner=actor.organisation)
+    )
+
+
+def verifications_get_visible(*, actor: Actor) -> QuerySet[DeliveryVerification]:
+    if actor.organisation is None:
+        return DeliveryVerification.objects.none()
+    qs = DeliveryVerification.objects.select_related(
+        "contract", "contract__buyer", "contract__seller", "contract__grid_location", "contract__product"
+    )
+    if _operator(actor):
+        return qs
+    return qs.filter(Q(contract__buyer=actor.organisation) | Q(contract__seller=actor.organisation))
+
+
+def verification_get_visible(*, actor: Actor, pk) -> DeliveryVerification:
+    verification = verifications_get_visible(actor=actor).filter(pk=pk).first()
+    if verification is None:
+        raise Http404
+    return verification
+
+
+def disputes_open() -> QuerySet[Dispute]:
+    return Dispute.objects.select_related("verification__contract").filter(state=Dispute.State.OPEN)
+
+
+def periods_get_visible(*, actor: Actor) -> QuerySet[SettlementPeriod]:
+    return (
+        SettlementPeriod.objects.all() if actor.organisation is not None else SettlementPeriod.objects.none()
+    )
+
+
+def period_get(*, actor: Actor, pk) -> SettlementPeriod:
+    period = periods_get_visible(actor=actor).filter(pk=pk).first()
+    if period is None:
+        raise Http404
+    return period
+
+
+def statements_get_visible(*, actor: Actor) -> QuerySet[SettlementStatement]:
+    if actor.organisation is None:
+        return SettlementStatement.objects.none()
+    qs = SettlementStatement.objects.select_related("period", "organisation").prefetch_related("lines")
+    return qs if _operator(actor) else qs.filter(organisation=actor.organisation)
+
+
+def statement_get_visible(*, actor: Actor, pk) -> SettlementStatement:
+    statement = statements_get_visible(actor=actor).filter(pk=pk).first()
+    if statement is None:
+        raise Http404
+    return statement
+
+
+def accuracy_get_visible(*, actor: Actor) -> QuerySet[BaselineAccuracy]:
+    if actor.organisation is None:
+        return BaselineAccuracy.objects.none()
+    qs = BaselineAccuracy.objects.select_related("asset", "asset__grid_location")
+    if _operator(actor):
+        return qs
+    return qs.filter(Q(asset__owner=actor.organisation) | Q(asset__grid_location__dso=actor.organisation))
+
+
+def contract_get_any(*, pk):
+    """A contract by id, for system tasks."""
+    from trading.models import Contract
+
+    return Contract.objects.get(pk=pk)
