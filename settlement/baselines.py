@@ -104,6 +104,8 @@ def baseline_x_of_y(
     the middle X. Days with gaps, event days and days of the other type (weekday/weekend) are excluded."""
     if not 0 < x <= y:
         raise ValueError("need 0 < x <= y")
+    if mode not in ("high", "mid"):
+        raise ValueError("mode is 'high' or 'mid'")
     params = {"x": x, "y": y, "mode": mode}
     n = target.values.size
     days = _like_days(target, history, y)
@@ -120,14 +122,11 @@ def baseline_x_of_y(
     window = _window(event_mask, n)
     score = np.nanmean(matrix[:, window], axis=1)
     order = np.argsort(-score, kind="stable")  # highest first; ties keep the more recent day
-    if mode == "high":
-        chosen = order[:x]
-    elif mode == "mid":
+    drop_top = 0
+    if mode == "mid":
         surplus = len(days) - x
         drop_top = surplus - surplus // 2
-        chosen = order[drop_top : drop_top + x]
-    else:
-        raise ValueError("mode is 'high' or 'mid'")
+    chosen = order[drop_top : drop_top + x]
     values = np.nanmean(matrix[chosen], axis=0)
     return BaselineResult(
         values,

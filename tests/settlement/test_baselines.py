@@ -57,6 +57,13 @@ def test_mid_4_of_6_drops_the_highest_and_the_lowest():
     assert np.allclose(two.values, 25)
 
 
+def test_x_of_y_rejects_bad_parameters():
+    with pytest.raises(ValueError):
+        b.baseline_x_of_y(day(MONDAY, 0), [], x=2, y=4, mode="low")
+    with pytest.raises(ValueError):
+        b.baseline_x_of_y(day(MONDAY, 0), [], x=5, y=4)
+
+
 def test_event_days_days_with_gaps_and_weekends_are_excluded():
     history = weekdays_before(MONDAY, [10, 20, 30, 40])
     history[0] = b.DayProfile(
