@@ -174,11 +174,9 @@ def highs_alone(session) -> float:
     """Rebuild the same model from the stored orders and time HiGHS's run() alone."""
     import highspy
 
-    from trading.clearing.auction import build_model
-    from trading.services import _clear_into  # noqa: F401  (same loading path, for the record)
-    from trading.clearing.auction import AuctionOrders
-
+    from trading.clearing.auction import AuctionOrders, build_model
     from trading.models import FlexOffer, FlexRequest
+    from trading.services import _clear_into  # noqa: F401  (same loading path, for the record)
 
     n = int((session.delivery_end - session.delivery_start).total_seconds() // 900)
     offers = list(

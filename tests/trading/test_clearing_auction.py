@@ -146,3 +146,65 @@ def test_properties_of_uniform_clearing(session):
     again = clear_auction(session)
     assert np.array_equal(again.offer_alloc, result.offer_alloc)
     assert np.array_equal(np.nan_to_num(again.zone_price), np.nan_to_num(result.zone_price))
+
+
+@st.composite
+def mixed_sessions(draw):
+    """Sessions with minimum quantities and blocks as well as divisible offers."""
+    n_ptus, n_zones = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    qty = st.lists(st.sampled_from([0, 10, 25, 40, 100]), min_size=n_ptus, max_size=n_ptus)
+    offers = [
+        (
+            draw(st.integers(0, n_zones - 1)),
+            draw(qty),
+            draw(st.sampled_from([0, 0, 15, 30])),
+            draw(st.integers(1, 200)),
+            draw(st.booleans()),
+        )
+        for _ in range(draw(st.integers(1, 5)))
+    ]
+    requests = [
+        (draw(st.integers(0, n_zones - 1)), draw(qty), draw(st.integers(1, 200)))
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    return orders(offers, requests, n_ptus=n_ptus, n_zones=n_zones)
+
+
+@settings(max_examples=30, deadline=None)
+@given(mixed_sessions())
+def test_properties_with_blocks_and_minimums(session):
+    result = clear_auction(session)
+    assert result.status == "optimal"
+    assert (result.offer_alloc <= session.offer_qty + 1e-6).all()
+    assert (result.request_alloc <= session.request_qty + 1e-6).all()
+    for o in range(session.n_offers):
+        accepted = result.offer_alloc[o]
+        if session.offer_block[o]:
+            # All or nothing over every offered PTU.
+            assert np.allclose(accepted, 0) or np.allclose(accepted, session.offer_qty[o])
+        else:
+            cleared = accepted > 1e-6
+            assert (accepted[cleared] >= session.offer_min[o] - 1e-6).all()
+    assert result.objective >= -1e-9
+    assert np.isclose(result.trades.kw.sum(), result.offer_alloc.sum())
+    again = clear_auction(session)
+    assert np.array_equal(again.offer_alloc, result.offer_alloc)
+    assert np.array_equal(again.request_alloc, result.request_alloc)
+
+
+@settings(max_examples=15, deadline=None)
+@given(mixed_sessions())
+def test_pulp_backend_reaches_the_same_welfare(session):
+    direct = clear_auction(session)
+    via_pulp = clear_auction(session, backend="pulp")
+    assert via_pulp.status == "optimal"
+    assert via_pulp.objective == pytest.approx(direct.objective, abs=1e-6)
+    assert len(direct.trades) == 0 or "PuLP" in via_pulp.solver
+
+
+def test_unknown_backend_or_pricing_is_refused():
+    session = orders([(0, [10], 0, 10, False)], [(0, [10], 100)])
+    with pytest.raises(ValueError):
+        clear_auction(session, backend="cplex")
+    with pytest.raises(ValueError):
+        clear_auction(session, pricing="vickrey")

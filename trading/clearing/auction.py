@@ -229,8 +229,50 @@ def solve_model(
     solution = highs.getSolution()
     values = np.asarray(solution.col_value) if solution.value_valid else np.zeros(lp.num_col_)
     objective = float(highs.getInfo().objective_function_value) if solution.value_valid else 0.0
-    version = f"HiGHS {highspy.Highs().version()}" if hasattr(highspy.Highs(), "version") else "HiGHS"
-    return status, objective, values, version
+    return status, objective, values, f"HiGHS {highspy.Highs().version()} via highspy"
+
+
+def solve_model_pulp(
+    lp, *, time_limit: float | None = None, mip_gap: float = 1e-6
+) -> tuple[str, float, np.ndarray, str]:
+    """Solve the same built model through PuLP's HiGHS interface (one Python object per column and row)."""
+    import pulp
+
+    n_cols = lp.num_col_
+    integer = [int(v) for v in lp.integrality_] if len(lp.integrality_) else [0] * n_cols
+    problem = pulp.LpProblem("clearing", pulp.LpMaximize)
+    columns = [
+        problem.add_variable(f"c{j}", lo, hi, pulp.LpInteger if integer[j] else pulp.LpContinuous)
+        for j, (lo, hi) in enumerate(zip(lp.col_lower_, lp.col_upper_, strict=True))
+    ]
+    problem += pulp.LpAffineExpression(
+        [(columns[j], float(c)) for j, c in enumerate(lp.col_cost_) if c != 0.0]
+    )
+    matrix = sparse.csc_matrix(
+        (lp.a_matrix_.value_, lp.a_matrix_.index_, lp.a_matrix_.start_), shape=(lp.num_row_, n_cols)
+    ).tocsr()
+    for i in range(lp.num_row_):
+        start, stop = matrix.indptr[i], matrix.indptr[i + 1]
+        expression = pulp.LpAffineExpression(
+            [
+                (columns[j], float(v))
+                for j, v in zip(matrix.indices[start:stop], matrix.data[start:stop], strict=True)
+            ]
+        )
+        lower, upper = float(lp.row_lower_[i]), float(lp.row_upper_[i])
+        if lower == upper:
+            problem += expression == lower, f"r{i}"
+            continue
+        if np.isfinite(lower):
+            problem += expression >= lower, f"r{i}lo"
+        if np.isfinite(upper):
+            problem += expression <= upper, f"r{i}hi"
+    solver = pulp.HiGHS(msg=False, threads=1, gapRel=mip_gap, timeLimit=time_limit, random_seed=0)
+    problem.solve(solver)
+    status = pulp.LpStatus[problem.status].lower().replace(" ", "_")
+    values = np.array([column.varValue or 0.0 for column in columns])
+    objective = float(pulp.value(problem.objective) or 0.0)
+    return status, objective, values, f"HiGHS {highspy.Highs().version()} via PuLP {pulp.__version__}"
 
 
 def uniform_prices(orders: AuctionOrders, offer_alloc: np.ndarray, request_alloc: np.ndarray) -> np.ndarray:
@@ -315,10 +357,13 @@ def clear_auction(
     network: NetworkConstraints | None = None,
     time_limit: float | None = None,
     mip_gap: float = 1e-6,
+    backend: str = "highspy",
 ) -> AuctionResult:
-    """Clear one session. `pricing` is "uniform" or "pay_as_bid"."""
+    """Clear one session. `pricing` is "uniform" or "pay_as_bid"; `backend` is "highspy" or "pulp" (small models)."""
     if pricing not in ("uniform", "pay_as_bid"):
         raise ValueError("pricing must be 'uniform' or 'pay_as_bid'")
+    if backend not in ("highspy", "pulp"):
+        raise ValueError("backend must be 'highspy' or 'pulp'")
     validate_orders(orders)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -329,10 +374,18 @@ def clear_auction(
     if lp.num_col_ == 0 or cells["n_x"] == 0 or cells["n_y"] == 0:
         empty_price = np.full((orders.n_zones, orders.n_ptus), np.nan)
         return AuctionResult(
-            "optimal", 0.0, offer_alloc, request_alloc, empty_price, _empty_trades(), timings, "HiGHS"
+            "optimal",
+            0.0,
+            offer_alloc,
+            request_alloc,
+            empty_price,
+            _empty_trades(),
+            timings,
+            "none (nothing to clear)",
         )
     started = time.perf_counter()
-    status, objective, values, solver = solve_model(lp, time_limit=time_limit, mip_gap=mip_gap)
+    solve = solve_model_pulp if backend == "pulp" else solve_model
+    status, objective, values, solver = solve(lp, time_limit=time_limit, mip_gap=mip_gap)
     timings["solve"] = time.perf_counter() - started
     started = time.perf_counter()
     n_x, n_y = cells["n_x"], cells["n_y"]
