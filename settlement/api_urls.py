@@ -1,1 +1,11 @@
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from settlement.api import MeterReadingViewSet, PrognosisViewSet, SettlementViewSet, VerificationViewSet
+
+router = SimpleRouter()
+router.register("meter-readings", MeterReadingViewSet, basename="meter-reading")
+router.register("prognoses", PrognosisViewSet, basename="prognosis")
+router.register("verifications", VerificationViewSet, basename="verification")
+router.register("settlements", SettlementViewSet, basename="settlement")
+
+urlpatterns = router.urls

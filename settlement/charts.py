@@ -1,0 +1,67 @@
+"""Plotly figures for M&V and settlement pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import plotly.graph_objects as go
+
+
+def delivery_chart(verification, delivery_start) -> str:
+    """Baseline vs metered vs contracted per PTU, with the delivered flexibility shaded between them."""
+    n = len(verification.baseline_kw)
+    times = [(delivery_start + timedelta(minutes=15 * i)).isoformat() for i in range(n)]
+    contract = verification.contract
+    offset = int((contract.ptu_start - delivery_start).total_seconds() // 900)
+    contracted = [None] * n
+    for i, kw in enumerate(contract.quantities_kw):
+        if 0 <= offset + i < n and kw:
+            baseline = verification.baseline_kw[offset + i]
+            contracted[offset + i] = (
+                None if baseline is None else (baseline - kw if contract.direction == "up" else baseline + kw)
+            )
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=times, y=verification.baseline_kw, name="baseline", line={"color": "#485fc7", "width": 2}
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=verification.metered_kw,
+            name="metered",
+            line={"color": "#2e8b57", "width": 2},
+            fill="tonexty",
+            fillcolor="rgba(46,139,87,0.18)",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=contracted,
+            name="contracted target",
+            mode="lines",
+            line={"color": "#c0392b", "dash": "dash", "width": 2},
+        )
+    )
+    figure.update_layout(
+        height=420, margin={"l": 50, "r": 20, "t": 20, "b": 40}, yaxis_title="kW", legend={"orientation": "h"}
+    )
+    return figure.to_json()
+
+
+def money_over_time(rows: list[tuple[str, float]], title: str) -> str | None:
+    if not rows:
+        return None
+    figure = go.Figure(
+        go.Bar(
+            x=[r[0] for r in rows],
+            y=[r[1] for r in rows],
+            marker_color=["#2e8b57" if r[1] >= 0 else "#c0392b" for r in rows],
+        )
+    )
+    figure.update_layout(
+        height=300, margin={"l": 50, "r": 20, "t": 30, "b": 40}, title=title, yaxis_title="EUR"
+    )
+    return figure.to_json()

@@ -1,0 +1,199 @@
+"""M&V and settlement pages: meter upload, delivery charts, statements and invoices, FMO console, accuracy."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.permissions import request_actor, role_required
+from flexmarket.errors import DomainError, ValidationErrors
+from settlement import charts, invoices, selectors, services
+from settlement.forms import DisputeForm, MeterUploadForm, PeriodForm, ResolveForm
+
+
+@role_required(Role.ESP, Role.DSO)
+def meter_upload(request):
+    actor = request_actor(request)
+    form = MeterUploadForm(request.POST or None, request.FILES or None)
+    row_errors, result = [], None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = services.meter_upload_csv(actor=actor, file=upload.file, filename=upload.name)
+            messages.success(
+                request, f"{result.row_count} readings checked, {result.changed_count} new or corrected."
+            )
+        except ValidationErrors as error:
+            row_errors = error.errors
+            form.add_error(None, error.message)
+        except DomainError as error:
+            form.add_error("file", error.message)
+        except UnicodeDecodeError:
+            form.add_error("file", "The file is not UTF-8 text.")
+    uploads = selectors.uploads_get_visible(actor=actor)[:20]
+    return render(
+        request,
+        "settlement/meter_upload.html",
+        {"form": form, "row_errors": row_errors, "result": result, "uploads": uploads},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required()
+def verification_list(request):
+    actor = request_actor(request)
+    return render(
+        request,
+        "settlement/verification_list.html",
+        {"verifications": selectors.verifications_get_visible(actor=actor)[:200]},
+    )
+
+
+@role_required()
+def verification_detail(request, pk: int):
+    actor = request_actor(request)
+    verification = selectors.verification_get_visible(actor=actor, pk=pk)
+    contract = verification.contract
+    form = DisputeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.dispute_open(
+                actor=actor, verification=verification, comment=form.cleaned_data["comment"]
+            )
+            messages.success(request, "Dispute opened; the market operator will resolve it.")
+            return redirect("settlement:verification-detail", pk=pk)
+        except DomainError as error:
+            form.add_error("comment", error.message)
+    return render(
+        request,
+        "settlement/verification_detail.html",
+        {
+            "verification": verification,
+            "contract": contract,
+            "form": form,
+            "chart": charts.delivery_chart(verification, contract.session.delivery_start),
+            "can_dispute": contract.seller_id == actor.organisation.pk,
+            "disputes": verification.disputes.all(),
+        },
+    )
+
+
+@role_required()
+def statement_list(request):
+    actor = request_actor(request)
+    statements = list(
+        selectors.statements_get_visible(actor=actor).select_related("invoice").order_by("period__start")
+    )
+    totals = defaultdict(float)
+    for statement in statements:
+        if statement.organisation_id == actor.organisation.pk:
+            totals[statement.period.name] += float(statement.total_eur)
+    title = "Your settlement (EUR; + received, − paid) per period"
+    return render(
+        request,
+        "settlement/statement_list.html",
+        {"statements": statements, "chart": charts.money_over_time(list(totals.items()), title)},
+    )
+
+
+@role_required()
+def statement_detail(request, pk: int):
+    actor = request_actor(request)
+    statement = selectors.statement_get_visible(actor=actor, pk=pk)
+    download = request.GET.get("download")
+    number = statement.invoice.number if hasattr(statement, "invoice") else f"draft-{statement.pk}"
+    if download == "pdf":
+        response = HttpResponse(invoices.invoice_pdf(statement), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{number}.pdf"'
+        return response
+    if download == "csv":
+        response = HttpResponse(invoices.invoice_csv(statement), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{number}.csv"'
+        return response
+    return render(request, "settlement/statement_detail.html", {"statement": statement})
+
+
+@role_required(Role.FMO)
+def console(request):
+    actor = request_actor(request)
+    form = PeriodForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.period_create(actor=actor, **form.cleaned_data)
+            return redirect("settlement:console")
+        except DomainError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+    return render(
+        request,
+        "settlement/console.html",
+        {
+            "periods": selectors.periods_get_visible(actor=actor),
+            "form": form,
+            "disputes": selectors.disputes_open(),
+            "resolve_form": ResolveForm(),
+        },
+    )
+
+
+PERIOD_ACTIONS = {
+    "compute": services.period_compute,
+    "approve": services.period_approve,
+    "lock": services.period_lock,
+    "adjust": services.period_adjust,
+}
+
+
+@role_required(Role.FMO)
+@require_POST
+def period_action(request, pk: int, step: str):
+    actor = request_actor(request)
+    period = selectors.period_get(actor=actor, pk=pk)
+    try:
+        PERIOD_ACTIONS[step](actor=actor, period=period)
+        messages.success(request, f"{period}: {step} done.")
+    except (DomainError, KeyError) as error:
+        messages.error(request, getattr(error, "message", "Unknown step."))
+    return redirect("settlement:console")
+
+
+@role_required(Role.FMO)
+@require_POST
+def dispute_resolve_view(request, pk: int):
+    actor = request_actor(request)
+    dispute = selectors.disputes_open().filter(pk=pk).first()
+    form = ResolveForm(request.POST)
+    if dispute is None or not form.is_valid():
+        messages.error(request, "Give a resolution for an open dispute.")
+        return redirect("settlement:console")
+    try:
+        services.dispute_resolve(
+            actor=actor,
+            dispute=dispute,
+            uphold=form.cleaned_data["uphold"],
+            resolution=form.cleaned_data["resolution"],
+            accepted_delivered_kwh=form.cleaned_data["accepted_delivered_kwh"],
+        )
+        messages.success(request, "Dispute resolved.")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("settlement:console")
+
+
+@role_required()
+def accuracy(request):
+    actor = request_actor(request)
+    table: dict = defaultdict(dict)
+    for row in selectors.accuracy_get_visible(actor=actor):
+        table[row.asset][row.method] = row
+    methods = list(services.ACCURACY_METHODS)
+    rows = []
+    for asset, scores in sorted(table.items(), key=lambda item: item[0].name):
+        valid = {m: s for m, s in scores.items() if s.nmae is not None}
+        best = min(valid, key=lambda m: valid[m].nmae) if valid else None
+        rows.append({"asset": asset, "scores": [scores.get(m) for m in methods], "best": best})
+    return render(request, "settlement/accuracy.html", {"rows": rows, "methods": methods})
