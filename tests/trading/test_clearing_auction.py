@@ -208,3 +208,23 @@ def test_unknown_backend_or_pricing_is_refused():
         clear_auction(session, backend="cplex")
     with pytest.raises(ValueError):
         clear_auction(session, pricing="vickrey")
+
+
+def test_minimum_quantity_offer_above_a_buyers_limit_never_charges_that_buyer_more():
+    # 20 kW at 60 with minimum 20 kW serves requests of 15 kW (≤100) and 5 kW (≤50): welfare positive, so it clears.
+    # Uniform price: marginal offer 60 capped at the lowest accepted limit 50; make-whole pays 60 to the 15 kW buyer
+    # and at most 50 to the 5 kW one.
+    result = clear_auction(orders([(0, [20], 20, 60, False)], [(0, [15], 100), (0, [5], 50)]))
+    assert result.offer_alloc[0, 0] == 20 and result.zone_price[0, 0] == 50
+    prices = dict(zip(result.trades.request_idx.tolist(), result.trades.price.tolist(), strict=True))
+    assert prices == {0: 60, 1: 50}
+
+
+@settings(max_examples=30, deadline=None)
+@given(mixed_sessions())
+def test_no_trade_is_priced_above_its_request_limit_under_uniform_pricing(session):
+    result = clear_auction(session)
+    limits = session.request_price[result.trades.request_idx]
+    assert (result.trades.price <= limits + 1e-9).all()
+    zone_prices = result.zone_price[session.offer_zone[result.trades.offer_idx], result.trades.ptu]
+    assert (result.trades.price >= zone_prices - 1e-9).all()

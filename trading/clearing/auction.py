@@ -15,8 +15,10 @@ Pricing rule (uniform): per zone and PTU the price is the highest bid among the 
 marginal accepted offer), capped at the lowest limit among the requests accepted there, so every cleared request
 pays at most its limit. Ties in price are broken by order index (callers pass orders oldest first), so older
 orders are accepted first. Block and minimum-quantity offers set the price like any accepted offer; when such an
-offer is accepted at a bid above the capped price (possible only because the all-or-nothing condition made it
-worthwhile over several PTUs), its trades are paid its own bid (make-whole), which the buyer's welfare already covers.
+offer is accepted at a bid above the capped price (possible only through its all-or-nothing or minimum-quantity
+condition), each of its trades is paid its own bid (make-whole) but never more than that trade's request limit, so
+no buyer ever pays above its limit; such a seller may then receive less than its bid on some trades (the price of
+non-convex offers under a uniform price). Paradoxically rejected blocks are allowed.
 Pay-as-bid: each trade is priced at the offer's bid.
 """
 
@@ -330,7 +332,10 @@ def decompose(
             kw = min(left_o, left_r)
             if kw > EPS:
                 bid = float(orders.offer_price[o])
-                price = bid if pricing == "pay_as_bid" else max(float(zone_price[zone, ptu]), bid)
+                price = bid
+                if pricing == "uniform":
+                    limit = float(orders.request_price[r])
+                    price = min(max(float(zone_price[zone, ptu]), bid), limit)
                 out_r.append(r)
                 out_o.append(o)
                 out_t.append(ptu)
