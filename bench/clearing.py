@@ -172,11 +172,8 @@ def load_session(n_offers: int, arrays, tag: str):
 
 def highs_alone(session) -> float:
     """Rebuild the same model from the stored orders and time HiGHS's run() alone."""
-    import highspy
-
     from trading.clearing.auction import AuctionOrders, build_model
     from trading.models import FlexOffer, FlexRequest
-    from trading.services import _clear_into  # noqa: F401  (same loading path, for the record)
 
     n = int((session.delivery_end - session.delivery_start).total_seconds() // 900)
     offers = list(
@@ -203,6 +200,13 @@ def highs_alone(session) -> float:
         request_price=np.array([float(r[2]) for r in requests]),
     )
     lp, _ = build_model(orders)
+    return time_highs_run(lp)
+
+
+def time_highs_run(lp) -> float:
+    """HiGHS alone: run() on an already passed model, same options as the engine."""
+    import highspy
+
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("threads", 1)
@@ -214,10 +218,49 @@ def highs_alone(session) -> float:
     return time.perf_counter() - started
 
 
+def engine_part(sizes: list[int], pulp_max: int) -> None:
+    """Part 1: the pure engine (build, solve, prices, trades) against HiGHS alone; PuLP backend for small sizes."""
+    from trading.clearing.auction import AuctionOrders, build_model, clear_auction
+
+    print(f"Part 1 - engine alone; {N_ZONES} zones x {N_PTUS} PTUs")
+    print(
+        f"{'offers':>7} {'cols':>8} {'rows':>8} {'ints':>6} {'build':>7} {'solve':>7} {'engine s':>9} "
+        f"{'HiGHS s':>8} {'ratio':>6} {'status':>8} {'via PuLP s':>10}"
+    )
+    for size in sizes:
+        orders = AuctionOrders(N_PTUS, N_ZONES, *synthetic_orders(size))
+        started = time.perf_counter()
+        result = clear_auction(orders)
+        engine = time.perf_counter() - started
+        lp, _ = build_model(orders)
+        alone = time_highs_run(lp)
+        n_int = sum(1 for v in lp.integrality_ if int(v)) if len(lp.integrality_) else 0
+        via_pulp = "-"
+        if size <= pulp_max:
+            started = time.perf_counter()
+            pulp_result = clear_auction(orders, backend="pulp")
+            via_pulp = f"{time.perf_counter() - started:.2f}"
+            assert abs(pulp_result.objective - result.objective) <= 1e-6 * max(1.0, abs(result.objective))
+        t = result.timings
+        print(
+            f"{size:>7} {lp.num_col_:>8} {lp.num_row_:>8} {n_int:>6} {t['build']:>7.2f} {t['solve']:>7.2f} "
+            f"{engine:>9.2f} {alone:>8.2f} {engine / alone:>6.2f} {result.status:>8} {via_pulp:>10}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--pulp-max", type=int, default=1000, help="largest size also solved through PuLP")
+    parser.add_argument("--engine-only", action="store_true", help="skip Part 2 (the database round trip)")
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    engine_part(sizes, args.pulp_max)
+    if args.engine_only:
+        return
+    print()
+    print("Part 2 - full gate-closure clearing through trading.services.session_clear")
     setup_django(os.environ.get("BENCH_DATABASE_URL"))
     from django.db import connection
 
@@ -227,7 +270,7 @@ def main() -> None:
     print(f"database: {connection.vendor}; {N_ZONES} zones x {N_PTUS} PTUs")
     header = f"{'offers':>7} {'load':>7} {'build':>7} {'solve':>7} {'write':>7} {'full s':>8} {'HiGHS s':>8} {'ratio':>6} {'status':>9} {'contracts':>9} {'cleared MWh':>11}"
     print(header)
-    for size in [int(s) for s in args.sizes.split(",")]:
+    for size in sizes:
         session = load_session(size, synthetic_orders(size), tag=str(size))
         started = time.perf_counter()
         run = session_clear(session=session, actor=SYSTEM)
