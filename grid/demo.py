@@ -40,6 +40,7 @@ def _cell(column: int, row: int) -> dict:
 
 
 def seed(cast) -> None:
+    """Zones for both DSOs around Offenburg, MV Oberrhein with a run, ~50 assets and portfolios; once only."""
     if GridLocation.objects.filter(dso=cast.organisations["dso_north"]).exists():
         return
     rng = random.Random(42)
@@ -87,6 +88,7 @@ def seed(cast) -> None:
             else size / 2,
             energy_capacity_kwh=size * 2 if storage else None,
             ramp_rate_kw_per_min=size / 5,
+            availability="mon-fri 07:00-22:00; sat-sun 09:00-18:00" if number % 4 == 0 else "",
         )
         if number % 10 < 7:  # 70% approved by the zone's DSO, the rest wait in the queue
             dso_key = "dso_north" if zone.dso_id == cast.organisations["dso_north"].pk else "dso_south"

@@ -18,11 +18,16 @@ class AssetForm(forms.Form):
     max_down_kw = forms.DecimalField(min_value=0, label="Max down (kW)")
     energy_capacity_kwh = forms.DecimalField(min_value=0, required=False, label="Energy capacity (kWh)")
     ramp_rate_kw_per_min = forms.DecimalField(min_value=0, required=False, label="Ramp rate (kW/min)")
+    availability = forms.CharField(
+        required=False,
+        label="Availability windows",
+        help_text='Local time, e.g. "mon-fri 07:00-22:00; sat 09:00-13:00". Empty: always available.',
+    )
 
 
 class AssetCsvForm(forms.Form):
     file = forms.FileField(
-        help_text="CSV: name, asset_type, connection_ean, latitude, longitude, max_up_kw, max_down_kw, energy_capacity_kwh, ramp_rate_kw_per_min"
+        help_text="CSV: name, asset_type, connection_ean, latitude, longitude, max_up_kw, max_down_kw, energy_capacity_kwh, ramp_rate_kw_per_min, availability (optional, e.g. mon-fri 07:00-22:00)"
     )
 
 

@@ -212,6 +212,22 @@ class FlexAsset(models.Model):
         return self.name
 
     @property
+    def availability_text(self) -> str:
+        """Windows as "mon-fri 07:00-22:00; sat 09:00-13:00" (empty list: always)."""
+        names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        parts = []
+        for window in self.availability:
+            days = window["days"]
+            contiguous = days == list(range(days[0], days[-1] + 1))
+            label = (
+                f"{names[days[0]]}-{names[days[-1]]}"
+                if contiguous and len(days) > 1
+                else ",".join(names[d] for d in days)
+            )
+            parts.append(f"{label} {window['start']}-{window['end']}")
+        return "; ".join(parts) or "always"
+
+    @property
     def can_trade(self) -> bool:
         return (
             self.prequalification == self.Prequalification.APPROVED

@@ -32,7 +32,11 @@ ASSET_CSV_COLUMNS = [
     "max_down_kw",
     "energy_capacity_kwh",
     "ramp_rate_kw_per_min",
+    "availability",
 ]
+DAY_NAMES = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+WINDOW_TEXT = re.compile(r"^([a-z]{3})(?:-([a-z]{3}))?\s+(\S+)-(\S+)$")
 
 
 def _require_role(actor: Actor, role: str, code: GridErrorCode) -> None:
@@ -340,6 +344,45 @@ def _decimal(
     return number
 
 
+def _availability_error(message: str) -> DomainError:
+    return DomainError(GridErrorCode.INVALID_ASSET, message, field="availability")
+
+
+def _window_from_text(part: str) -> dict:
+    match = WINDOW_TEXT.match(part.strip().lower())
+    if not match or match.group(1) not in DAY_NAMES or (match.group(2) or "mon") not in DAY_NAMES:
+        raise _availability_error(f'"{part.strip()}" is not a window like "mon-fri 07:00-22:00".')
+    first = DAY_NAMES.index(match.group(1))
+    last = DAY_NAMES.index(match.group(2)) if match.group(2) else first
+    if last < first:
+        raise _availability_error(f'"{part.strip()}": the day range runs backwards.')
+    return {"days": list(range(first, last + 1)), "start": match.group(3), "end": match.group(4)}
+
+
+def availability_clean(value) -> list[dict]:
+    """Availability windows from JSON ([{"days": [0..6], "start": "HH:MM", "end": "HH:MM"}]) or text
+    ("mon-fri 07:00-22:00; sat 09:00-13:00"); empty means always available. Local market time."""
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        value = [_window_from_text(part) for part in re.split(r"[;\n]", value) if part.strip()]
+    if not isinstance(value, list):
+        raise _availability_error("Availability is a list of windows.")
+    windows = []
+    for window in value:
+        if not isinstance(window, dict):
+            raise _availability_error("Each availability window is an object with days, start and end.")
+        days, start, end = window.get("days"), str(window.get("start", "")), str(window.get("end", ""))
+        if not isinstance(days, list) or not days or any(d not in range(7) for d in days):
+            raise _availability_error("Window days are weekday numbers 0 (Monday) to 6 (Sunday).")
+        if not HHMM.match(start) or not HHMM.match(end):
+            raise _availability_error(f"Window times are HH:MM (got {start!r} to {end!r}).")
+        if start >= end:
+            raise _availability_error(f"A window ends after it starts ({start}–{end}).")
+        windows.append({"days": sorted(set(days)), "start": start, "end": end})
+    return windows
+
+
 def asset_clean(data: dict) -> dict:
     """Validate asset fields from a form, CSV row or API payload; returns typed values."""
     name = str(data.get("name") or "").strip()
@@ -378,11 +421,7 @@ def asset_clean(data: dict) -> dict:
         raise DomainError(
             GridErrorCode.INVALID_ASSET, "A battery needs its energy capacity.", field="energy_capacity_kwh"
         )
-    availability = data.get("availability") or []
-    if not isinstance(availability, list):
-        raise DomainError(
-            GridErrorCode.INVALID_ASSET, "Availability is a list of windows.", field="availability"
-        )
+    availability = availability_clean(data.get("availability"))
     return {
         "name": name,
         "asset_type": asset_type,

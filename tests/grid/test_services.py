@@ -229,3 +229,42 @@ def test_archiving_a_zone_unplaces_its_assets(actor_dso, actor_esp):
     services.grid_location_archive(actor=actor_dso, grid_location=centrum)
     asset.refresh_from_db()
     assert asset.grid_location is None
+
+
+@pytest.mark.django_db
+def test_availability_windows_from_text_or_json(actor_esp):
+    asset = services.asset_register(
+        actor=actor_esp, **asset_fields(availability="mon-fri 07:00-22:00; sat 09:00-13:00")
+    )
+    assert asset.availability == [
+        {"days": [0, 1, 2, 3, 4], "start": "07:00", "end": "22:00"},
+        {"days": [5], "start": "09:00", "end": "13:00"},
+    ]
+    assert asset.availability_text == "mon-fri 07:00-22:00; sat 09:00-13:00"
+    windows = [{"days": [6], "start": "00:00", "end": "24:00"}]
+    assert services.availability_clean(windows) == windows
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "availability",
+    ["weekdays 07:00-22:00", "fri-mon 07:00-22:00", "mon 22:00-07:00", "mon 7-22", [{"days": [7]}], "x"],
+)
+def test_bad_availability_is_refused(actor_esp, availability):
+    with pytest.raises(DomainError) as error:
+        services.asset_register(actor=actor_esp, **asset_fields(availability=availability))
+    assert error.value.field == "availability"
+    assert not FlexAsset.objects.exists()
+
+
+@pytest.mark.django_db
+def test_csv_availability_column_is_optional_and_checked(actor_esp):
+    header = ",".join(services.ASSET_CSV_COLUMNS)
+    good = "B1,battery,871000000000000001,52.09,5.12,100,100,200,,mon-fri 07:00-22:00"
+    bad = "B2,battery,871000000000000002,52.09,5.12,100,100,200,,sun 23:00-01:00"
+    with pytest.raises(ValidationErrors) as error:
+        services.assets_import_csv(actor=actor_esp, file=io.StringIO(f"{header}\n{good}\n{bad}\n"))
+    assert error.value.errors[0]["row"] == 3 and error.value.errors[0]["field"] == "availability"
+    assert not FlexAsset.objects.exists()
+    (asset,) = services.assets_import_csv(actor=actor_esp, file=io.StringIO(f"{header}\n{good}\n"))
+    assert asset.availability[0]["days"] == [0, 1, 2, 3, 4]
