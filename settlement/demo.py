@@ -1,5 +1,74 @@
-"""Demo data for this app, called by `manage.py demo` with the cast of organisations and users."""
+"""Demo M&V and settlement: simulated meter data for the contracted assets (30 days of history and the delivery
+day, with most contracts delivered), verification, baseline accuracy, and a settled (locked, invoiced) day."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from datetime import timedelta
+
+from accounts.context import Actor
+from flexmarket import ptu
+from settlement import services
+from settlement.models import SettlementPeriod
+from trading.models import Contract
+
+TZ = "Europe/Amsterdam"
+
+
+def _profile(asset_id: int, index: int, rng: random.Random) -> float:
+    hour = index / 4
+    base = 120 + 60 * math.exp(-((hour - 8) ** 2) / 4) + 110 * math.exp(-((hour - 18.5) ** 2) / 3)
+    return round(base * (0.6 + (asset_id % 5) * 0.15) * rng.uniform(0.97, 1.03), 1)
 
 
 def seed(cast) -> None:
-    return None
+    contracts = list(
+        Contract.objects.filter(state=Contract.State.ACTIVE, session__isnull=False).select_related(
+            "offer__asset", "session"
+        )
+    )
+    if not contracts or SettlementPeriod.objects.exists():
+        return
+    rng = random.Random(11)
+    day = contracts[0].session.delivery_day
+    by_esp: dict[int, list[str]] = {}
+    delivery: dict[int, dict[int, float]] = {}
+    for number, contract in enumerate(contracts):
+        offset = int((contract.ptu_start - contract.session.delivery_start) / ptu.PTU)
+        share = 0.6 if number % 4 == 3 else rng.uniform(0.95, 1.05)  # every fourth contract under-delivers
+        for i, kw in enumerate(contract.quantities_kw):
+            if kw:
+                delivery.setdefault(contract.offer.asset_id, {})[offset + i] = kw * share
+    written: set[int] = set()
+    for contract in contracts:
+        asset = contract.offer.asset
+        if asset is None or asset.pk in written:
+            continue
+        written.add(asset.pk)
+        lines = by_esp.setdefault(asset.owner_id, ["asset_ean,ptu_start,kw"])
+        for back in range(30, -1, -1):
+            current = day - timedelta(days=back)
+            for index, start in enumerate(ptu.ptu_starts(current, TZ)):
+                kw = _profile(asset.pk, index, rng)
+                if back == 0:
+                    kw = round(kw - delivery.get(asset.pk, {}).get(index, 0.0), 1)
+                lines.append(f"{asset.connection_ean},{start.isoformat()},{kw}")
+    organisations = {organisation.pk: key for key, organisation in cast.organisations.items()}
+    for owner_id, lines in by_esp.items():
+        key = organisations[owner_id]
+        actor = Actor(user=cast.users[key], organisation=cast.organisations[key])
+        services.meter_upload_csv(
+            actor=actor, file=io.BytesIO(("\n".join(lines) + "\n").encode()), filename="demo-meter-data.csv"
+        )
+    for contract in contracts:
+        services.verification_run(contract=contract)
+    for asset_id in delivery:
+        contract = next(c for c in contracts if c.offer.asset_id == asset_id)
+        services.accuracy_compute(asset=contract.offer.asset, until=day)
+    fmo = Actor(user=cast.users["fmo"], organisation=cast.organisations["fmo"])
+    period = services.period_create(actor=fmo, name=f"Demo {day}", start=day, end=day)
+    services.period_compute(actor=fmo, period=period)
+    services.period_approve(actor=fmo, period=period)
+    services.period_lock(actor=fmo, period=period)
