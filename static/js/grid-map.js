@@ -17,9 +17,16 @@
     return { color: colour, weight: 2, fillColor: colour, fillOpacity: 0.25 };
   }
 
+  const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+  /* Names and codes come from other organisations: never put them into HTML unescaped. */
+  function escapeHtml(value) {
+    return String(value === undefined || value === null ? "" : value).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+  }
+
   function zonePopup(feature) {
     const p = feature.properties;
-    return `<strong>${p.name}</strong><br>${p.code}<br>${p.dso}<br>${p.voltage_level} · <span style="color:${STATUS_COLOURS[p.status]}">${p.status}</span>`;
+    return `<strong>${escapeHtml(p.name)}</strong><br>${escapeHtml(p.code)}<br>${escapeHtml(p.dso)}<br>${escapeHtml(p.voltage_level)} · <span style="color:${STATUS_COLOURS[p.status] || "#485fc7"}">${escapeHtml(p.status)}</span>`;
   }
 
   function addZones(map, geojson, options) {
@@ -34,7 +41,7 @@
   function addAssets(map, geojson) {
     return L.geoJSON(geojson, {
       pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 6, color: "#222", weight: 1, fillColor: ASSET_COLOURS[f.properties.state] || "#485fc7", fillOpacity: 0.9 }),
-      onEachFeature: (f, l) => l.bindPopup(`<a href="/grid/assets/${f.properties.id}/">${f.properties.name}</a><br>${f.properties.type} · ${f.properties.state}`),
+      onEachFeature: (f, l) => l.bindPopup(`<a href="/grid/assets/${encodeURIComponent(f.properties.id)}/">${escapeHtml(f.properties.name)}</a><br>${escapeHtml(f.properties.type)} · ${escapeHtml(f.properties.state)}`),
     }).addTo(map);
   }
 
@@ -59,5 +66,5 @@
     return data;
   }
 
-  window.FlexMap = { createMap, addZones, addAssets, api, STATUS_COLOURS };
+  window.FlexMap = { createMap, addZones, addAssets, api, escapeHtml, STATUS_COLOURS };
 })();

@@ -13,7 +13,7 @@
     style: (f) => ({ color: FlexMap.STATUS_COLOURS[f.properties.status], weight: 3, fillOpacity: 0.3 }),
     onEachFeature: (feature, layer) => {
       layer.zoneId = feature.properties.id;
-      layer.bindPopup(`<strong>${feature.properties.name}</strong><br>${feature.properties.code}<br>status: ${feature.properties.status}`);
+      layer.bindPopup(`<strong>${FlexMap.escapeHtml(feature.properties.name)}</strong><br>${FlexMap.escapeHtml(feature.properties.code)}<br>status: ${FlexMap.escapeHtml(feature.properties.status)}`);
       editable.addLayer(layer);
     },
   });
