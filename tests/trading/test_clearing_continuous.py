@@ -68,3 +68,46 @@ def test_never_over_allocates(book_spec, wanted, limit):
                 <= order.remaining[ptu] + 1e-9
             )
     assert all(f.price <= limit for f in fills)
+
+
+def test_all_or_nothing_aggressor_below_its_own_minimum_in_a_ptu_gets_nothing():
+    book = [resting(1, 10, 1, [50, 50])]
+    aggressor = Aggressor("buy", 100, np.array([50.0, 10.0]), min_qty=20, all_or_nothing=True)
+    assert match_aggressor(aggressor, book) == []
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 100),
+            st.lists(st.sampled_from([0, 5, 20, 50]), min_size=2, max_size=2),
+            st.sampled_from([0, 0, 10, 30]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.sampled_from([0, 10, 30, 80]), min_size=2, max_size=2),
+    st.sampled_from([0, 0, 15, 40]),
+    st.booleans(),
+    st.sampled_from(["buy", "sell"]),
+)
+def test_fills_respect_minimums_prices_and_all_or_nothing(book_spec, wanted, min_qty, aon, side):
+    book = [resting(i, price, i, qty, m, a) for i, (price, qty, m, a) in enumerate(book_spec)]
+    aggressor = Aggressor(side, 50, np.array(wanted, dtype=float), min_qty=min_qty, all_or_nothing=aon)
+    fills = match_aggressor(aggressor, book)
+    by_id = {order.order_id: order for order in book}
+    for fill in fills:
+        order = by_id[fill.order_id]
+        assert fill.price == order.price
+        assert fill.price <= 50 if side == "buy" else fill.price >= 50
+        assert fill.kw >= order.min_qty - 1e-9
+        if order.all_or_nothing:
+            assert fill.kw == order.remaining[fill.ptu]
+    for ptu in range(2):
+        total = sum(f.kw for f in fills if f.ptu == ptu)
+        assert total == 0 or total >= min_qty - 1e-9
+        if aon and fills:
+            assert total == wanted[ptu]
+    assert match_aggressor(aggressor, book) == fills

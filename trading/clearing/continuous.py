@@ -78,7 +78,7 @@ def match_aggressor(aggressor: Aggressor, resting: list[RestingOrder]) -> list[F
         filled = wanted - left
         if filled < aggressor.min_qty - EPS:
             ptu_fills = []
-        if aggressor.all_or_nothing and left > EPS:
+        if aggressor.all_or_nothing and (left > EPS or not ptu_fills):
             return []
         for fill in ptu_fills:
             remaining[fill.order_id][ptu] -= fill.kw
