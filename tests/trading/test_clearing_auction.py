@@ -228,3 +228,23 @@ def test_no_trade_is_priced_above_its_request_limit_under_uniform_pricing(sessio
     assert (result.trades.price <= limits + 1e-9).all()
     zone_prices = result.zone_price[session.offer_zone[result.trades.offer_idx], result.trades.ptu]
     assert (result.trades.price >= zone_prices - 1e-9).all()
+
+
+def test_time_limit_is_reported_and_nothing_over_allocated():
+    rng = np.random.default_rng(1)
+    n_offers, n_ptus = 200, 24
+    session = AuctionOrders(
+        n_ptus=n_ptus,
+        n_zones=2,
+        offer_zone=rng.integers(0, 2, n_offers),
+        offer_qty=rng.choice([0.0, 20.0, 50.0], (n_offers, n_ptus)),
+        offer_min=np.where(rng.random(n_offers) < 0.5, 15.0, 0.0),
+        offer_price=rng.uniform(20, 200, n_offers).round(2),
+        offer_block=rng.random(n_offers) < 0.2,
+        request_zone=np.array([0, 1]),
+        request_qty=np.full((2, n_ptus), 900.0),
+        request_price=np.array([150.0, 120.0]),
+    )
+    result = clear_auction(session, time_limit=0.0)
+    assert result.status == "time_limit"
+    assert (result.offer_alloc <= session.offer_qty + 1e-6).all()

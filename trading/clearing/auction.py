@@ -228,6 +228,7 @@ def solve_model(
     highs.passModel(lp)
     highs.run()
     status = highs.modelStatusToString(highs.getModelStatus()).lower().replace(" ", "_")
+    status = {"time_limit_reached": "time_limit"}.get(status, status)
     solution = highs.getSolution()
     values = np.asarray(solution.col_value) if solution.value_valid else np.zeros(lp.num_col_)
     objective = float(highs.getInfo().objective_function_value) if solution.value_valid else 0.0
