@@ -175,3 +175,6 @@ def celery_worker(transactional_db):
     process = start_worker()
     yield process
     stop_worker(process)
+
+
+from tests.settlement.fixtures import settled_setup  # noqa: E402, F401  (shared by settlement and browser tests)

@@ -5,7 +5,7 @@ import pytest
 
 from settlement.models import DeliveryVerification, SettlementPeriod
 from tests.browser.conftest import screenshot
-from tests.settlement.conftest import DELIVERY_DAY, meter_csv, settled_setup  # noqa: F401  (fixture)
+from tests.settlement.fixtures import DELIVERY_DAY, meter_csv
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,7 +5,7 @@ import pytest
 
 from settlement import services
 from settlement.models import MeterReading
-from tests.settlement.conftest import DELIVERY_DAY
+from tests.settlement.fixtures import DELIVERY_DAY
 
 
 @pytest.mark.django_db

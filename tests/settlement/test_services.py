@@ -9,7 +9,7 @@ from accounts.models import AuditEvent
 from flexmarket.errors import DomainError, ValidationErrors
 from settlement import services
 from settlement.models import DeliveryVerification, Invoice, MeterReading, MeterUpload, SettlementStatement
-from tests.settlement.conftest import DELIVERY_DAY, meter_csv
+from tests.settlement.fixtures import DELIVERY_DAY, meter_csv
 
 
 def upload(actor, data: bytes):
