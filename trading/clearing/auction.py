@@ -9,7 +9,9 @@ Model (per non-zero cell; energy of a kW cell over a 15-minute PTU is kW / 4 / 1
               block offers:       x_ot = q_ot * b_o,  b_o in {0, 1}   (all-or-nothing over all its PTUs)
               minimum quantity:   m_o * u_ot <= x_ot <= q_ot * u_ot,  u_ot in {0, 1}
               network (optional): -limit <= base_flow + S @ injection <= limit  per line and PTU
-The model is assembled as one sparse matrix from index arrays and handed to HiGHS (highspy) directly.
+The model is assembled as one sparse matrix from index arrays and handed to HiGHS (highspy) directly; the same
+arrays can go through PuLP's HiGHS interface (backend="pulp"), which is ~15x slower at 1,000 offers (docs/clearing.md).
+Network-aware clearing adds rows to that matrix (NetworkConstraints); nothing else changes.
 
 Pricing rule (uniform): per zone and PTU the price is the highest bid among the offers accepted there (the
 marginal accepted offer), capped at the lowest limit among the requests accepted there, so every cleared request
