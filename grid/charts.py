@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -9,8 +11,8 @@ from grid.models import PowerFlowRun
 from grid.network import LINE_LOADING_LIMIT_PERCENT, VOLTAGE_MAX_PU, VOLTAGE_MIN_PU
 
 
-def power_flow_chart(run: PowerFlowRun) -> str | None:
-    """Line loading (sorted, limit line) and bus voltages (band) of a finished run, as Plotly JSON."""
+def power_flow_chart(run: PowerFlowRun) -> dict | None:
+    """Line loading (sorted, limit line) and bus voltages (band) of a finished run, as a Plotly figure dict."""
     if run.state != PowerFlowRun.State.SUCCEEDED or not run.results:
         return None
     loading = sorted(((float(v), k) for k, v in run.results["line_loading_percent"].items()), reverse=True)
@@ -53,4 +55,4 @@ def power_flow_chart(run: PowerFlowRun) -> str | None:
     figure.update_xaxes(title_text="lines", row=1, col=1)
     figure.update_xaxes(title_text="bus index", row=1, col=2)
     figure.update_layout(height=420, showlegend=False, margin={"l": 40, "r": 20, "t": 40, "b": 40})
-    return figure.to_json()
+    return json.loads(figure.to_json())

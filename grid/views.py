@@ -178,6 +178,7 @@ def asset_detail(request, pk: int):
         "grid/asset_detail.html",
         {
             "asset": asset,
+            "asset_point": [asset.latitude, asset.longitude],
             "map_settings": map_settings(),
             "can_decide": asset.grid_location and asset.grid_location.dso_id == actor.organisation.pk,
             "decision_form": PrequalificationForm(),

@@ -1,0 +1,58 @@
+"""Grid pages on the demo data: maps, power-flow chart and dashboards render (and are screenshotted)."""
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts import demo as accounts_demo
+from grid import demo
+from grid.models import FlexAsset, NetworkModel, PowerFlowRun
+from tests.browser.conftest import screenshot
+
+
+@pytest.fixture
+def cast(transactional_db):
+    cast = accounts_demo.seed()
+    demo.seed(cast)
+    return cast
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dso_sees_dashboard_network_and_power_flow_chart(page, login_as, cast):
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    login_as(cast.users["dso_north"])
+    page.goto("/")
+    expect(page.locator("#dso-zone-map path.leaflet-interactive").first).to_be_visible()
+    screenshot(page, "grid-dso-dashboard")
+    model = NetworkModel.objects.filter(dso=cast.organisations["dso_north"]).get()
+    page.goto(f"/grid/networks/{model.pk}/")
+    screenshot(page, "grid-network-detail")
+    run = PowerFlowRun.objects.filter(network_model=model).latest("pk")
+    page.goto(f"/grid/power-flows/{run.pk}/")
+    expect(page.locator("#power-flow-chart .main-svg").first).to_be_visible()
+    screenshot(page, "grid-power-flow")
+    page.goto("/grid/prequalification/")
+    screenshot(page, "grid-prequalification-queue")
+    assert not errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_esp_sees_assets_on_the_map_and_portfolios(page, login_as, cast):
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    login_as(cast.users["esp_flexy"])
+    page.goto("/")
+    screenshot(page, "grid-esp-dashboard")
+    page.goto("/grid/assets/")
+    owned = FlexAsset.objects.filter(owner=cast.organisations["esp_flexy"]).count()
+    expect(page.locator("#asset-map path.leaflet-interactive")).to_have_count(owned + 6, timeout=5000)
+    screenshot(page, "grid-asset-list")
+    asset = FlexAsset.objects.filter(owner=cast.organisations["esp_flexy"]).exclude(availability=[]).first()
+    page.goto(f"/grid/assets/{asset.pk}/")
+    expect(page.get_by_test_id("asset-availability")).to_contain_text("mon-fri 07:00-22:00")
+    expect(page.locator("#asset-map .leaflet-marker-icon")).to_be_visible()
+    screenshot(page, "grid-asset-detail")
+    page.goto("/grid/portfolios/")
+    expect(page.get_by_test_id("portfolio-table")).to_contain_text("pool")
+    screenshot(page, "grid-portfolios")
+    assert not errors
