@@ -180,6 +180,37 @@ def _check_zone(grid_location: GridLocation, product: Product) -> None:
         )
 
 
+def _order_fields(
+    actor,
+    grid_location,
+    product,
+    session,
+    direction,
+    ptu_start,
+    quantities,
+    price,
+    order_mode,
+    valid_until,
+    external_id,
+) -> dict:
+    """The fields every new order (request or offer) starts with."""
+    return {
+        "owner": actor.organisation,
+        "created_by": actor.user,
+        "grid_location": grid_location,
+        "product": product,
+        "session": session,
+        "direction": direction,
+        "ptu_start": ptu_start,
+        "quantities_kw": quantities,
+        "remaining_kw": list(quantities),
+        "price": price,
+        "order_mode": order_mode,
+        "valid_until": valid_until,
+        "external_id": external_id[:64],
+    }
+
+
 def _order_snapshot(order) -> dict:
     return {
         "zone": order.grid_location_id,
@@ -235,19 +266,19 @@ def request_submit(
     _check_zone(grid_location, product)
     session = _open_session(product=product, ptu_start=ptu_start, n_ptus=len(quantities), now=now)
     order = FlexRequest.objects.create(
-        owner=actor.organisation,
-        created_by=actor.user,
-        grid_location=grid_location,
-        product=product,
-        session=session,
-        direction=direction,
-        ptu_start=ptu_start,
-        quantities_kw=quantities,
-        remaining_kw=list(quantities),
-        price=value,
-        order_mode=order_mode,
-        valid_until=valid_until,
-        external_id=external_id[:64],
+        **_order_fields(
+            actor,
+            grid_location,
+            product,
+            session,
+            direction,
+            ptu_start,
+            quantities,
+            value,
+            order_mode,
+            valid_until,
+            external_id,
+        ),
         is_tso=actor.has_role(Role.TSO),
     )
     audit_record(actor=actor, action="flex_request.submit", target=order, after=_order_snapshot(order))
@@ -371,19 +402,19 @@ def offer_submit(
                 field="quantities_kw",
             )
     order = FlexOffer.objects.create(
-        owner=actor.organisation,
-        created_by=actor.user,
-        grid_location=grid_location,
-        product=product,
-        session=session,
-        direction=direction,
-        ptu_start=ptu_start,
-        quantities_kw=quantities,
-        remaining_kw=list(quantities),
-        price=value,
-        order_mode=order_mode,
-        valid_until=valid_until,
-        external_id=external_id[:64],
+        **_order_fields(
+            actor,
+            grid_location,
+            product,
+            session,
+            direction,
+            ptu_start,
+            quantities,
+            value,
+            order_mode,
+            valid_until,
+            external_id,
+        ),
         asset=asset,
         portfolio=portfolio,
         min_quantity_kw=Decimal(str(minimum)),
