@@ -179,6 +179,9 @@ def asset_detail(request, pk: int):
         {
             "asset": asset,
             "asset_point": [asset.latitude, asset.longitude],
+            "zones_geojson": services.grid_locations_as_geojson(
+                [asset.grid_location] if asset.grid_location else []
+            ),
             "map_settings": map_settings(),
             "can_decide": asset.grid_location and asset.grid_location.dso_id == actor.organisation.pk,
             "decision_form": PrequalificationForm(),

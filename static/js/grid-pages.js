@@ -35,6 +35,7 @@
     settings.center = data("asset-point");
     settings.zoom = 14;
     const map = FlexMap.createMap("asset-map", settings);
+    FlexMap.addZones(map, data("zones-geojson") || { type: "FeatureCollection", features: [] });
     L.marker(settings.center).addTo(map);
   }
 
