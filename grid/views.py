@@ -302,4 +302,18 @@ def network_detail(request, pk: int):
 def power_flow_detail(request, pk: int):
     actor = request_actor(request)
     run = selectors.power_flow_run_get_visible(actor=actor, pk=pk)
-    return render(request, "grid/power_flow_detail.html", {"run": run, "chart": charts.power_flow_chart(run)})
+    run_status = (run.results or {}).get("zone_status", {})
+    zones = selectors.grid_locations_get_editable(actor=actor).filter(pk__in=[int(k) for k in run_status])
+    zones_geojson = services.grid_locations_as_geojson(zones)
+    for feature in zones_geojson["features"]:
+        feature["properties"]["status"] = run_status[str(feature["properties"]["id"])]
+    return render(
+        request,
+        "grid/power_flow_detail.html",
+        {
+            "run": run,
+            "chart": charts.power_flow_chart(run),
+            "map_settings": map_settings(),
+            "zones_geojson": zones_geojson,
+        },
+    )

@@ -66,8 +66,13 @@
     Plotly.newPlot("power-flow-chart", figure.data, figure.layout, { responsive: true, displaylogo: false });
   }
 
+  function runZones() {
+    if (!once("run-zone-map")) return;
+    FlexMap.addZones(FlexMap.createMap("run-zone-map", data("map-settings")), data("zones-geojson"));
+  }
+
   function init() {
-    if (window.FlexMap) { dsoPanel(); assetList(); assetDetail(); assetRegister(); }
+    if (window.FlexMap) { runZones(); dsoPanel(); assetList(); assetDetail(); assetRegister(); }
     if (window.Plotly) powerFlowChart();
   }
 

@@ -30,6 +30,7 @@ def test_dso_sees_dashboard_network_and_power_flow_chart(page, login_as, cast):
     run = PowerFlowRun.objects.filter(network_model=model).latest("pk")
     page.goto(f"/grid/power-flows/{run.pk}/")
     expect(page.locator("#power-flow-chart .main-svg").first).to_be_visible()
+    expect(page.locator("#run-zone-map path.leaflet-interactive")).to_have_count(3)
     screenshot(page, "grid-power-flow")
     page.goto("/grid/prequalification/")
     screenshot(page, "grid-prequalification-queue")
