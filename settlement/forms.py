@@ -21,3 +21,21 @@ class PeriodForm(forms.Form):
     name = forms.CharField(max_length=60)
     start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class PrognosisForm(forms.Form):
+    asset = forms.ModelChoiceField(queryset=None)
+    delivery_day = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    values_kw = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="kW per PTU",
+        help_text="One value per PTU of the day (96; 92 or 100 on DST days), separated by spaces",
+    )
+
+    def __init__(self, *args, assets=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["asset"].queryset = assets
+
+
+class PrognosisCsvForm(forms.Form):
+    file = forms.FileField(help_text="CSV: asset_ean,delivery_day,values_kw")

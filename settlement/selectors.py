@@ -140,3 +140,15 @@ def contract_get_any(*, pk):
     from trading.models import Contract
 
     return Contract.objects.get(pk=pk)
+
+
+def prognoses_get_visible(*, actor: Actor):
+    from settlement.models import Prognosis
+
+    if actor.organisation is None:
+        return Prognosis.objects.none()
+    return (
+        Prognosis.objects.select_related("asset", "portfolio")
+        .filter(owner=actor.organisation)
+        .order_by("-delivery_day")
+    )

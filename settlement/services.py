@@ -881,3 +881,44 @@ def period_adjust(*, actor: Actor, period: SettlementPeriod) -> list[SettlementS
         actor=actor, action="settlement.adjust", target=period, after={"adjustments": len(adjustments)}
     )
     return adjustments
+
+
+def prognoses_import_csv(*, actor: Actor, file, time_zone: str = "Europe/Amsterdam") -> list[Prognosis]:
+    """CSV `asset_ean,delivery_day,values_kw` (values separated by spaces or semicolons); all or nothing."""
+    reader = csv.DictReader(io.TextIOWrapper(file, encoding="utf-8-sig", newline=""))
+    if not {"asset_ean", "delivery_day", "values_kw"} <= set(reader.fieldnames or []):
+        raise DomainError(
+            Code.INVALID_FILE, "The first line must be: asset_ean,delivery_day,values_kw.", field="file"
+        )
+    assets = {a.connection_ean: a for a in FlexAsset.objects.filter(owner=actor.organisation)}
+    created, errors = [], []
+    with transaction.atomic():
+        for number, row in enumerate(reader, start=2):
+            asset = assets.get((row.get("asset_ean") or "").strip())
+            try:
+                if asset is None:
+                    raise DomainError(
+                        Code.INVALID_PROGNOSIS, "Unknown asset, or not yours.", field="asset_ean"
+                    )
+                try:
+                    day = date.fromisoformat((row.get("delivery_day") or "").strip())
+                except ValueError:
+                    raise DomainError(
+                        Code.INVALID_PROGNOSIS, "delivery_day is YYYY-MM-DD.", field="delivery_day"
+                    )
+                values = (row.get("values_kw") or "").replace(";", " ").split()
+                with transaction.atomic():
+                    created.append(
+                        prognosis_submit(
+                            actor=actor, asset=asset, delivery_day=day, values_kw=values, time_zone=time_zone
+                        )
+                    )
+            except DomainError as error:
+                errors.append({"row": number, "field": error.field, "message": error.message})
+        if errors:
+            transaction.set_rollback(True)
+    if errors:
+        raise ValidationErrors(
+            Code.INVALID_PROGNOSIS, f"{len(errors)} row(s) are invalid; nothing was saved.", errors
+        )
+    return created

@@ -14,4 +14,5 @@ urlpatterns = [
     path("periods/<int:pk>/<str:step>/", views.period_action, name="period-action"),
     path("disputes/<int:pk>/resolve/", views.dispute_resolve_view, name="dispute-resolve"),
     path("accuracy/", views.accuracy, name="accuracy"),
+    path("prognoses/", views.prognoses, name="prognoses"),
 ]

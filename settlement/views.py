@@ -197,3 +197,50 @@ def accuracy(request):
         best = min(valid, key=lambda m: valid[m].nmae) if valid else None
         rows.append({"asset": asset, "scores": [scores.get(m) for m in methods], "best": best})
     return render(request, "settlement/accuracy.html", {"rows": rows, "methods": methods})
+
+
+@role_required(Role.ESP)
+def prognoses(request):
+    from grid.selectors import assets_get_owned
+    from settlement.forms import PrognosisCsvForm, PrognosisForm
+    from settlement.selectors import prognoses_get_visible
+
+    actor = request_actor(request)
+    form = PrognosisForm(
+        request.POST if "values_kw" in request.POST else None, assets=assets_get_owned(actor=actor)
+    )
+    csv_form = PrognosisCsvForm(
+        request.POST if "values_kw" not in request.POST else None, request.FILES or None
+    )
+    row_errors = []
+    if request.method == "POST":
+        try:
+            if form.is_bound and form.is_valid():
+                services.prognosis_submit(
+                    actor=actor,
+                    asset=form.cleaned_data["asset"],
+                    delivery_day=form.cleaned_data["delivery_day"],
+                    values_kw=form.cleaned_data["values_kw"].split(),
+                )
+                messages.success(request, "D-prognosis saved.")
+                return redirect("settlement:prognoses")
+            if csv_form.is_bound and csv_form.is_valid():
+                saved = services.prognoses_import_csv(actor=actor, file=csv_form.cleaned_data["file"].file)
+                messages.success(request, f"{len(saved)} D-prognoses saved.")
+                return redirect("settlement:prognoses")
+        except ValidationErrors as error:
+            row_errors = error.errors
+            csv_form.add_error(None, error.message)
+        except DomainError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+    return render(
+        request,
+        "settlement/prognoses.html",
+        {
+            "form": form,
+            "csv_form": csv_form,
+            "row_errors": row_errors,
+            "prognoses": prognoses_get_visible(actor=actor)[:50],
+        },
+        status=400 if form.errors or csv_form.errors else 200,
+    )

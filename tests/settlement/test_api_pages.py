@@ -131,3 +131,26 @@ def test_verification_task_runs_on_a_real_worker(celery_worker, settled_setup):
     assert (
         verification_run_contract_task.delay(settled_setup["contract"].pk).get(timeout=90) == "awaiting_data"
     )
+
+
+@pytest.mark.django_db
+def test_prognosis_form_and_csv(client, esp_user, settled_setup):
+    from settlement.models import Prognosis
+
+    day = DELIVERY_DAY + timedelta(days=4)
+    client.force_login(esp_user)
+    response = client.post(
+        "/settlement/prognoses/",
+        {
+            "asset": settled_setup["asset"].pk,
+            "delivery_day": day.isoformat(),
+            "values_kw": " ".join(["50"] * 96),
+        },
+    )
+    assert response.status_code == 302 and Prognosis.objects.count() == 1
+    csv_text = f"asset_ean,delivery_day,values_kw\n{settled_setup['asset'].connection_ean},{day + timedelta(days=1)},{' '.join(['5'] * 96)}\n{settled_setup['asset'].connection_ean},{DELIVERY_DAY},{' '.join(['5'] * 96)}\n"
+    upload = io.BytesIO(csv_text.encode())
+    upload.name = "p.csv"
+    response = client.post("/settlement/prognoses/", {"file": upload})
+    assert response.status_code == 400 and response.context["row_errors"][0]["row"] == 3
+    assert Prognosis.objects.count() == 1
