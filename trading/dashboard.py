@@ -16,7 +16,7 @@ def panels(request, actor) -> list[dict]:
         .order_by("gate_closure")
         .first()
     )
-    contracts = selectors.contracts_get_visible(actor=actor).filter(state="active")
+    contracts = selectors.contracts_get_visible(actor=actor).filter(state__in=["active", "settled"])
     return [
         {
             "template": "trading/_panel.html",
