@@ -193,3 +193,28 @@ def test_zone_list_query_count_is_pinned(client_for, esp_user, django_assert_max
     with django_assert_max_num_queries(8):
         response = client.get("/api/v1/grid-locations/")
     assert response.json()["count"] == 20
+
+
+@pytest.mark.django_db
+def test_asset_availability_by_api(client_for, esp_user):
+    payload = {
+        "name": "Heat pump",
+        "asset_type": "heat_pump",
+        "connection_ean": "871000000000000555",
+        "latitude": 52.09,
+        "longitude": 5.12,
+        "max_up_kw": "10",
+        "max_down_kw": "10",
+        "availability": [{"days": [0, 1, 2], "start": "06:00", "end": "23:00"}],
+    }
+    client = client_for(esp_user)
+    bad = client.post(
+        "/api/v1/assets/",
+        payload | {"availability": [{"days": [0], "start": "23:00", "end": "06:00"}]},
+        format="json",
+    )
+    assert bad.status_code == 400 and "availability" in bad.json()["error"]["fields"]
+    assert not FlexAsset.objects.exists()
+    response = client.post("/api/v1/assets/", payload, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["availability"] == payload["availability"]
