@@ -31,9 +31,16 @@ def panels(request, actor) -> list[dict]:
                 "approved": sum(a.prequalification == "approved" for a in assets),
                 "pending": sum(a.prequalification == "pending" for a in assets),
                 "outside": sum(a.grid_location_id is None for a in assets),
-                "portfolio_count": selectors.portfolios_get_visible(actor=actor)
-                .filter(owner=actor.organisation)
-                .count(),
+                "portfolios": list(
+                    selectors.portfolios_get_visible(actor=actor).filter(owner=actor.organisation)
+                ),
+                "assets_geojson": services.assets_as_geojson(assets),
+                "zones_geojson": services.grid_locations_as_geojson(
+                    selectors.grid_locations_get_visible(actor=actor).filter(
+                        pk__in={a.grid_location_id for a in assets}
+                    )
+                ),
+                "map_settings": map_settings(),
             }
         )
     return result

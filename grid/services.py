@@ -265,6 +265,26 @@ def grid_locations_import_geojson(*, actor: Actor, data: Any) -> list[GridLocati
     return zones
 
 
+def assets_as_geojson(assets) -> dict:
+    """RFC 7946 FeatureCollection of asset points (name, type, prequalification state)."""
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [a.longitude, a.latitude]},
+                "properties": {
+                    "id": a.pk,
+                    "name": a.name,
+                    "state": a.prequalification,
+                    "type": a.get_asset_type_display(),
+                },
+            }
+            for a in assets
+        ],
+    }
+
+
 def grid_locations_as_geojson(zones) -> dict:
     """RFC 7946 FeatureCollection of zones (outline, code, status)."""
     return {

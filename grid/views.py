@@ -81,22 +81,7 @@ def zone_import(request):
 def asset_list(request):
     actor = request_actor(request)
     assets = selectors.assets_get_visible(actor=actor).filter(archived_at__isnull=True)
-    assets_geojson = {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": [a.longitude, a.latitude]},
-                "properties": {
-                    "id": a.pk,
-                    "name": a.name,
-                    "state": a.prequalification,
-                    "type": a.get_asset_type_display(),
-                },
-            }
-            for a in assets
-        ],
-    }
+    assets_geojson = services.assets_as_geojson(assets)
     zones = selectors.grid_locations_get_visible(actor=actor)
     return render(
         request,

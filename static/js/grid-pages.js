@@ -20,6 +20,15 @@
     FlexMap.addZones(map, data("dso-zones"));
   }
 
+  function espPanel() {
+    if (!once("esp-asset-map")) return;
+    const map = FlexMap.createMap("esp-asset-map", data("esp-map-settings"));
+    FlexMap.addZones(map, data("esp-zones"));
+    const assets = data("esp-assets");
+    const layer = FlexMap.addAssets(map, assets);
+    if (assets.features.length) map.fitBounds(layer.getBounds(), { padding: [30, 30], maxZoom: 14 });
+  }
+
   function assetList() {
     if (!document.getElementById("assets-geojson") || !once("asset-map")) return;
     const map = FlexMap.createMap("asset-map", data("map-settings"));
@@ -72,7 +81,7 @@
   }
 
   function init() {
-    if (window.FlexMap) { runZones(); dsoPanel(); assetList(); assetDetail(); assetRegister(); }
+    if (window.FlexMap) { runZones(); dsoPanel(); espPanel(); assetList(); assetDetail(); assetRegister(); }
     if (window.Plotly) powerFlowChart();
   }
 

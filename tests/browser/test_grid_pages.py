@@ -43,6 +43,8 @@ def test_esp_sees_assets_on_the_map_and_portfolios(page, login_as, cast):
     page.on("pageerror", lambda error: errors.append(str(error)))
     login_as(cast.users["esp_flexy"])
     page.goto("/")
+    expect(page.locator("#esp-asset-map path.leaflet-interactive").first).to_be_visible()
+    expect(page.get_by_test_id("esp-portfolio-table")).to_contain_text("pool")
     screenshot(page, "grid-esp-dashboard")
     page.goto("/grid/assets/")
     owned = FlexAsset.objects.filter(owner=cast.organisations["esp_flexy"]).count()
