@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import plotly.graph_objects as go
 
 
-def delivery_chart(verification, delivery_start) -> str:
+def delivery_chart(verification, delivery_start) -> dict:
     """Baseline vs metered vs contracted per PTU, with the delivered flexibility shaded between them."""
     n = len(verification.baseline_kw)
     times = [(delivery_start + timedelta(minutes=15 * i)).isoformat() for i in range(n)]
@@ -48,10 +49,10 @@ def delivery_chart(verification, delivery_start) -> str:
     figure.update_layout(
         height=420, margin={"l": 50, "r": 20, "t": 20, "b": 40}, yaxis_title="kW", legend={"orientation": "h"}
     )
-    return figure.to_json()
+    return json.loads(figure.to_json())
 
 
-def money_over_time(rows: list[tuple[str, float]], title: str) -> str | None:
+def money_over_time(rows: list[tuple[str, float]], title: str) -> dict | None:
     if not rows:
         return None
     figure = go.Figure(
@@ -64,4 +65,4 @@ def money_over_time(rows: list[tuple[str, float]], title: str) -> str | None:
     figure.update_layout(
         height=300, margin={"l": 50, "r": 20, "t": 30, "b": 40}, title=title, yaxis_title="EUR"
     )
-    return figure.to_json()
+    return json.loads(figure.to_json())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import plotly.graph_objects as go
 
 
-def price_heatmap(run, zone_names: dict[int, str], n_ptus: int) -> str | None:
+def price_heatmap(run, zone_names: dict[int, str], n_ptus: int) -> dict | None:
     """Clearing price per zone (rows) and PTU (columns)."""
     if run is None or not run.prices:
         return None
@@ -25,10 +27,10 @@ def price_heatmap(run, zone_names: dict[int, str], n_ptus: int) -> str | None:
         margin={"l": 140, "r": 20, "t": 20, "b": 40},
         xaxis_title="PTU (hh:mm from the start of the delivery day)",
     )
-    return figure.to_json()
+    return json.loads(figure.to_json())
 
 
-def order_book_curves(book: dict, ptu: int) -> str | None:
+def order_book_curves(book: dict, ptu: int) -> dict | None:
     """Supply (offers, ascending price) and demand (requests, descending) step curves for one PTU."""
     supply = sorted(book["offers"].get(ptu, {}).items())
     demand = sorted(book["requests"].get(ptu, {}).items(), reverse=True)
@@ -57,4 +59,4 @@ def order_book_curves(book: dict, ptu: int) -> str | None:
         yaxis_title="price (EUR/MWh)",
         margin={"l": 60, "r": 20, "t": 20, "b": 50},
     )
-    return figure.to_json()
+    return json.loads(figure.to_json())
