@@ -310,7 +310,10 @@ def invitation_create(*, actor: Actor, email: str, is_admin: bool = False) -> In
 @transaction.atomic
 def invitation_accept(*, user: User, token: str) -> Membership:
     invitation = (
-        Invitation.objects.select_for_update(of=("self",)).filter(token=token).select_related("organisation").first()
+        Invitation.objects.select_for_update(of=("self",))
+        .filter(token=token)
+        .select_related("organisation")
+        .first()
     )
     if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= timezone.now():
         raise DomainError(AccountsErrorCode.INVITATION_INVALID, "This invitation is not valid any more.")
