@@ -11,9 +11,14 @@ from rest_framework.response import Response
 
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid.models import GridLocation
-from grid.selectors import assets_get_owned, grid_locations_get_visible, portfolios_get_visible
+from grid.selectors import (
+    assets_get_owned,
+    assets_get_prequalification_queue,
+    grid_locations_get_visible,
+    portfolios_get_visible,
+)
 from trading import exports, selectors, services
-from trading.models import Contract, FlexOffer, FlexRequest, MarketSession, Product
+from trading.models import AvailabilityAgreement, Contract, FlexOffer, FlexRequest, MarketSession, Product
 
 CSV_UPLOAD = {
     "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
@@ -234,3 +239,71 @@ class ContractViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisa
             response["Content-Disposition"] = f'attachment; filename="{contract.reference}-schedule.csv"'
             return response
         return Response(exports.schedule_json(contract))
+
+
+def assets_in_zones_of(*, actor):
+    """Approved assets in the DSO's zones (what an agreement can name)."""
+    return assets_get_prequalification_queue(actor=actor).filter(prequalification="approved")
+
+
+class AgreementSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AvailabilityAgreement
+        fields = [
+            "id",
+            "dso",
+            "esp",
+            "grid_location",
+            "product",
+            "asset",
+            "portfolio",
+            "capacity_kw",
+            "availability_price",
+            "activation_price",
+            "windows",
+            "valid_from",
+            "valid_to",
+            "state",
+            "created_at",
+        ]
+        read_only_fields = ["dso", "grid_location", "state", "created_at"]
+
+    def __init__(self, *args, actor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if actor is not None:
+            self.fields["asset"].queryset = assets_in_zones_of(actor=actor)
+
+
+class AgreementAnswerSerializer(serializers.Serializer):
+    accept = serializers.BooleanField()
+
+
+class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """Long-term availability agreements: a DSO proposes (POST), the ESP answers (`/answer/`)."""
+
+    model = AvailabilityAgreement
+    serializer_class = AgreementSerializer
+
+    def get_visible_queryset(self, actor):
+        return selectors.agreements_get_visible(actor=actor)
+
+    def create(self, request):
+        actor = self.get_actor()
+        data = AgreementSerializer(data=request.data, actor=actor)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        backing = values.get("asset") or values.get("portfolio")
+        if backing is None:
+            raise serializers.ValidationError({"asset": ["Name an asset or a portfolio."]})
+        agreement = services.agreement_propose(actor=actor, grid_location=backing.grid_location, **values)
+        return Response(AgreementSerializer(agreement).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AgreementAnswerSerializer, responses=AgreementSerializer)
+    @action(detail=True, methods=["post"])
+    def answer(self, request, pk=None):
+        data = AgreementAnswerSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        agreement = services.agreement_respond(
+            actor=self.get_actor(), agreement=self.get_object(), accept=data.validated_data["accept"]
+        )
+        return Response(AgreementSerializer(agreement).data)

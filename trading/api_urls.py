@@ -1,11 +1,18 @@
 from rest_framework.routers import SimpleRouter
 
-from trading.api import ContractViewSet, FlexOfferViewSet, FlexRequestViewSet, SessionViewSet
+from trading.api import (
+    AgreementViewSet,
+    ContractViewSet,
+    FlexOfferViewSet,
+    FlexRequestViewSet,
+    SessionViewSet,
+)
 
 router = SimpleRouter()
 router.register("sessions", SessionViewSet, basename="session")
 router.register("flex-requests", FlexRequestViewSet, basename="flex-request")
 router.register("flex-offers", FlexOfferViewSet, basename="flex-offer")
 router.register("contracts", ContractViewSet, basename="contract")
+router.register("availability-agreements", AgreementViewSet, basename="availability-agreement")
 
 urlpatterns = router.urls

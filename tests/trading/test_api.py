@@ -169,3 +169,35 @@ def test_contract_schedule_download(
     )
     assert client_for(dso_user).get(f"/api/v1/contracts/{contract.pk}/").status_code == 200
     assert client_for(esp2_user).get(f"/api/v1/contracts/{contract.pk}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_availability_agreement_by_api(client_for, dso_user, esp_user, esp2_user, esp_org, asset, session):
+    payload = {
+        "esp": esp_org.pk,
+        "asset": asset.pk,
+        "product": session.product_id,
+        "capacity_kw": "100",
+        "availability_price": "5",
+        "activation_price": "80",
+        "windows": [{"days": [0, 1, 2, 3, 4], "start": "17:00", "end": "20:00"}],
+        "valid_from": str(session.delivery_day),
+        "valid_to": str(session.delivery_day + timedelta(days=30)),
+    }
+    created = client_for(dso_user).post("/api/v1/availability-agreements/", payload, format="json")
+    assert created.status_code == 201, created.json()
+    agreement_id = created.json()["id"]
+    assert (
+        client_for(esp2_user)
+        .post(f"/api/v1/availability-agreements/{agreement_id}/answer/", {"accept": True}, format="json")
+        .status_code
+        == 404
+    )
+    answered = client_for(esp_user).post(
+        f"/api/v1/availability-agreements/{agreement_id}/answer/", {"accept": True}, format="json"
+    )
+    assert answered.json()["state"] == "active"
+    bad = client_for(dso_user).post(
+        "/api/v1/availability-agreements/", {**payload, "windows": []}, format="json"
+    )
+    assert bad.status_code == 400 and "windows" in bad.json()["error"]["fields"]
