@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -182,3 +183,5 @@ class AuditEventAdmin(admin.ModelAdmin):
 admin.site.register(Invitation)
 admin.site.register(Notification)
 admin.site.site_header = "flexmarket operator console"
+# The admin signs in through allauth, so FMO staff pass TOTP there too (the admin's own form would skip it).
+admin.site.login = secure_admin_login(admin.site.login)

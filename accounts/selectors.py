@@ -6,6 +6,7 @@ import hashlib
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.context import Actor
 from accounts.models import (
@@ -64,14 +65,15 @@ def user_is_organisation_admin(*, user: User, organisation: Organisation) -> boo
 def actor_build(
     *, user: User | None, organisation: Organisation | None, on_behalf_of_id: str | int | None
 ) -> Actor:
-    """FMO staff may act on behalf of another organisation; anyone else acts for their own."""
+    """FMO staff may act on behalf of an approved non-FMO organisation; anyone else acts for their own."""
     if user is None or not user.is_authenticated:
         return Actor(user=None, organisation=None)
     if organisation is None:
         organisation = user_primary_organisation(user=user)
-    if on_behalf_of_id and organisation is not None and organisation.is_fmo and organisation.is_approved:
-        target = organisations_with_roles().filter(pk=on_behalf_of_id).first()
-        if target is not None and target.pk != organisation.pk:
+    target_id = str(on_behalf_of_id or "").strip()
+    if target_id.isdigit() and organisation is not None and organisation.is_fmo and organisation.is_approved:
+        target = organisations_for_on_behalf().filter(pk=int(target_id)).first()
+        if target is not None:
             return Actor(user=user, organisation=target, operator=organisation)
     return Actor(user=user, organisation=organisation)
 
@@ -174,6 +176,13 @@ def invitations_get_open(*, actor: Actor) -> QuerySet[Invitation]:
     return Invitation.objects.filter(
         organisation=actor.organisation, accepted_at__isnull=True
     ).select_related("invited_by")
+
+
+def invitations_get_for_email(*, email: str) -> QuerySet[Invitation]:
+    """Open, unexpired invitations addressed to an email (shown to the invitee on sign-up and landing)."""
+    return Invitation.objects.select_related("organisation").filter(
+        email__iexact=email.strip(), accepted_at__isnull=True, expires_at__gt=timezone.now()
+    )
 
 
 def invitation_get_by_token(*, token: str) -> Invitation | None:

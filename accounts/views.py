@@ -1,9 +1,13 @@
 """Organisation page: members, invitations, API keys; FMO acting on behalf; notifications."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.forms import ActOnBehalfForm, ApiKeyForm, InvitationForm
@@ -124,15 +128,11 @@ def invitation_create_view(request):
 
 
 def invitation_accept_view(request, token: str):
+    """The invitee signs in (or signs up) with the invited email address, then accepts."""
     invitation = invitation_get_by_token(token=token)
     if invitation is None:
         raise Http404
-    if not request.user.is_authenticated:
-        messages.info(
-            request, f"Sign in (or sign up) as {invitation.email} to join {invitation.organisation}."
-        )
-        return redirect(f"/accounts/login/?next={request.path}")
-    if request.method == "POST":
+    if request.method == "POST" and request.user.is_authenticated:
         try:
             membership = invitation_accept(user=request.user, token=token)
         except DomainError as error:
@@ -140,7 +140,14 @@ def invitation_accept_view(request, token: str):
         else:
             messages.success(request, f"You joined {membership.organisation}.")
             return redirect("home")
-    return render(request, "accounts/invitation_accept.html", {"invitation": invitation})
+    query = urlencode({"next": request.path, "email": invitation.email})
+    context = {
+        "invitation": invitation,
+        "is_expired": invitation.expires_at <= timezone.now(),
+        "login_url": f"{reverse('account_login')}?{query}",
+        "signup_url": f"{reverse('account_signup')}?{query}",
+    }
+    return render(request, "accounts/invitation_accept.html", context)
 
 
 @login_required
@@ -149,12 +156,14 @@ def act_on_behalf_view(request):
     """FMO staff choose an organisation to act for (every act is audited with the FMO as operator)."""
     if not user_is_fmo_staff(user=request.user):
         raise Http404
-    form = ActOnBehalfForm(request.POST)
-    organisation_id = form.cleaned_data["organisation"] if form.is_valid() else None
-    if organisation_id:
-        request.session[ON_BEHALF_SESSION_KEY] = organisation_id
+    form = ActOnBehalfForm(request.POST, organisations=organisations_for_on_behalf())
+    if not form.is_valid():
+        messages.error(request, "Choose one of the approved organisations.")
+    elif form.cleaned_data["organisation"] is not None:
+        request.session[ON_BEHALF_SESSION_KEY] = form.cleaned_data["organisation"].pk
         messages.warning(
-            request, "You are acting on behalf of another organisation. Every action is audited."
+            request,
+            f"You are acting on behalf of {form.cleaned_data['organisation']}. Every action is audited.",
         )
     else:
         request.session.pop(ON_BEHALF_SESSION_KEY, None)

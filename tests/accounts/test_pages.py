@@ -29,49 +29,6 @@ def test_organisation_page_shows_only_own_members_and_keys(client, esp_user, esp
 
 
 @pytest.mark.django_db
-def test_bad_signup_input_gets_field_errors_and_writes_nothing(client, esp_org):
-    response = client.post(
-        "/accounts/signup/",
-        {
-            "email": "not-an-email",
-            "password1": "short",
-            "password2": "other",
-            "first_name": "A",
-            "last_name": "B",
-            "legal_name": esp_org.legal_name,
-            "country": "NL",
-            "code": "XYZ",
-            "roles": [],
-        },
-    )
-    assert response.status_code == 200
-    form = response.context["form"]
-    assert {"email", "roles"} <= set(form.errors)
-    assert Organisation.objects.count() == 1
-
-
-@pytest.mark.django_db
-def test_signup_with_taken_organisation_code_is_refused(client, esp_org):
-    response = client.post(
-        "/accounts/signup/",
-        {
-            "email": "x@new.example",
-            "password1": "a-Very-long-password-42",
-            "password2": "a-Very-long-password-42",
-            "first_name": "A",
-            "last_name": "B",
-            "legal_name": "Brand New B.V.",
-            "country": "NL",
-            "code": esp_org.code,
-            "roles": ["ESP"],
-        },
-    )
-    assert response.status_code == 200
-    assert "code" in response.context["form"].errors
-    assert not Organisation.objects.filter(legal_name="Brand New B.V.").exists()
-
-
-@pytest.mark.django_db
 def test_fmo_staff_without_totp_must_set_it_up(client, fmo_org):
     operator = member_of(fmo_org, is_staff=True)
     client.force_login(operator)
@@ -164,19 +121,3 @@ def test_fmo_switches_to_act_on_behalf_and_back(client, fmo_user, esp_org):
 def test_non_fmo_cannot_switch_organisation(client, esp_user, dso_org):
     client.force_login(esp_user)
     assert client.post("/organisation/act-as/", {"organisation": dso_org.pk}).status_code == 404
-
-
-@pytest.mark.django_db
-def test_invitation_page_flow(client, actor_esp):
-    from accounts.services import invitation_create
-    from tests.factories import UserFactory
-
-    invitation = invitation_create(actor=actor_esp, email="new@flexy.example")
-    anonymous = client.get(f"/organisation/invitations/{invitation.token}/")
-    assert anonymous.status_code == 302
-    colleague = UserFactory(email="new@flexy.example")
-    client.force_login(colleague)
-    assert client.get(f"/organisation/invitations/{invitation.token}/").status_code == 200
-    client.post(f"/organisation/invitations/{invitation.token}/")
-    assert colleague.memberships.filter(organisation=actor_esp.organisation).exists()
-    assert client.get("/organisation/invitations/not-a-token/").status_code == 404
