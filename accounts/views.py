@@ -34,6 +34,14 @@ from accounts.services import (
 from flexmarket.errors import DomainError
 
 
+def _show_domain_error(request, form, error: DomainError) -> None:
+    """A field's error goes next to the field; any other shows as a message (the form may be hidden)."""
+    if error.field in form.fields:
+        form.add_error(error.field, error.message)
+    else:
+        messages.error(request, error.message)
+
+
 def _organisation_context(request, **extra):
     actor = request_actor(request)
     organisation = actor.organisation
@@ -77,7 +85,7 @@ def api_key_create_view(request):
                 expires_at=form.cleaned_data["expires_at"],
             )
         except DomainError as error:
-            form.add_error(error.field if error.field in form.fields else None, error.message)
+            _show_domain_error(request, form, error)
         else:
             messages.success(request, f"API key '{key.name}' created. Copy it now: it is shown only once.")
             return render(
@@ -115,7 +123,7 @@ def invitation_create_view(request):
                 is_admin=form.cleaned_data["is_admin"],
             )
         except DomainError as error:
-            form.add_error(error.field if error.field in form.fields else None, error.message)
+            _show_domain_error(request, form, error)
         else:
             messages.success(request, f"Invitation sent to {invitation.email}.")
             return redirect("organisation-detail")
