@@ -165,28 +165,3 @@ def test_fmo_acts_on_behalf_through_the_api(client_for, fmo_user, fmo_org, esp_o
     from accounts.models import AuditEvent
 
     assert AuditEvent.objects.get(action="api_key.create").on_behalf_of_operator == fmo_org
-
-
-@pytest.mark.django_db
-def test_organisation_list_query_count_is_pinned(client_for, esp_user, django_assert_max_num_queries):
-    from tests.factories import OrganisationFactory
-
-    for _ in range(15):
-        OrganisationFactory(roles=["ESP", "BRP"])
-    client = client_for(esp_user)
-    with django_assert_max_num_queries(8):
-        response = client.get("/api/v1/organisations/")
-    assert response.json()["count"] == 16
-
-
-@pytest.mark.django_db
-def test_throttle_answers_429_with_the_error_format(client_for, esp_user, monkeypatch):
-    from django.core.cache import cache
-    from rest_framework.throttling import SimpleRateThrottle
-
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "2/minute", "user": "2/minute"})
-    cache.clear()
-    client = client_for(esp_user)
-    statuses = [client.get("/api/v1/me/").status_code for _ in range(3)]
-    assert statuses == [200, 200, 429]
-    assert client.get("/api/v1/me/").json()["error"]["code"] == "throttled"
