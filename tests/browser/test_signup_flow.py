@@ -12,6 +12,7 @@ from django.core import mail
 
 from accounts.models import Organisation
 from tests.browser.conftest import screenshot
+from tests.factories import member_of
 
 PASSWORD = "a-Very-long-password-42"
 FMO_TOTP_SECRET = "JBSWY3DPEHPK3PXP"  # the fmo_user fixture's authenticator
@@ -86,3 +87,58 @@ def test_signup_approval_and_first_login(page, browser, live_server, fmo_user):
     page.get_by_test_id("create-api-key").click()
     assert page.get_by_test_id("new-api-key-value").inner_text().startswith("fm_")
     screenshot(page, "organisation-new-api-key")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fmo_staff_must_activate_totp_before_using_the_portal(page, fmo_org):
+    operator = member_of(fmo_org, email="new.operator@fmo.example", is_staff=True)
+    page.goto("/accounts/login/")
+    page.fill("input[name=login]", operator.email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.get_by_role("button", name="Sign In").click()
+    # allauth asks for the password again before any security change, even right after signing in.
+    page.wait_for_url("**/accounts/reauthenticate/**")
+    page.fill("input[name=password]", "correct horse battery")
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url("**/accounts/2fa/totp/activate/**")
+    screenshot(page, "mfa-setup")
+    secret = page.locator("#authenticator_secret").input_value()
+    page.fill("input[name=code]", totp_code(secret))
+    page.get_by_role("button", name="Activate").click()
+    page.goto("/")
+    assert "Flex Market Operator B.V." in page.get_by_test_id("dashboard-title").inner_text()
+    page.goto("/admin/")
+    assert "flexmarket operator console" in page.content()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_invited_colleague_signs_up_verifies_and_joins(page, login_as, esp_user, esp_org):
+    login_as(esp_user)
+    page.goto("/organisation/")
+    page.get_by_test_id("invitation-form").locator("input[name=email]").fill("kim@flexy.example")
+    page.get_by_role("button", name="Send invitation").click()
+    page.get_by_text("Invitation sent to kim@flexy.example").wait_for()
+    screenshot(page, "organisation-invitation-sent")
+    page.context.clear_cookies()
+
+    link = re.search(r"http://\S+/organisation/invitations/\S+/", mail.outbox[-1].body).group(0)
+    page.goto(re.sub(r"^http://[^/]+", "", link))
+    screenshot(page, "invitation-anonymous")
+    page.get_by_test_id("invitation-sign-up").click()
+    assert page.locator("input[name=email]").input_value() == "kim@flexy.example"
+    page.fill("input[name=first_name]", "Kim")
+    page.fill("input[name=last_name]", "de Vries")
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.get_by_role("button", name="Sign Up").click()
+    page.wait_for_url("**/accounts/confirm-email/**")
+
+    confirm = re.search(r"http://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body).group(0)
+    page.goto(re.sub(r"^http://[^/]+", "", confirm))
+    page.get_by_role("button", name="Confirm").click()
+    page.goto("/")
+    page.get_by_test_id("open-invitation").get_by_role("link").click()
+    screenshot(page, "invitation-accept")
+    page.get_by_test_id("accept-invitation").click()
+    assert "Flexy Aggregation B.V." in page.get_by_test_id("dashboard-title").inner_text()
+    assert not esp_org.memberships.get(user__email="kim@flexy.example").is_admin
