@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
@@ -46,9 +47,14 @@ class OrganisationMiddleware:
 
 
 class FmoMfaRequiredMiddleware:
-    """FMO staff must set up TOTP before using any page but the MFA and logout pages."""
+    """FMO staff must set up TOTP before using any page but the sign-in, MFA and logout pages.
 
-    EXEMPT_PREFIXES = ("/accounts/", "/static/", "/media/", "/api/", "/healthz")
+    Session calls to the API get a 403 in the API's error format instead of a redirect; API-key calls are
+    not session-authenticated here, so keys keep working (they are created by people who passed this check).
+    """
+
+    EXEMPT_PREFIXES = ("/accounts/", "/static/", "/media/", "/healthz")
+    API_PREFIX = "/api/"
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -63,5 +69,10 @@ class FmoMfaRequiredMiddleware:
             and not request.path.startswith(self.EXEMPT_PREFIXES)
             and user_requires_mfa_setup(user=user)
         ):
+            if request.path.startswith(self.API_PREFIX):
+                message = "Market operator staff must set up two-factor authentication (TOTP) first."
+                return JsonResponse(
+                    {"error": {"code": "mfa_required", "message": message, "fields": {}}}, status=403
+                )
             return redirect(f"{reverse('mfa_activate_totp')}?next={request.path}")
         return self.get_response(request)

@@ -166,14 +166,15 @@ def test_non_staff_is_refused_by_the_admin(client, esp_user):
 
 
 @pytest.mark.django_db
-def test_fmo_staff_without_totp_may_still_reach_the_mfa_pages(client, fmo_org):
+def test_fmo_staff_without_totp_reach_only_the_mfa_pages(client, fmo_org):
     operator = member_of(fmo_org, is_staff=True)
     client.force_login(operator)
     assert client.get("/accounts/2fa/").status_code == 200
     setup = client.get("/accounts/2fa/totp/activate/", follow=True)
     assert setup.status_code == 200 and "allauth-page" in setup.content.decode()
     assert setup.redirect_chain[-1][0].startswith("/accounts/reauthenticate/")
-    assert client.get("/api/v1/me/").status_code == 200
+    api = client.get("/api/v1/me/")
+    assert api.status_code == 403 and api.json()["error"]["code"] == "mfa_required"
 
 
 def admin_action(client, action, organisation, **data):

@@ -125,14 +125,14 @@ def test_list_filters_and_ordering(client_for, fmo_user, esp_org):
 def test_organisation_list_query_count_does_not_grow_with_rows(
     client_for, esp_user, django_assert_num_queries
 ):
-    """Session, user, the actor's organisation and roles, count, page, prefetched roles: fixed."""
+    """Session, user, the FMO-MFA check, the actor's organisation and roles, count, page, prefetched roles."""
     client = client_for(esp_user)
     client.get("/api/v1/organisations/")  # warm up content types and the like
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         assert client.get("/api/v1/organisations/").json()["count"] == 1
     for _ in range(20):
         OrganisationFactory(roles=["ESP", "BRP"])
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         assert client.get("/api/v1/organisations/").json()["count"] == 21
 
 
