@@ -9,3 +9,17 @@ def test_dso_user_sees_dashboard(page, login_as, dso_user, live_server):
     page.goto("/")
     assert "Stedin Netbeheer B.V." in page.get_by_test_id("dashboard-title").inner_text()
     screenshot(page, "dashboard-dso")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fmo_acts_on_behalf_and_stops(page, login_as, fmo_user, esp_org):
+    login_as(fmo_user)
+    page.goto("/organisation/")
+    page.get_by_test_id("on-behalf-select").select_option(str(esp_org.pk))
+    page.get_by_role("button", name="Switch").click()
+    assert "Acting for Flexy Aggregation B.V." in page.get_by_test_id("on-behalf-banner").inner_text()
+    page.goto("/organisation/")
+    screenshot(page, "organisation-acting-on-behalf")
+    page.get_by_test_id("stop-acting").click()
+    assert page.get_by_test_id("on-behalf-banner").count() == 0
+    assert "Flex Market Operator B.V." in page.get_by_test_id("dashboard-title").inner_text()
