@@ -225,6 +225,16 @@ class Notification(models.Model):
         return self.title
 
 
+class AuditEventQuerySet(models.QuerySet):
+    """Bulk updates and deletes would bypass the model's guards, so they are refused too."""
+
+    def update(self, **kwargs):
+        raise ValidationError("Audit events are append-only.")
+
+    def delete(self):
+        raise ValidationError("Audit events are append-only.")
+
+
 class AuditEvent(models.Model):
     """Append-only record of who did what to which object, on whose behalf. Never edited or deleted."""
 
@@ -256,6 +266,8 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -134,7 +134,10 @@ def api_key_hash(raw_key: str) -> str:
 
 
 def api_key_find_active(*, raw_key: str) -> ApiKey | None:
-    """The active key for a presented secret, or None. Keys of suspended organisations are refused."""
+    """The active key for a presented secret, or None (unknown, revoked or expired).
+
+    The organisation's status is checked by the authentication class, so it can say why a key is refused.
+    """
     key = (
         ApiKey.objects.select_related("organisation", "created_by")
         .filter(hashed_key=api_key_hash(raw_key), revoked_at__isnull=True)

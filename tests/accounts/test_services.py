@@ -194,6 +194,11 @@ def test_audit_events_are_append_only(actor_fmo):
         event.save()
     with pytest.raises(ValidationError):
         event.delete()
+    with pytest.raises(ValidationError):
+        AuditEvent.objects.filter(pk=event.pk).update(action="changed")
+    with pytest.raises(ValidationError):
+        AuditEvent.objects.filter(pk=event.pk).delete()
+    assert AuditEvent.objects.get(pk=event.pk).action == "test.event"
 
 
 @pytest.mark.django_db
