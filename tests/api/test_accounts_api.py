@@ -165,3 +165,37 @@ def test_fmo_acts_on_behalf_through_the_api(client_for, fmo_user, fmo_org, esp_o
     from accounts.models import AuditEvent
 
     assert AuditEvent.objects.get(action="api_key.create").on_behalf_of_operator == fmo_org
+
+
+@pytest.mark.django_db
+def test_signup_service_approval_login_key_by_api_and_me(client, actor_fmo, api_client):
+    """The same path with the FMO approving through the service and the key created through the API."""
+    client.post(
+        "/accounts/signup/",
+        {
+            "email": "ops@gridbatt.example",
+            "password1": "a-Very-long-password-42",
+            "password2": "a-Very-long-password-42",
+            "first_name": "Ops",
+            "last_name": "Team",
+            "legal_name": "GridBatt GmbH",
+            "country": "de",
+            "code": "11XGRIDBATT---1Z",
+            "roles": ["ESP"],
+        },
+    )
+    link = re.search(r"http://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body).group(0)
+    client.post(link.split("testserver")[-1])
+    client.logout()
+    organisation = Organisation.objects.get(code="11XGRIDBATT---1Z")
+    assert organisation.country == "DE"
+
+    assert client.login(email="ops@gridbatt.example", password="a-Very-long-password-42")
+    assert client.post("/api/v1/api-keys/", {"name": "too early"}).status_code == 403
+    services.organisation_approve(actor=actor_fmo, organisation=organisation, reason="KYC ok")
+
+    created = client.post("/api/v1/api-keys/", {"name": "EMS"}, content_type="application/json")
+    assert created.status_code == 201
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {created.json()['key']}")
+    me = api_client.get("/api/v1/me/").json()
+    assert me["organisation"]["legal_name"] == "GridBatt GmbH" and me["organisation"]["status"] == "approved"
