@@ -303,3 +303,15 @@ def test_api_key_page_lists_state_and_revokes(client, esp_user, actor_esp):
 def test_anonymous_posts_are_sent_to_login(client, url):
     response = client.post(url, {"name": "x", "email": "x@example.com"})
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["pending", "suspended", "rejected"])
+def test_only_approved_organisations_reach_the_market_pages(client, esp_org, esp_user, status):
+    from django.urls import reverse
+
+    url = reverse("grid:asset-list")
+    client.force_login(esp_user)
+    assert client.get(url).status_code == 200
+    Organisation.objects.filter(pk=esp_org.pk).update(status=status)
+    assert client.get(url).status_code == 403
