@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.context import Actor, current_request_id
@@ -136,6 +137,15 @@ def organisation_apply(
         target=organisation,
         after={"legal_name": legal_name, "code": code, "requested_roles": roles},
     )
+    for operator in Organisation.objects.filter(
+        status=Organisation.Status.APPROVED, role_grants__role=Role.FMO
+    ):
+        notify_organisation(
+            organisation=operator,
+            title=f"New application: {organisation}",
+            body=f"{organisation} ({code}, {organisation.country}) asks for {', '.join(roles)}.",
+            link=reverse("admin:accounts_organisation_change", args=[organisation.pk]),
+        )
     return organisation
 
 

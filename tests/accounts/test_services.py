@@ -54,6 +54,15 @@ def test_bad_application_is_refused_and_nothing_is_written(overrides, field):
 
 
 @pytest.mark.django_db
+def test_the_fmo_is_notified_of_a_new_application(fmo_org, esp_org):
+    organisation = apply(UserFactory())
+    notification = fmo_org.notifications.get()
+    assert notification.title == "New application: New Flex B.V."
+    assert notification.link == f"/admin/accounts/organisation/{organisation.pk}/change/"
+    assert not esp_org.notifications.exists()
+
+
+@pytest.mark.django_db
 def test_duplicate_organisation_name_is_refused(esp_org):
     with pytest.raises(DomainError) as error:
         apply(UserFactory(), legal_name=esp_org.legal_name.upper())
