@@ -1,0 +1,381 @@
+"""FlexRequests and FlexOffers: validation, submission, cancellation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.context import Actor
+from accounts.models import Role
+from accounts.services import audit_record
+from flexmarket import ptu as ptus
+from flexmarket.errors import DomainError
+from grid.models import FlexAsset, GridLocation, Portfolio
+from trading.errors import TradingErrorCode as Code
+from trading.models import (
+    AvailabilityAgreement,
+    Direction,
+    FlexOffer,
+    FlexRequest,
+    MarketSession,
+    OrderMode,
+    OrderState,
+    Product,
+)
+from trading.selectors import OPEN_STATES, open_offer_volume
+from trading.services.matching import _match_if_continuous
+
+# --- order validation -------------------------------------------------------------------------------
+
+
+def _clean_quantities(quantities) -> list[float]:
+    if not isinstance(quantities, list | tuple) or not quantities:
+        raise DomainError(Code.INVALID_QUANTITIES, "Give one kW value per PTU.", field="quantities_kw")
+    cleaned = []
+    for value in quantities:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise DomainError(
+                Code.INVALID_QUANTITIES, f"'{value}' is not a number of kW.", field="quantities_kw"
+            )
+        if not np.isfinite(number) or number < 0:
+            raise DomainError(
+                Code.INVALID_QUANTITIES, "Quantities must be zero or more kW.", field="quantities_kw"
+            )
+        cleaned.append(round(number, 3))
+    if not any(cleaned):
+        raise DomainError(
+            Code.INVALID_QUANTITIES, "At least one PTU needs a quantity above zero.", field="quantities_kw"
+        )
+    return cleaned
+
+
+def _clean_price(price) -> Decimal:
+    try:
+        value = Decimal(str(price))
+    except (InvalidOperation, TypeError):
+        raise DomainError(Code.INVALID_PRICE, "The price must be a number.", field="price")
+    if not value.is_finite() or value < 0 or value > Decimal("100000"):
+        raise DomainError(Code.INVALID_PRICE, "The price must be between 0 and 100,000.", field="price")
+    return value
+
+
+def _open_session(*, product: Product, ptu_start: datetime, n_ptus: int, now: datetime) -> MarketSession:
+    if ptu_start.tzinfo is None or not ptus.is_ptu_boundary(ptu_start):
+        raise DomainError(
+            Code.INVALID_PTU, "The first PTU must start on a quarter hour (aware time).", field="ptu_start"
+        )
+    session = MarketSession.objects.filter(
+        product=product, delivery_start__lte=ptu_start, delivery_end__gt=ptu_start
+    ).first()
+    if session is None:
+        raise DomainError(
+            Code.NO_SESSION,
+            f"No session of {product} is open for {ptu_start:%Y-%m-%d %H:%M} UTC.",
+            field="ptu_start",
+        )
+    if ptu_start + n_ptus * ptus.PTU > session.delivery_end:
+        raise DomainError(
+            Code.INVALID_PTU, "The PTUs run past the end of the delivery day.", field="quantities_kw"
+        )
+    if session.state != MarketSession.State.OPEN or session.gate_closure <= now:
+        local = session.gate_closure.astimezone(ZoneInfo(product.market.time_zone))
+        raise DomainError(
+            Code.GATE_CLOSED,
+            f"Gate closure for {session.delivery_day} was {local:%Y-%m-%d %H:%M %Z}; orders are no longer accepted.",
+            field="ptu_start",
+        )
+    return session
+
+
+def _check_zone(grid_location: GridLocation, product: Product) -> None:
+    if grid_location.archived_at is not None:
+        raise DomainError(Code.WRONG_ZONE, "The grid location is archived.", field="grid_location")
+    if (
+        product.market.grid_locations.exists()
+        and not product.market.grid_locations.filter(pk=grid_location.pk).exists()
+    ):
+        raise DomainError(
+            Code.WRONG_ZONE, f"{grid_location} is not part of market {product.market}.", field="grid_location"
+        )
+
+
+def _order_fields(
+    actor,
+    grid_location,
+    product,
+    session,
+    direction,
+    ptu_start,
+    quantities,
+    price,
+    order_mode,
+    valid_until,
+    external_id,
+) -> dict:
+    """The fields every new order (request or offer) starts with."""
+    return {
+        "owner": actor.organisation,
+        "created_by": actor.user,
+        "grid_location": grid_location,
+        "product": product,
+        "session": session,
+        "direction": direction,
+        "ptu_start": ptu_start,
+        "quantities_kw": quantities,
+        "remaining_kw": list(quantities),
+        "price": price,
+        "order_mode": order_mode,
+        "valid_until": valid_until,
+        "external_id": external_id[:64],
+    }
+
+
+def _order_snapshot(order) -> dict:
+    return {
+        "zone": order.grid_location_id,
+        "product": order.product_id,
+        "direction": order.direction,
+        "ptu_start": order.ptu_start.isoformat(),
+        "quantities_kw": order.quantities_kw,
+        "price": str(order.price),
+        "mode": order.order_mode,
+        "state": order.state,
+    }
+
+
+# --- FlexRequests and FlexOffers --------------------------------------------------------------------
+
+
+@transaction.atomic
+def request_submit(
+    *,
+    actor: Actor,
+    grid_location: GridLocation,
+    product: Product,
+    ptu_start: datetime,
+    quantities_kw,
+    price,
+    order_mode: str = OrderMode.INITIATOR,
+    direction: str | None = None,
+    valid_until: datetime | None = None,
+    external_id: str = "",
+    now: datetime | None = None,
+) -> FlexRequest:
+    """A DSO or TSO asks for flexibility in a grid location (buy order)."""
+    now = now or timezone.now()
+    if not actor.organisation or not actor.organisation.is_approved or not actor.has_role(Role.DSO, Role.TSO):
+        raise DomainError(Code.ROLE, "Only approved DSOs and TSOs post FlexRequests.")
+    if (
+        actor.has_role(Role.DSO)
+        and not actor.has_role(Role.TSO)
+        and grid_location.dso_id != actor.organisation.pk
+    ):
+        raise DomainError(
+            Code.WRONG_ZONE,
+            "A DSO requests flexibility only in its own grid locations.",
+            field="grid_location",
+        )
+    quantities = _clean_quantities(quantities_kw)
+    value = _clean_price(price)
+    direction = direction or product.direction
+    if direction != product.direction:
+        raise DomainError(
+            Code.PRODUCT_MISMATCH, f"{product} trades {product.direction} flexibility.", field="direction"
+        )
+    _check_zone(grid_location, product)
+    session = _open_session(product=product, ptu_start=ptu_start, n_ptus=len(quantities), now=now)
+    order = FlexRequest.objects.create(
+        **_order_fields(
+            actor,
+            grid_location,
+            product,
+            session,
+            direction,
+            ptu_start,
+            quantities,
+            value,
+            order_mode,
+            valid_until,
+            external_id,
+        ),
+        is_tso=actor.has_role(Role.TSO),
+    )
+    audit_record(actor=actor, action="flex_request.submit", target=order, after=_order_snapshot(order))
+    _match_if_continuous(order, side="buy")
+    return order
+
+
+def _asset_capability(asset: FlexAsset | None, portfolio: Portfolio | None, direction: str) -> float:
+    field = "max_up_kw" if direction == Direction.UP else "max_down_kw"
+    if asset is not None:
+        return float(getattr(asset, field))
+    return float(sum(getattr(member, field) for member in portfolio.assets.all()))
+
+
+@transaction.atomic
+def offer_submit(
+    *,
+    actor: Actor,
+    product: Product,
+    ptu_start: datetime,
+    quantities_kw,
+    price,
+    asset: FlexAsset | None = None,
+    portfolio: Portfolio | None = None,
+    order_mode: str = OrderMode.INITIATOR,
+    direction: str | None = None,
+    min_quantity_kw=0,
+    all_or_nothing: bool = False,
+    min_consecutive_ptus: int = 1,
+    max_consecutive_ptus: int | None = None,
+    tso_eligible: bool = False,
+    valid_until: datetime | None = None,
+    answers_request: FlexRequest | None = None,
+    external_id: str = "",
+    now: datetime | None = None,
+    availability_agreement: AvailabilityAgreement | None = None,
+) -> FlexOffer:
+    """An ESP offers flexibility backed by an approved asset or portfolio in the zone (sell order)."""
+    now = now or timezone.now()
+    if not actor.organisation or not actor.organisation.is_approved or not actor.has_role(Role.ESP):
+        raise DomainError(Code.ROLE, "Only approved ESPs post FlexOffers.")
+    if (asset is None) == (portfolio is None):
+        raise DomainError(
+            Code.ASSET_NOT_TRADABLE, "Back the offer with exactly one asset or portfolio.", field="asset"
+        )
+    backing = asset or portfolio
+    if backing.owner_id != actor.organisation.pk:
+        raise DomainError(Code.ASSET_NOT_TRADABLE, "You can only offer your own assets.", field="asset")
+    if asset is not None and not asset.can_trade:
+        raise DomainError(
+            Code.ASSET_NOT_TRADABLE,
+            f"{asset} is {asset.get_prequalification_display().lower()}; only assets the DSO approved can back offers.",
+            field="asset",
+        )
+    if portfolio is not None and (
+        portfolio.archived_at or any(not a.can_trade for a in portfolio.assets.all())
+    ):
+        raise DomainError(
+            Code.ASSET_NOT_TRADABLE, "Every asset of the portfolio must be approved.", field="portfolio"
+        )
+    grid_location = backing.grid_location
+    if answers_request is not None and answers_request.grid_location_id != grid_location.pk:
+        raise DomainError(Code.WRONG_ZONE, "The asset is not in the requested zone.", field="asset")
+    direction = direction or product.direction
+    if direction != product.direction:
+        raise DomainError(
+            Code.PRODUCT_MISMATCH, f"{product} trades {product.direction} flexibility.", field="direction"
+        )
+    if grid_location.status == GridLocation.Status.CONGESTED and direction == Direction.DOWN:
+        raise DomainError(
+            Code.ZONE_CONGESTED,
+            f"{grid_location.name} is congested: offers that add load there are stopped.",
+            field="direction",
+        )
+    quantities = _clean_quantities(quantities_kw)
+    value = _clean_price(price)
+    minimum = float(_clean_price(min_quantity_kw))
+    if minimum > max(quantities):
+        raise DomainError(
+            Code.INVALID_BLOCK, "The minimum is above every PTU's quantity.", field="min_quantity_kw"
+        )
+    active = [q > 0 for q in quantities]
+    run = longest = 0
+    for flag in active:
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    if min_consecutive_ptus < 1 or longest < min_consecutive_ptus:
+        raise DomainError(
+            Code.INVALID_BLOCK,
+            f"The offer needs at least {min_consecutive_ptus} consecutive PTUs.",
+            field="min_consecutive_ptus",
+        )
+    if max_consecutive_ptus is not None and longest > max_consecutive_ptus:
+        raise DomainError(
+            Code.INVALID_BLOCK,
+            f"The offer runs longer than {max_consecutive_ptus} consecutive PTUs.",
+            field="max_consecutive_ptus",
+        )
+    _check_zone(grid_location, product)
+    session = _open_session(product=product, ptu_start=ptu_start, n_ptus=len(quantities), now=now)
+    # Capability: this offer plus the ESP's open offers on the same asset and PTU (FLEXGRID: not offered twice).
+    locked = (
+        FlexAsset.objects.select_for_update().filter(pk=asset.pk)
+        if asset
+        else Portfolio.objects.select_for_update().filter(pk=portfolio.pk)
+    )
+    list(locked)
+    capability = _asset_capability(asset, portfolio, direction)
+    already = open_offer_volume(
+        asset_id=asset.pk if asset else None,
+        portfolio_id=portfolio.pk if portfolio else None,
+        direction=direction,
+    )
+    for index, kw in enumerate(quantities):
+        moment = ptu_start + index * ptus.PTU
+        if kw + already.get(moment, 0.0) > capability + 1e-6:
+            raise DomainError(
+                Code.ABOVE_CAPABILITY,
+                f"{kw:g} kW at {moment:%H:%M} UTC plus {already.get(moment, 0.0):g} kW already offered exceeds {backing}'s "
+                f"{capability:g} kW {direction} capability.",
+                field="quantities_kw",
+            )
+    order = FlexOffer.objects.create(
+        **_order_fields(
+            actor,
+            grid_location,
+            product,
+            session,
+            direction,
+            ptu_start,
+            quantities,
+            value,
+            order_mode,
+            valid_until,
+            external_id,
+        ),
+        asset=asset,
+        portfolio=portfolio,
+        min_quantity_kw=Decimal(str(minimum)),
+        all_or_nothing=all_or_nothing,
+        min_consecutive_ptus=min_consecutive_ptus,
+        max_consecutive_ptus=max_consecutive_ptus,
+        tso_eligible=tso_eligible,
+        answers_request=answers_request,
+        availability_agreement=availability_agreement,
+    )
+    audit_record(actor=actor, action="flex_offer.submit", target=order, after=_order_snapshot(order))
+    _match_if_continuous(order, side="sell")
+    return order
+
+
+@transaction.atomic
+def order_cancel(*, actor: Actor, order: FlexRequest | FlexOffer, now: datetime | None = None):
+    """Revoke an open order before gate closure (orders are never deleted)."""
+    now = now or timezone.now()
+    order = type(order).objects.select_for_update(of=("self",)).select_related("session").get(pk=order.pk)
+    if order.owner_id != actor.organisation.pk:
+        raise DomainError(Code.NOT_CANCELLABLE, "Only the owner cancels an order.")
+    if order.state not in OPEN_STATES:
+        raise DomainError(Code.NOT_CANCELLABLE, f"The order is {order.get_state_display().lower()}.")
+    if order.session and order.session.gate_closure <= now:
+        raise DomainError(Code.GATE_CLOSED, "Gate closure has passed; the order can no longer be revoked.")
+    before = _order_snapshot(order)
+    order.state = OrderState.CANCELLED
+    order.state_reason = "Revoked by the owner"
+    order.save(update_fields=["state", "state_reason", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=f"{order._meta.model_name}.cancel",
+        target=order,
+        before=before,
+        after={"state": order.state},
+    )
+    return order
