@@ -227,7 +227,9 @@ def test_failed_clearing_is_recorded_and_the_session_can_be_cleared_again(
     offer(actor_esp, asset, session.product, ptu17, price=50)
     close(session)
     monkeypatch.setattr(
-        services.auction, "clear_auction", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("solver crashed"))
+        services.auction,
+        "clear_auction",
+        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("solver crashed")),
     )
     run = services.session_clear(session=session, actor=SYSTEM)
     assert run.state == "failed" and "solver crashed" in run.error
