@@ -32,7 +32,7 @@ ROLE_GUIDE = {
         ("Upload meter data and D-prognoses", "settlement:meter-upload"),
         ("See statements and invoices", "settlement:statements"),
     ],
-    Role.BRP: [("See activations in your balance perimeter", "trading:contracts")],
+    Role.BRP: [("See activations in your balance perimeter", "trading:activations")],
     Role.OBSERVER: [("Anonymised prices and volumes", "trading:open-data")],
 }
 

@@ -286,5 +286,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# Clearing runs hold a lease of the product's solver time limit plus this margin (seconds) for loading and
+# writing; a run whose lease expires is failed by the sweep and its session queued again (docs/operations.md).
+CLEARING_LEASE_MARGIN_SECONDS = int(os.environ.get("CLEARING_LEASE_MARGIN_SECONDS", "300"))
+
 # Market defaults the FMO can override per market/product in the admin.
 FLEXMARKET_PLATFORM_FEE_EUR_PER_MWH = os.environ.get("FLEXMARKET_PLATFORM_FEE_EUR_PER_MWH", "0.50")

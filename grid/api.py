@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts.models import Role
 from accounts.permissions import HasRole
+from accounts.selectors import organisation_get_visible
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid import selectors, services
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun
@@ -130,6 +131,13 @@ class PrequalificationSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class AssetTransferSerializer(serializers.Serializer):
+    new_owner = serializers.IntegerField(
+        help_text="Id of the approved ESP organisation taking over the connection"
+    )
+    reason = serializers.CharField()
+
+
 class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
     """FlexAssets: ESPs register; the DSO of the asset's zone prequalifies."""
 
@@ -175,6 +183,21 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
             actor=actor, asset=selectors.asset_get_prequalifiable(actor=actor, pk=pk), **data.validated_data
         )
         return Response(FlexAssetSerializer(asset).data)
+
+    @extend_schema(request=AssetTransferSerializer, responses={201: FlexAssetSerializer})
+    @action(detail=True, methods=["post"])
+    def transfer(self, request, pk=None):
+        """FMO: move a connection to another ESP (the old asset is archived; the new one awaits prequalification)."""
+        data = AssetTransferSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = self.get_actor()
+        successor = services.asset_transfer(
+            actor=actor,
+            asset=self.get_object(),
+            new_owner=organisation_get_visible(actor=actor, pk=data.validated_data["new_owner"]),
+            reason=data.validated_data["reason"],
+        )
+        return Response(FlexAssetSerializer(successor).data, status=status.HTTP_201_CREATED)
 
 
 class PortfolioSerializer(serializers.ModelSerializer):

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from accounts.context import Actor
 from grid import selectors, services
+from grid.ean import ean18_complete
 from grid.models import FlexAsset, GridLocation
 
 # MV Oberrhein's buses span 7.744–7.939 E, 48.328–48.475 N; a 3 x 2 grid of zones covers them.
@@ -77,7 +78,7 @@ def seed(cast) -> None:
             brp=cast.organisations["brp"],
             name=f"{label} {zone.name} {number + 1}",
             asset_type=asset_type,
-            connection_ean=f"8716859{number:011d}",
+            connection_ean=ean18_complete(f"8716859{number:010d}"),
             latitude=rng.uniform(zone.min_lat + 0.002, zone.max_lat - 0.002),
             longitude=rng.uniform(zone.min_lon + 0.002, zone.max_lon - 0.002),
             max_up_kw=size,

@@ -16,3 +16,5 @@ class GridErrorCode(StrEnum):
     PORTFOLIO_INVALID = "portfolio_invalid"
     NETWORK_INVALID = "network_invalid"
     ARCHIVED = "archived"
+    EAN_TAKEN = "ean_taken"
+    NOT_FMO = "not_fmo"

@@ -206,6 +206,12 @@ class FlexAsset(models.Model):
             models.CheckConstraint(
                 condition=models.Q(max_down_kw__gte=0), name="asset_max_down_non_negative"
             ),
+            # A connection point identifies one asset at a time; a change of owner archives the old one.
+            models.UniqueConstraint(
+                fields=["connection_ean"],
+                condition=models.Q(archived_at__isnull=True),
+                name="one_asset_per_connection",
+            ),
         ]
 
     def __str__(self) -> str:

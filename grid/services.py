@@ -17,6 +17,7 @@ from accounts.services import audit_record, notify_organisation
 from flexmarket.errors import DomainError, ValidationErrors
 from grid import geometry as geo
 from grid import network
+from grid.ean import check_digit, ean18_is_valid
 from grid.errors import GridErrorCode
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun, ZoneBusMapping
 from grid.selectors import bus_zone_mapping, zone_shapes, zone_shapes_near
@@ -420,6 +421,12 @@ def asset_clean(data: dict) -> dict:
         raise DomainError(
             GridErrorCode.INVALID_ASSET, "The connection EAN has 18 digits.", field="connection_ean"
         )
+    if not ean18_is_valid(ean):
+        raise DomainError(
+            GridErrorCode.INVALID_ASSET,
+            f"{ean} fails the EAN check digit (expected {check_digit(ean[:17])} at the end): mistyped?",
+            field="connection_ean",
+        )
     latitude = _decimal(data.get("latitude"), "latitude", minimum=None)
     longitude = _decimal(data.get("longitude"), "longitude", minimum=None)
     if not -90 <= latitude <= 90:
@@ -463,6 +470,7 @@ def asset_register(*, actor: Actor, brp: Organisation | None = None, **fields) -
     """An ESP registers an asset; it lands in the zone containing it and waits for that DSO's prequalification."""
     _require_role(actor, Role.ESP, GridErrorCode.NOT_ESP)
     cleaned = asset_clean(fields)
+    _require_free_connection(cleaned["connection_ean"])
     zone_id = _locate(cleaned["longitude"], cleaned["latitude"])
     asset = FlexAsset.objects.create(owner=actor.organisation, grid_location_id=zone_id, brp=brp, **cleaned)
     audit_record(
@@ -481,6 +489,70 @@ def asset_register(*, actor: Actor, brp: Organisation | None = None, **fields) -
             )
         )
     return asset
+
+
+def _require_free_connection(ean: str) -> None:
+    """A connection point identifies one (non-archived) asset at a time; a change of owner is a transfer."""
+    if FlexAsset.objects.filter(connection_ean=ean, archived_at__isnull=True).exists():
+        raise DomainError(
+            GridErrorCode.EAN_TAKEN,
+            f"Connection {ean} is already registered. If it changed hands, the market operator transfers it.",
+            field="connection_ean",
+        )
+
+
+@transaction.atomic
+def asset_transfer(*, actor: Actor, asset: FlexAsset, new_owner: Organisation, reason: str) -> FlexAsset:
+    """The FMO moves a connection to another ESP: the old asset is archived with its history (readings,
+    contracts), and the new owner gets a fresh asset on the same connection, pending the DSO's prequalification."""
+    if not (actor.is_fmo and not actor.on_behalf):
+        raise DomainError(GridErrorCode.NOT_FMO, "Only the market operator transfers connections.")
+    if not reason.strip():
+        raise DomainError(
+            GridErrorCode.REASON_REQUIRED, "Give the reason (e.g. the new supply contract).", field="reason"
+        )
+    asset = FlexAsset.objects.select_for_update().get(pk=asset.pk)
+    if asset.archived_at is not None:
+        raise DomainError(GridErrorCode.ARCHIVED, "The asset is archived.")
+    if not (new_owner.is_approved and new_owner.has_role(Role.ESP)) or new_owner.pk == asset.owner_id:
+        raise DomainError(GridErrorCode.NOT_ESP, "Transfer to another approved ESP.", field="new_owner")
+    now = timezone.now()
+    asset.archived_at = now
+    asset.save(update_fields=["archived_at"])
+    asset.portfolios.clear()
+    fields = {
+        field: getattr(asset, field)
+        for field in (
+            "name",
+            "asset_type",
+            "connection_ean",
+            "latitude",
+            "longitude",
+            "grid_location_id",
+            "brp_id",
+            "max_up_kw",
+            "max_down_kw",
+            "energy_capacity_kwh",
+            "ramp_rate_kw_per_min",
+            "availability",
+        )
+    }
+    successor = FlexAsset.objects.create(owner=new_owner, **fields)
+    audit_record(
+        actor=actor,
+        action="asset.transfer",
+        target=successor,
+        before={"asset": asset.pk, "owner": asset.owner_id},
+        after={"asset": successor.pk, "owner": new_owner.pk, "ean": asset.connection_ean},
+        reason=reason.strip(),
+    )
+    for organisation in (asset.owner, new_owner):
+        notify_organisation(
+            organisation=organisation,
+            title=f"Connection {asset.connection_ean} transferred to {new_owner}",
+            body=reason.strip(),
+        )
+    return successor
 
 
 @transaction.atomic

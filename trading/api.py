@@ -241,6 +241,67 @@ class ContractViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisa
         return Response(exports.schedule_json(contract))
 
 
+class ActivationSerializer(serializers.ModelSerializer):
+    """An activation in a BRP's balance perimeter: when and how much its connections move, without prices."""
+
+    buyer = serializers.CharField(source="buyer.legal_name")
+    seller = serializers.CharField(source="seller.legal_name")
+    grid_location = serializers.CharField(source="grid_location.code")
+    assets = serializers.SerializerMethodField(
+        help_text="EANs of the perimeter's connections in this activation"
+    )
+    quantities_kw = serializers.SerializerMethodField(
+        help_text="kW per PTU from ptu_start, perimeter part only"
+    )
+
+    class Meta:
+        model = Contract
+        fields = [
+            "id",
+            "reference",
+            "buyer",
+            "seller",
+            "grid_location",
+            "direction",
+            "ptu_start",
+            "quantities_kw",
+            "assets",
+            "state",
+        ]
+
+    def _schedule(self, contract):
+        cache = self.context.setdefault("perimeter", {})
+        if contract.pk not in cache:
+            cache[contract.pk] = selectors.perimeter_schedule(
+                contract=contract, brp_id=self.context["brp_id"]
+            )
+        return cache[contract.pk]
+
+    def get_assets(self, contract) -> list[str]:
+        return self._schedule(contract)[0]
+
+    def get_quantities_kw(self, contract) -> list[float]:
+        return self._schedule(contract)[1]
+
+
+class ActivationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """BRP: activations (contracts) of connections in your balance perimeter, with no prices."""
+
+    model = Contract
+    serializer_class = ActivationSerializer
+    filterset_fields = ["state", "grid_location"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.activations_in_perimeter(actor=actor).prefetch_related("offer__portfolio__assets")
+
+    def get_serializer_context(self):
+        actor = self.get_actor() if not getattr(self, "swagger_fake_view", False) else None
+        return {
+            **super().get_serializer_context(),
+            "brp_id": actor.organisation.pk if actor and actor.organisation else None,
+        }
+
+
 def assets_in_zones_of(*, actor):
     """Approved assets in the DSO's zones (what an agreement can name)."""
     return assets_get_prequalification_queue(actor=actor).filter(prequalification="approved")

@@ -1,6 +1,7 @@
 from rest_framework.routers import SimpleRouter
 
 from trading.api import (
+    ActivationViewSet,
     AgreementViewSet,
     ContractViewSet,
     FlexOfferViewSet,
@@ -13,6 +14,7 @@ router.register("sessions", SessionViewSet, basename="session")
 router.register("flex-requests", FlexRequestViewSet, basename="flex-request")
 router.register("flex-offers", FlexOfferViewSet, basename="flex-offer")
 router.register("contracts", ContractViewSet, basename="contract")
+router.register("activations", ActivationViewSet, basename="activation")
 router.register("availability-agreements", AgreementViewSet, basename="availability-agreement")
 
 urlpatterns = router.urls

@@ -18,3 +18,5 @@ class TradingErrorCode(StrEnum):
     INVALID_IMPORT = "invalid_import"
     INVALID_AGREEMENT = "invalid_agreement"
     PRODUCT_MISMATCH = "product_mismatch"
+    INVALID_VALIDITY = "invalid_validity"
+    EXCLUDED = "excluded_from_clearing"

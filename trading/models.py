@@ -101,6 +101,15 @@ class Product(models.Model):
         help_text="Penalty per undelivered MWh as a multiple of the contract price",
     )
     fee_eur_per_mwh = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.50"))
+    solver_time_limit_seconds = models.PositiveIntegerField(
+        default=120, help_text="Auction: the solver stops here and the best solution found so far stands"
+    )
+    solver_mip_gap = models.DecimalField(
+        max_digits=6,
+        decimal_places=5,
+        default=Decimal("0.00010"),
+        help_text="Auction with blocks or minimum quantities: relative optimality gap accepted (0.0001 = 0.01%)",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -144,7 +153,11 @@ class MarketSession(models.Model):
 
 
 class ClearingRun(models.Model):
-    """One clearing of a session: inputs, solver, status, timings, objective. Re-runs keep old runs."""
+    """One clearing of a session: inputs, solver, status, timings, objective. Re-runs keep old runs.
+
+    A running run holds a lease (`lease_expires_at`): a worker that dies leaves it to expire, and the sweep
+    (`clearing_runs_sweep`) fails the run visibly and queues the session again (docs/operations.md).
+    """
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -167,14 +180,29 @@ class ClearingRun(models.Model):
         default=dict, blank=True, help_text="{grid_location_id: [price per PTU or null]}"
     )
     error = models.TextField(blank=True)
+    is_rerun = models.BooleanField(default=False)
+    excluded = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Orders left out with the reason: [{"order": "offer:12", "reason": ...}]',
+    )
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="Host and process that held the lease")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # At most one running clearing per session: a second claim fails at the database.
+            models.UniqueConstraint(
+                fields=["session"], condition=models.Q(state="running"), name="one_running_clearing"
+            )
+        ]
 
 
 class OrderState(models.TextChoices):
@@ -219,6 +247,11 @@ class Order(models.Model):
         max_length=20, choices=OrderState.choices, default=OrderState.ACTIVE, db_index=True
     )
     state_reason = models.CharField(max_length=300, blank=True)
+    gate_remaining_kw = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="remaining_kw at gate closure: what the auction (and any re-run) clears",
+    )
     external_id = models.CharField(max_length=64, blank=True, help_text="The submitter's own reference")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -270,6 +303,11 @@ class FlexOffer(Order):
         blank=True,
         related_name="generated_offers",
     )
+    member_allocation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Portfolio offers: {asset id: [kW per PTU]} reserved on each member (the capacity ledger)",
+    )
 
     class Meta(Order.Meta):
         indexes = [models.Index(fields=["grid_location", "product", "state"])]
@@ -277,7 +315,14 @@ class FlexOffer(Order):
             models.CheckConstraint(
                 condition=models.Q(asset__isnull=False) | models.Q(portfolio__isnull=False),
                 name="offer_backed_by_asset_or_portfolio",
-            )
+            ),
+            # One generated offer per agreement and session, however many beat runs race (FLEXGRID:
+            # capacity reserved under an availability agreement is not offered twice).
+            models.UniqueConstraint(
+                fields=["availability_agreement", "session"],
+                condition=models.Q(availability_agreement__isnull=False),
+                name="one_offer_per_agreement_session",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -326,6 +371,24 @@ class Contract(models.Model):
     @property
     def energy_kwh(self) -> float:
         return sum(self.quantities_kw) / 4
+
+
+class CapacityReservation(models.Model):
+    """The capacity ledger: kW of an asset held per PTU and direction by open offers and standing contracts.
+
+    Maintained by the services that reserve and release capacity (offers, fills, cancellations, expiry, clearing
+    and re-runs), so the capability check is one indexed read. Availability agreements are added on the fly.
+    """
+
+    asset = models.ForeignKey(FlexAsset, on_delete=models.CASCADE, related_name="+")
+    direction = models.CharField(max_length=4, choices=Direction.choices)
+    ptu_start = models.DateTimeField()
+    reserved_kw = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "direction", "ptu_start"], name="one_ledger_row_per_ptu")
+        ]
 
 
 class AvailabilityAgreement(models.Model):

@@ -129,6 +129,55 @@ def contract_get_visible(*, actor: Actor, pk) -> Contract:
     return contract
 
 
+def activations_in_perimeter(*, actor: Actor) -> QuerySet[Contract]:
+    """For a BRP: standing contracts (activations) whose asset, or a portfolio member, is in its balance perimeter."""
+    if actor.organisation is None or not actor.has_role("BRP"):
+        return Contract.objects.none()
+    organisation = actor.organisation
+    return (
+        Contract.objects.filter(state__in=[Contract.State.ACTIVE, Contract.State.SETTLED])
+        .filter(Q(offer__asset__brp=organisation) | Q(offer__portfolio__assets__brp=organisation))
+        .select_related("buyer", "seller", "grid_location", "product", "offer__asset", "offer__portfolio")
+        .distinct()
+        .order_by("-ptu_start", "-pk")
+    )
+
+
+def activation_get_in_perimeter(*, actor: Actor, pk) -> Contract:
+    contract = activations_in_perimeter(actor=actor).filter(pk=pk).first()
+    if contract is None:
+        raise Http404
+    return contract
+
+
+def perimeter_schedule(*, contract: Contract, brp_id: int) -> tuple[list[str], list[float]]:
+    """(EANs, kW per PTU of the contract) for the part of a contract delivered by assets of one BRP.
+
+    A portfolio contract is split over its members as the offer reserved them (`member_allocation`).
+    """
+    offer = contract.offer
+    if offer.asset_id:
+        inside = offer.asset.brp_id == brp_id
+        return ([offer.asset.connection_ean] if inside else []), (
+            list(contract.quantities_kw) if inside else [0.0] * len(contract.quantities_kw)
+        )
+    members = {a.pk: a for a in offer.portfolio.assets.all()}
+    allocation = {int(k): v for k, v in offer.member_allocation.items()}
+    quantities = offer.quantities_kw
+    offset = round((contract.ptu_start - offer.ptu_start).total_seconds() / 900)
+    eans, kw = [], [0.0] * len(contract.quantities_kw)
+    for asset_id, share_kw in allocation.items():
+        asset = members.get(asset_id)
+        if asset is None or asset.brp_id != brp_id:
+            continue
+        eans.append(asset.connection_ean)
+        for i, value in enumerate(contract.quantities_kw):
+            j = offset + i
+            if 0 <= j < len(quantities) and quantities[j]:
+                kw[i] = round(kw[i] + value * share_kw[j] / quantities[j], 3)
+    return sorted(eans), kw
+
+
 def clearing_runs_for(*, session: MarketSession) -> QuerySet[ClearingRun]:
     return ClearingRun.objects.filter(session=session).order_by("-created_at")
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("orders/<str:kind>/<int:pk>/cancel/", views.order_cancel_view, name="order-cancel"),
     path("contracts/", views.contract_list, name="contracts"),
     path("contracts/<int:pk>/", views.contract_detail, name="contract-detail"),
+    path("activations/", views.activation_list, name="activations"),
     path("monitor/", views.monitor, name="monitor"),
     path("import/<str:kind>/", views.orders_import, name="orders-import"),
     path("agreements/", views.agreement_list, name="agreements"),

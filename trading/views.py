@@ -182,6 +182,21 @@ def contract_list(request):
     )
 
 
+@role_required("BRP")
+def activation_list(request):
+    """A BRP's activations: contracts touching connections in its balance perimeter (no prices)."""
+    actor = request_actor(request)
+    rows = []
+    for contract in selectors.activations_in_perimeter(actor=actor).prefetch_related(
+        "offer__portfolio__assets"
+    )[:200]:
+        eans, kw = selectors.perimeter_schedule(contract=contract, brp_id=actor.organisation.pk)
+        rows.append(
+            {"contract": contract, "eans": eans, "energy_kwh": sum(kw) / 4, "peak_kw": max(kw, default=0)}
+        )
+    return render(request, "trading/activation_list.html", {"rows": rows})
+
+
 @role_required()
 def contract_detail(request, pk: int):
     actor = request_actor(request)

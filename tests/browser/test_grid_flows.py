@@ -72,7 +72,7 @@ def test_esp_registers_asset_by_clicking_the_map_and_dso_approves(
     assert "Offenburg Nord" in page.get_by_test_id("zone-hint").inner_text()
     page.fill("#id_name", "Community battery Nord")
     page.select_option("#id_asset_type", "battery")
-    page.fill("#id_connection_ean", "871685900000000777")
+    page.fill("#id_connection_ean", "871685900000000776")
     page.fill("#id_max_up_kw", "250")
     page.fill("#id_max_down_kw", "250")
     page.fill("#id_energy_capacity_kwh", "500")

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import factory
 
+from grid.ean import ean18_complete
 from grid.models import FlexAsset, GridLocation, Portfolio
 from tests.factories import OrganisationFactory
 
@@ -44,7 +45,7 @@ class FlexAssetFactory(factory.django.DjangoModelFactory):
     owner = factory.SubFactory(OrganisationFactory, roles=["ESP"])
     name = factory.Sequence(lambda n: f"Battery {n}")
     asset_type = FlexAsset.AssetType.BATTERY
-    connection_ean = factory.Sequence(lambda n: f"871000000000{n:06d}")
+    connection_ean = factory.Sequence(lambda n: ean18_complete(f"87100000000{n:06d}"))
     grid_location = factory.SubFactory(GridLocationFactory)
     latitude = factory.LazyAttribute(
         lambda o: (o.grid_location.min_lat + o.grid_location.max_lat) / 2 if o.grid_location else 52.0

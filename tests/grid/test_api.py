@@ -109,7 +109,7 @@ def test_asset_register_and_prequalify_by_api(client_for, esp_user, dso_user, ds
     payload = {
         "name": "Heat pump 1",
         "asset_type": "heat_pump",
-        "connection_ean": "871000000000000777",
+        "connection_ean": "871000000000000778",
         "latitude": 52.09,
         "longitude": 5.12,
         "max_up_kw": "12",
@@ -153,7 +153,7 @@ def test_bad_asset_gets_400_with_field(client_for, esp_user):
 
 @pytest.mark.django_db
 def test_asset_csv_import_by_api(client_for, esp_user):
-    csv_text = "name,asset_type,connection_ean,latitude,longitude,max_up_kw,max_down_kw,energy_capacity_kwh\nB1,battery,871000000000000001,52.09,5.12,100,100,200\n"
+    csv_text = "name,asset_type,connection_ean,latitude,longitude,max_up_kw,max_down_kw,energy_capacity_kwh\nB1,battery,871000000000000006,52.09,5.12,100,100,200\n"
     upload = io.BytesIO(csv_text.encode())
     upload.name = "assets.csv"
     response = client_for(esp_user).post("/api/v1/assets/import/", {"file": upload}, format="multipart")
@@ -200,7 +200,7 @@ def test_asset_availability_by_api(client_for, esp_user):
     payload = {
         "name": "Heat pump",
         "asset_type": "heat_pump",
-        "connection_ean": "871000000000000555",
+        "connection_ean": "871000000000000556",
         "latitude": 52.09,
         "longitude": 5.12,
         "max_up_kw": "10",

@@ -21,7 +21,7 @@ def asset_fields(lon=UTRECHT[0], lat=UTRECHT[1], **overrides):
     data = {
         "name": "Battery A",
         "asset_type": "battery",
-        "connection_ean": "871000000000000123",
+        "connection_ean": "871000000000000129",
         "latitude": lat,
         "longitude": lon,
         "max_up_kw": "250",
@@ -134,7 +134,7 @@ def test_asset_lands_in_the_zone_containing_it(actor_dso, actor_esp):
     assert asset.grid_location == centrum
     assert asset.prequalification == FlexAsset.Prequalification.PENDING
     outside = services.asset_register(
-        actor=actor_esp, **asset_fields(lon=6.5, lat=53.2, connection_ean="871000000000000999")
+        actor=actor_esp, **asset_fields(lon=6.5, lat=53.2, connection_ean="871000000000000990")
     )
     assert outside.grid_location is None and not outside.can_trade
 
@@ -174,7 +174,7 @@ def test_bad_asset_input_is_refused(actor_esp, overrides, field):
 @pytest.mark.django_db
 def test_csv_import_is_all_or_nothing_with_row_errors(actor_esp):
     header = ",".join(services.ASSET_CSV_COLUMNS)
-    good = "B1,battery,871000000000000001,52.09,5.12,100,100,200,"
+    good = "B1,battery,871000000000000006,52.09,5.12,100,100,200,"
     bad = "B2,battery,12,52.09,5.12,100,100,200,"
     with pytest.raises(ValidationErrors) as error:
         services.assets_import_csv(actor=actor_esp, file=io.StringIO(f"{header}\n{good}\n{bad}\n"))
@@ -260,8 +260,8 @@ def test_bad_availability_is_refused(actor_esp, availability):
 @pytest.mark.django_db
 def test_csv_availability_column_is_optional_and_checked(actor_esp):
     header = ",".join(services.ASSET_CSV_COLUMNS)
-    good = "B1,battery,871000000000000001,52.09,5.12,100,100,200,,mon-fri 07:00-22:00"
-    bad = "B2,battery,871000000000000002,52.09,5.12,100,100,200,,sun 23:00-01:00"
+    good = "B1,battery,871000000000000006,52.09,5.12,100,100,200,,mon-fri 07:00-22:00"
+    bad = "B2,battery,871000000000000006,52.09,5.12,100,100,200,,sun 23:00-01:00"
     with pytest.raises(ValidationErrors) as error:
         services.assets_import_csv(actor=actor_esp, file=io.StringIO(f"{header}\n{good}\n{bad}\n"))
     assert error.value.errors[0]["row"] == 3 and error.value.errors[0]["field"] == "availability"

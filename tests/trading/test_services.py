@@ -55,7 +55,7 @@ def test_offer_above_asset_capability_is_refused_including_open_offers(actor_esp
     offer(actor_esp, asset, session.product, ptu17, qty=(300,))
     with pytest.raises(DomainError) as error:
         offer(actor_esp, asset, session.product, ptu17, qty=(250,))
-    assert "300 kW already offered" in error.value.message
+    assert "the 200 kW of" in error.value.message and "still free" in error.value.message
     assert FlexOffer.objects.count() == 1
 
 

@@ -9,12 +9,13 @@
 """
 
 from trading.services.agreements import agreement_offers_generate, agreement_propose, agreement_respond
-from trading.services.auction import session_clear
+from trading.services.auction import clearing_runs_sweep, session_clear
 from trading.services.imports import OFFER_CSV_COLUMNS, ORDER_CSV_COLUMNS, orders_import_csv
 from trading.services.orders import offer_submit, order_cancel, request_submit
 from trading.services.sessions import (
     gate_closure_for,
     market_session_open,
+    orders_expire_due,
     sessions_close_due,
     sessions_open_ahead,
 )
@@ -25,10 +26,12 @@ __all__ = [
     "agreement_offers_generate",
     "agreement_propose",
     "agreement_respond",
+    "clearing_runs_sweep",
     "gate_closure_for",
     "market_session_open",
     "offer_submit",
     "order_cancel",
+    "orders_expire_due",
     "orders_import_csv",
     "request_submit",
     "session_clear",

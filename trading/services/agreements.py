@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
-from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.context import Actor
 from accounts.models import Role
@@ -20,6 +19,7 @@ from trading.models import (
     MarketSession,
     Product,
 )
+from trading.services.capacity import agreement_capacity_check, agreement_profile
 from trading.services.orders import _clean_price, offer_submit
 
 # --- availability agreements ------------------------------------------------------------------------
@@ -89,20 +89,32 @@ def agreement_propose(
 def agreement_respond(
     *, actor: Actor, agreement: AvailabilityAgreement, accept: bool
 ) -> AvailabilityAgreement:
-    if agreement.esp_id != actor.organisation.pk:
+    """The ESP accepts (its capacity is then reserved for the agreement's windows and validity) or declines."""
+    if actor.organisation is None or agreement.esp_id != actor.organisation.pk:
         raise DomainError(Code.ROLE, "Only the ESP answers the proposal.")
+    agreement = (
+        AvailabilityAgreement.objects.select_for_update()
+        .select_related("product__market", "asset", "portfolio")
+        .get(pk=agreement.pk)
+    )
     if agreement.state != AvailabilityAgreement.State.PROPOSED:
         raise DomainError(Code.INVALID_STATE, "The agreement was already answered.")
+    if accept:
+        # FLEXGRID: capacity reserved under an availability agreement is not offered twice.
+        agreement_capacity_check(agreement)
     agreement.state = AvailabilityAgreement.State.ACTIVE if accept else AvailabilityAgreement.State.DECLINED
     agreement.save(update_fields=["state"])
     audit_record(actor=actor, action="agreement.accept" if accept else "agreement.decline", target=agreement)
     return agreement
 
 
-def agreement_offers_generate(*, session: MarketSession) -> list[FlexOffer]:
-    """Offers for every active agreement covering the session's day, once per session and agreement."""
+def agreement_offers_generate(*, session: MarketSession, now=None) -> list[FlexOffer]:
+    """Offers for every active agreement covering the session's day, once per session and agreement.
+
+    Run by beat, so the offers are the system's acts on the ESP's behalf (audited with no user). The database
+    allows one offer per agreement and session, so concurrent runs cannot generate twice.
+    """
     generated = []
-    zone = ZoneInfo(session.product.market.time_zone)
     agreements = (
         AvailabilityAgreement.objects.filter(
             product=session.product,
@@ -111,39 +123,33 @@ def agreement_offers_generate(*, session: MarketSession) -> list[FlexOffer]:
             valid_to__gte=session.delivery_day,
         )
         .exclude(generated_offers__session=session)
-        .select_related("esp", "asset", "portfolio")
+        .select_related("esp", "asset", "portfolio", "product__market")
     )
-    starts = ptus.ptu_starts(session.delivery_day, session.product.market.time_zone)
+    start, end = ptus.day_bounds_utc(session.delivery_day, session.product.market.time_zone)
+    n = int((end - start) / ptus.PTU)
     for agreement in agreements:
-        quantities = []
-        for start in starts:
-            local = start.astimezone(zone)
-            inside = any(
-                local.weekday() in window["days"]
-                and window["start"] <= local.strftime("%H:%M") < window["end"]
-                for window in agreement.windows
-            )
-            quantities.append(float(agreement.capacity_kw) if inside else 0.0)
+        quantities = agreement_profile(agreement, start, n).tolist()
         if not any(quantities):
             continue
-        from accounts.models import Membership
-
-        member = Membership.objects.filter(organisation=agreement.esp).select_related("user").first()
-        actor = Actor(user=member.user if member else None, organisation=agreement.esp)
+        actor = Actor(user=None, organisation=agreement.esp)
         try:
-            generated.append(
-                offer_submit(
-                    actor=actor,
-                    product=session.product,
-                    ptu_start=starts[0],
-                    quantities_kw=quantities,
-                    price=agreement.activation_price,
-                    asset=agreement.asset,
-                    portfolio=agreement.portfolio,
-                    availability_agreement=agreement,
-                    external_id=f"agreement-{agreement.pk}",
+            with transaction.atomic():
+                generated.append(
+                    offer_submit(
+                        actor=actor,
+                        product=session.product,
+                        ptu_start=start,
+                        quantities_kw=quantities,
+                        price=agreement.activation_price,
+                        asset=agreement.asset,
+                        portfolio=agreement.portfolio,
+                        availability_agreement=agreement,
+                        external_id=f"agreement-{agreement.pk}",
+                        now=now,
+                    )
                 )
-            )
+        except IntegrityError:
+            continue  # another run generated this session's offer first
         except DomainError as error:
             audit_record(actor=actor, action="agreement.offer_failed", target=agreement, reason=error.message)
     return generated

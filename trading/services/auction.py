@@ -1,16 +1,35 @@
-"""Gate-closure auction: claim a session, clear it with the engine, write contracts."""
+"""Gate-closure auction: claim a session under a lease, clear it with the engine, write contracts exactly once.
+
+Life of a clearing (docs/operations.md, "Clearing runs"):
+1. Claim, in one short transaction with the session row locked: the session goes closed -> clearing (or
+   cleared -> clearing for the FMO's re-run) and a ClearingRun starts `running` with a lease. A running run
+   whose lease has expired (its worker died) is failed visibly and the claim is taken over.
+2. Load the orders as they stood at gate closure (`gate_remaining_kw`), leaving out orders that cannot be
+   cleared (validity ended, asset suspended, quantities or prices outside what the market can hold), each with
+   its reason, so one bad order never stops the others. Solve, outside any transaction, within the product's
+   solver time limit and MIP gap.
+3. Write, in one transaction with the session row locked, only if the run still holds its claim: contracts,
+   order states, the capacity ledger, the run's result; the session becomes cleared. A re-run first supersedes
+   the contracts of the auction it replaces and never touches trades made continuously before gate closure.
+Any exception fails the run with its message and returns the session to where the claim found it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import time
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.context import Actor
+from accounts.context import SYSTEM, Actor
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
 from flexmarket.errors import DomainError
@@ -25,179 +44,428 @@ from trading.models import (
     OrderState,
     Product,
 )
-from trading.selectors import OPEN_STATES
+from trading.services.capacity import LedgerChanges
+from trading.services.matching import offer_backing_tradable
 
-# --- gate-closure auction ---------------------------------------------------------------------------
+# What an order may hold and still be cleared: beyond this it is left out with a reason (the door should
+# already have refused it; this is the clearing's own guard).
+MAX_CLEARABLE_KW = 1e7
+MAX_CLEARABLE_PRICE = Decimal("1000000")
 
 
-def session_clear(*, session: MarketSession, actor: Actor, rerun: bool = False) -> ClearingRun:
-    """Clear an auction session once: claim it (closed → clearing), solve, write contracts, mark it cleared.
+# --- claim and lease --------------------------------------------------------------------------------
 
-    A second delivery of the same task finds the session already claimed and returns its current run. The FMO's
-    re-run (`rerun=True`) keeps the old run, supersedes its contracts and writes new ones.
+
+def clearing_lease(product: Product) -> timedelta:
+    """How long a claim holds: the solver's time limit plus a margin for loading and writing (a setting)."""
+    return timedelta(seconds=product.solver_time_limit_seconds + settings.CLEARING_LEASE_MARGIN_SECONDS)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _fail_run(run: ClearingRun, error: str, *, now: datetime) -> None:
+    """Fail a running run (under the session lock) and give the session back to where its claim found it."""
+    ClearingRun.objects.filter(pk=run.pk, state=ClearingRun.State.RUNNING).update(
+        state=ClearingRun.State.FAILED, error=error[:5000], finished_at=now, lease_expires_at=None
+    )
+    back = MarketSession.State.CLEARED if run.is_rerun else MarketSession.State.CLOSED
+    MarketSession.objects.filter(pk=run.session_id, state=MarketSession.State.CLEARING).update(state=back)
+    audit_record(
+        actor=SYSTEM,
+        action="session.clear_failed",
+        target=run.session,
+        after={"run": run.pk, "error": error[:300]},
+    )
+
+
+def orders_snapshot_at_gate(session: MarketSession) -> None:
+    """Record what each open order holds at gate closure: the auction (and any re-run) clears exactly that."""
+    for model in (FlexOffer, FlexRequest):
+        model.objects.filter(
+            session=session,
+            state__in=[OrderState.ACTIVE, OrderState.PARTIALLY_FILLED],
+            gate_remaining_kw__isnull=True,
+        ).update(gate_remaining_kw=F("remaining_kw"))
+
+
+def _claim(
+    session: MarketSession, actor: Actor, rerun: bool, now: datetime
+) -> tuple[ClearingRun | None, bool]:
+    """(run, claimed): a new running run we own, or the run that stands (someone else's, or finished)."""
+    with transaction.atomic():
+        session = (
+            MarketSession.objects.select_for_update().select_related("product__market").get(pk=session.pk)
+        )
+        running = ClearingRun.objects.filter(session=session, state=ClearingRun.State.RUNNING).first()
+        if running is not None:
+            if running.lease_expires_at and running.lease_expires_at > now:
+                return running, False
+            _fail_run(
+                running,
+                f"Lease expired at {running.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC: the worker "
+                f"{running.worker or '(unknown)'} stopped before finishing; taken over.",
+                now=now,
+            )
+            session.refresh_from_db()
+        from_state = MarketSession.State.CLEARED if rerun else MarketSession.State.CLOSED
+        if session.state != from_state:
+            return ClearingRun.objects.filter(session=session).order_by("-created_at", "-pk").first(), False
+        if (
+            rerun
+            and Contract.objects.filter(
+                session=session, clearing_run__isnull=False, state=Contract.State.SETTLED
+            ).exists()
+        ):
+            raise DomainError(
+                Code.INVALID_STATE, "The session's auction contracts are settled; it cannot be re-run."
+            )
+        product = session.product
+        run = ClearingRun.objects.create(
+            session=session,
+            state=ClearingRun.State.RUNNING,
+            is_rerun=rerun,
+            pricing_rule="pay_as_bid"
+            if product.clearing_rule == Product.ClearingRule.AUCTION_PAY_AS_BID
+            else "uniform",
+            triggered_by=actor.user,
+            claimed_at=now,
+            lease_expires_at=now + clearing_lease(product),
+            worker=_worker_name(),
+        )
+        if not rerun:
+            orders_snapshot_at_gate(session)
+        session.state = MarketSession.State.CLEARING
+        session.save(update_fields=["state"])
+        return run, True
+
+
+def session_clear(
+    *, session: MarketSession, actor: Actor, rerun: bool = False, now: datetime | None = None
+) -> ClearingRun:
+    """Clear an auction session exactly once (or re-run it: FMO only). Returns the run that stands.
+
+    A second delivery of the task finds the claim held (lease valid) or the session cleared and returns that run.
     """
-    from_state = MarketSession.State.CLEARED if rerun else MarketSession.State.CLOSED
     if rerun and not (actor.is_fmo and not actor.on_behalf):
         raise DomainError(Code.ROLE, "Only the market operator re-runs a clearing.")
-    claimed = MarketSession.objects.filter(pk=session.pk, state=from_state).update(
-        state=MarketSession.State.CLEARING
-    )
-    if not claimed:
-        current = ClearingRun.objects.filter(session=session).order_by("-created_at").first()
-        if current is None:
-            raise DomainError(
-                Code.INVALID_STATE,
-                f"The session is {session.get_state_display().lower()}; it cannot be cleared now.",
-            )
-        return current
-    product = Product.objects.select_related("market").get(pk=session.product_id)
-    run = ClearingRun.objects.create(
-        session=session,
-        state=ClearingRun.State.RUNNING,
-        pricing_rule="pay_as_bid"
-        if product.clearing_rule == Product.ClearingRule.AUCTION_PAY_AS_BID
-        else "uniform",
-        triggered_by=actor.user,
-    )
-    try:
-        with transaction.atomic():
-            _clear_into(run=run, session=session, actor=actor, rerun=rerun)
-    except Exception as error:  # the run records every failure; the session can be cleared again
-        ClearingRun.objects.filter(pk=run.pk).update(
-            state=ClearingRun.State.FAILED,
-            error=f"{type(error).__name__}: {error}",
-            finished_at=timezone.now(),
+    now = now or timezone.now()
+    run, claimed = _claim(session, actor, rerun, now)
+    if run is None:
+        raise DomainError(
+            Code.INVALID_STATE,
+            f"The session is {session.get_state_display().lower()}; it cannot be cleared now.",
         )
-        MarketSession.objects.filter(pk=session.pk).update(state=from_state)
-        run.refresh_from_db()
+    if not claimed:
         return run
+    try:
+        _clear(run=run, actor=actor)
+    except Exception as error:  # every failure is recorded on the run; the session can be cleared again
+        with transaction.atomic():
+            MarketSession.objects.select_for_update().filter(pk=run.session_id).first()
+            _fail_run(run, f"{type(error).__name__}: {error}", now=timezone.now())
     run.refresh_from_db()
     return run
 
 
-def _clear_into(*, run: ClearingRun, session: MarketSession, actor: Actor, rerun: bool) -> None:
-    timings = {}
-    started = time.perf_counter()
-    if rerun:
-        old = Contract.objects.filter(session=session, state=Contract.State.ACTIVE)
-        for model, field in ((FlexOffer, "offer"), (FlexRequest, "request")):
-            model.objects.filter(pk__in=old.values(field)).update(
-                remaining_kw=F("quantities_kw"), state=OrderState.ACTIVE
+def clearing_runs_sweep(*, now: datetime | None = None) -> dict[str, list[int]]:
+    """Beat: fail runs whose lease expired, and list auction sessions that wait to be cleared.
+
+    Returns {"failed": run ids, "to_clear": session ids}; the task queues the clearing of each session.
+    A session waits when it is closed past its gate closure with no running run (its clearing task was lost,
+    or its last run failed).
+    """
+    now = now or timezone.now()
+    failed = []
+    for run in ClearingRun.objects.filter(state=ClearingRun.State.RUNNING, lease_expires_at__lte=now):
+        with transaction.atomic():
+            MarketSession.objects.select_for_update().filter(pk=run.session_id).first()
+            run.refresh_from_db()
+            if run.state != ClearingRun.State.RUNNING or run.lease_expires_at > now:
+                continue
+            _fail_run(
+                run,
+                f"Lease expired at {run.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC: the worker {run.worker or '(unknown)'} "
+                "stopped before finishing; the session is queued again.",
+                now=now,
             )
-        old.update(state=Contract.State.SUPERSEDED)
-        ClearingRun.objects.filter(session=session, is_current=True).update(is_current=False)
+            failed.append(run.pk)
+    waiting = list(
+        MarketSession.objects.filter(state=MarketSession.State.CLOSED, gate_closure__lte=now)
+        .exclude(product__clearing_rule=Product.ClearingRule.CONTINUOUS)
+        .values_list("pk", flat=True)
+    )
+    return {"failed": failed, "to_clear": waiting}
+
+
+# --- loading the orders as they stood at gate closure -----------------------------------------------
+
+
+def _clearable(values, price, n_ptus: int, offset: int) -> str:
+    """Why an order cannot enter the clearing ('' when it can)."""
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return "quantities are not numbers"
+    if array.ndim != 1 or array.size == 0 or offset < 0 or offset + array.size > n_ptus:
+        return "PTUs outside the delivery day"
+    if not np.all(np.isfinite(array)) or (array < 0).any() or (array > MAX_CLEARABLE_KW).any():
+        return f"quantities outside 0..{MAX_CLEARABLE_KW:g} kW"
+    if price is None or not price.is_finite() or price < 0 or price > MAX_CLEARABLE_PRICE:
+        return "price outside what the market can hold"
+    return ""
+
+
+def _load(session: MarketSession, run: ClearingRun):
+    """Orders open at gate closure, each either cleared or excluded with its reason."""
     n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
-    offer_rows = list(
-        FlexOffer.objects.filter(session=session, state__in=OPEN_STATES)
+    excluded: list[dict] = []
+
+    def keep(kind: str, order) -> bool:
+        offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
+        reason = _clearable(order.gate_remaining_kw, order.price, n_ptus, offset)
+        if not reason and order.valid_until is not None and order.valid_until <= session.gate_closure:
+            reason = "validity ended before gate closure"
+        if not reason and kind == "offer" and not offer_backing_tradable(order):
+            reason = "the asset (or a portfolio member) is no longer approved by the DSO"
+        if reason:
+            excluded.append({"order": f"{kind}:{order.pk}", "reason": reason})
+        return not reason
+
+    offers = [
+        o
+        for o in FlexOffer.objects.filter(session=session, gate_remaining_kw__isnull=False)
+        .select_related("asset", "portfolio")
         .order_by("created_at", "pk")
-        .values_list(
-            "pk",
-            "grid_location_id",
-            "ptu_start",
-            "remaining_kw",
-            "min_quantity_kw",
-            "price",
-            "all_or_nothing",
-            "owner_id",
+        if keep("offer", o)
+    ]
+    requests = [
+        r
+        for r in FlexRequest.objects.filter(session=session, gate_remaining_kw__isnull=False).order_by(
+            "created_at", "pk"
         )
-    )
-    request_rows = list(
-        FlexRequest.objects.filter(session=session, state__in=OPEN_STATES)
-        .order_by("created_at", "pk")
-        .values_list("pk", "grid_location_id", "ptu_start", "remaining_kw", "price", "owner_id")
-    )
-    zones = sorted({row[1] for row in offer_rows} | {row[1] for row in request_rows})
+        if keep("request", r)
+    ]
+    zones = sorted({o.grid_location_id for o in offers} | {r.grid_location_id for r in requests})
     zone_index = {zone: i for i, zone in enumerate(zones)}
 
-    def matrix(rows, quantity_column):
-        result = np.zeros((len(rows), n_ptus))
-        for i, row in enumerate(rows):
-            offset = int((row[2] - session.delivery_start).total_seconds() // 900)
-            values = np.asarray(row[quantity_column], dtype=float)
+    def matrix(orders):
+        result = np.zeros((len(orders), n_ptus))
+        for i, order in enumerate(orders):
+            offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
+            values = np.asarray(order.gate_remaining_kw, dtype=float)
             result[i, offset : offset + values.size] = values
         return result
 
     orders = AuctionOrders(
         n_ptus=n_ptus,
         n_zones=max(len(zones), 1),
-        offer_zone=np.array([zone_index[r[1]] for r in offer_rows], dtype=int),
-        offer_qty=matrix(offer_rows, 3),
-        offer_min=np.array([float(r[4]) for r in offer_rows]),
-        offer_price=np.array([float(r[5]) for r in offer_rows]),
-        offer_block=np.array([bool(r[6]) for r in offer_rows], dtype=bool),
-        request_zone=np.array([zone_index[r[1]] for r in request_rows], dtype=int),
-        request_qty=matrix(request_rows, 3),
-        request_price=np.array([float(r[4]) for r in request_rows]),
+        offer_zone=np.array([zone_index[o.grid_location_id] for o in offers], dtype=int),
+        offer_qty=matrix(offers),
+        offer_min=np.array([float(o.min_quantity_kw) for o in offers]),
+        offer_price=np.array([float(o.price) for o in offers]),
+        offer_block=np.array([bool(o.all_or_nothing) for o in offers], dtype=bool),
+        request_zone=np.array([zone_index[r.grid_location_id] for r in requests], dtype=int),
+        request_qty=matrix(requests),
+        request_price=np.array([float(r.price) for r in requests]),
     )
+    run.excluded = excluded
+    return orders, offers, requests, zones
+
+
+def _clear(*, run: ClearingRun, actor: Actor) -> None:
+    session = MarketSession.objects.select_related("product__market").get(pk=run.session_id)
+    product = session.product
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    orders, offers, requests, zones = _load(session, run)
     timings["load"] = time.perf_counter() - started
-    result = clear_auction(orders, pricing=run.pricing_rule)
+    result = clear_auction(
+        orders,
+        pricing=run.pricing_rule,
+        time_limit=float(product.solver_time_limit_seconds),
+        mip_gap=float(product.solver_mip_gap),
+    )
     timings["build"] = result.timings.get("build", 0.0)
     timings["solve"] = result.timings.get("solve", 0.0)
-    started = time.perf_counter()
-    if result.status not in ("optimal",):
+    timings["prices"] = result.timings.get("prices", 0.0) + result.timings.get("decompose", 0.0)
+    if result.status not in ("optimal", "time_limit"):
         raise RuntimeError(f"Solver status {result.status}")
-    _write_contracts(
-        run=run,
-        session=session,
-        orders=orders,
-        result=result,
-        offer_rows=offer_rows,
-        request_rows=request_rows,
-        n_ptus=n_ptus,
-    )
-    prices = {}
-    for zone, i in zone_index.items():
-        row = result.zone_price[i]
-        if np.isfinite(row).any():
-            prices[str(zone)] = [None if np.isnan(v) else round(float(v), 4) for v in row]
-    timings["write"] = (
-        time.perf_counter()
-        - started
-        + result.timings.get("prices", 0.0)
-        + result.timings.get("decompose", 0.0)
-    )
-    run.state = ClearingRun.State.SUCCEEDED
-    run.is_current = True
-    run.solver = result.solver
-    run.solver_status = result.status
-    run.objective = result.objective
-    run.timings = {k: round(v, 4) for k, v in timings.items()}
-    run.offer_count = len(offer_rows)
-    run.request_count = len(request_rows)
-    run.cleared_volume_kwh = Decimal(str(round(float(result.offer_alloc.sum()) / 4, 3)))
-    run.prices = prices
-    run.finished_at = timezone.now()
-    run.save()
-    MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
-    audit_record(
-        actor=actor,
-        action="session.clear",
-        target=session,
-        after={"run": run.pk, "status": result.status, "objective": result.objective},
-    )
+    started = time.perf_counter()
+    with transaction.atomic():
+        MarketSession.objects.select_for_update().get(pk=session.pk)
+        current = ClearingRun.objects.select_for_update().get(pk=run.pk)
+        if current.state != ClearingRun.State.RUNNING:
+            # The lease expired and the sweep (or another worker) took over: write nothing.
+            return
+        created = _write(run=run, session=session, result=result, offers=offers, requests=requests)
+        prices = {}
+        for zone, i in zip(zones, range(len(zones)), strict=True):
+            row = result.zone_price[i]
+            if np.isfinite(row).any():
+                prices[str(zone)] = [None if np.isnan(v) else round(float(v), 4) for v in row]
+        timings["write"] = time.perf_counter() - started
+        ClearingRun.objects.filter(session=session, is_current=True).update(is_current=False)
+        run.state = ClearingRun.State.SUCCEEDED
+        run.is_current = True
+        run.solver = result.solver
+        run.solver_status = result.status
+        run.objective = result.objective
+        run.timings = {k: round(v, 4) for k, v in timings.items()}
+        run.offer_count = len(offers)
+        run.request_count = len(requests)
+        run.cleared_volume_kwh = Decimal(repr(round(float(result.offer_alloc.sum()) / 4, 3)))
+        run.prices = prices
+        run.finished_at = timezone.now()
+        run.lease_expires_at = None
+        run.save()
+        MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
+        audit_record(
+            actor=actor,
+            action="session.rerun" if run.is_rerun else "session.clear",
+            target=session,
+            after={
+                "run": run.pk,
+                "status": result.status,
+                "objective": result.objective,
+                "contracts": len(created),
+                "excluded": len(run.excluded),
+            },
+        )
+        _notify(session, created)
 
 
-def _write_contracts(*, run, session, orders, result, offer_rows, request_rows, n_ptus) -> None:
+# --- writing the result -----------------------------------------------------------------------------
+
+
+def _write(*, run, session, result, offers, requests) -> list[Contract]:
+    ledger = LedgerChanges()
+    offer_by_id = {o.pk: o for o in offers}
+    if run.is_rerun:
+        old = list(
+            Contract.objects.filter(
+                session=session, clearing_run__isnull=False, state=Contract.State.ACTIVE
+            ).select_related("offer")
+        )
+        for contract in old:
+            ledger.contract_released(contract, offer_by_id.get(contract.offer_id, contract.offer))
+        Contract.objects.filter(pk__in=[c.pk for c in old]).update(state=Contract.State.SUPERSEDED)
+    excluded = {entry["order"]: entry["reason"] for entry in run.excluded}
+    _reject_excluded(session, excluded, ledger)
+    contracts = _contracts(run=run, session=session, result=result, offers=offers, requests=requests)
+    created = Contract.objects.bulk_create(contracts, batch_size=2000)
+    n = int((session.delivery_end - session.delivery_start) / ptus.PTU)
+    for contract in created:
+        ledger.offer(offer_by_id[contract.offer_id], contract.quantities_kw, start=contract.ptu_start)
+    for model, rows, alloc in (
+        (FlexOffer, offers, result.offer_alloc),
+        (FlexRequest, requests, result.request_alloc),
+    ):
+        updates = []
+        for i, order in enumerate(rows):
+            offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
+            gate = np.asarray(order.gate_remaining_kw, dtype=float)
+            cleared = (
+                alloc[i, offset : offset + gate.size] if offset + gate.size <= n else np.zeros(gate.size)
+            )
+            remaining = np.round(np.maximum(gate - cleared, 0), 3)
+            if remaining.sum() <= 1e-6:
+                state, reason = OrderState.FILLED, ""
+            elif cleared.sum() > 1e-6:
+                state, reason = (
+                    OrderState.EXPIRED,
+                    f"Partly cleared ({cleared.sum() / 4:g} kWh); the rest expired at gate closure",
+                )
+            else:
+                state, reason = OrderState.EXPIRED, "Not cleared at gate closure"
+            if model is FlexOffer:
+                # What the offer held open at gate closure is released; its new contracts were added above.
+                ledger.offer(order, -np.asarray(_open_before(order), dtype=float))
+            updates.append((order.pk, order.state, remaining.tolist(), state, reason))
+        _bulk_set_orders(model, updates)
+    ledger.write()
+    return created
+
+
+def _open_before(order) -> list[float]:
+    """What the order held open just before this clearing: its remaining while still open (first run only)."""
+    if order.state in (OrderState.ACTIVE, OrderState.PARTIALLY_FILLED):
+        return order.remaining_kw
+    return [0.0] * len(order.quantities_kw)
+
+
+def _reject_excluded(session, excluded: dict[str, str], ledger: LedgerChanges) -> None:
+    for model, kind in ((FlexOffer, "offer"), (FlexRequest, "request")):
+        ids = [int(key.split(":")[1]) for key in excluded if key.startswith(f"{kind}:")]
+        if not ids:
+            continue
+        rows = []
+        for order in model.objects.filter(pk__in=ids):
+            if model is FlexOffer:
+                ledger.close(order, OrderState.REJECTED)
+            reason = f"Left out of the clearing: {excluded[f'{kind}:{order.pk}']}"
+            rows.append((order.pk, order.state, order.remaining_kw, OrderState.REJECTED, reason[:300]))
+        _bulk_set_orders(model, rows)
+
+
+def _bulk_set_orders(model, rows: list[tuple]) -> None:
+    """Set remaining_kw, state and reason of many orders in one statement, each only if its state is still the
+    one read (pk, expected state, remaining, new state, reason); any other count fails the whole write."""
+    if not rows:
+        return
+    table = model._meta.db_table
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        for start in range(0, len(rows), 2000):
+            chunk = rows[start : start + 2000]
+            params: list = []
+            for pk, expected, remaining, state, reason in chunk:
+                params += [pk, expected, json.dumps(remaining), state, reason]
+            values = ", ".join(["(%s::bigint, %s, %s::jsonb, %s, %s)"] * len(chunk))
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} AS t SET remaining_kw = v.remaining, state = v.state, "
+                    f"state_reason = v.reason, updated_at = %s "
+                    f"FROM (VALUES {values}) AS v(id, expected, remaining, state, reason) "
+                    f"WHERE t.id = v.id AND t.state = v.expected",
+                    [now, *params],
+                )
+                if cursor.rowcount != len(chunk):
+                    raise RuntimeError(
+                        f"{len(chunk) - cursor.rowcount} {table} row(s) changed during the clearing"
+                    )
+        return
+    for pk, expected, remaining, state, reason in rows:
+        changed = model.objects.filter(pk=pk, state=expected).update(
+            remaining_kw=remaining, state=state, state_reason=reason, updated_at=now
+        )
+        if changed != 1:
+            raise RuntimeError(f"{model.__name__} {pk} changed during the clearing")
+
+
+def _contracts(*, run, session, result, offers, requests) -> list[Contract]:
     trades = result.trades
+    n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
     pairs: dict[tuple[int, int], tuple[np.ndarray, list]] = {}
     for r, o, t, kw, price in zip(
         trades.request_idx, trades.offer_idx, trades.ptu, trades.kw, trades.price, strict=True
     ):
         quantities, prices = pairs.setdefault((int(r), int(o)), (np.zeros(n_ptus), ["0"] * n_ptus))
         quantities[t] += kw
-        prices[t] = f"{price:.4f}"
+        prices[t] = f"{Decimal(repr(float(price))).quantize(Decimal('0.0001'))}"
     now = timezone.now()
     # References are made before insert (run id + sequence), so contracts are written in one bulk insert.
-    contracts = [
+    return [
         Contract(
             reference=f"FM-{now:%Y%m%d}-R{run.pk}-{number:05d}",
             session=session,
             clearing_run=run,
-            request_id=request_rows[r][0],
-            offer_id=offer_rows[o][0],
-            buyer_id=request_rows[r][5],
-            seller_id=offer_rows[o][7],
-            grid_location_id=request_rows[r][1],
+            request_id=requests[r].pk,
+            offer_id=offers[o].pk,
+            buyer_id=requests[r].owner_id,
+            seller_id=offers[o].owner_id,
+            grid_location_id=requests[r].grid_location_id,
             product_id=session.product_id,
             direction=session.product.direction,
             ptu_start=session.delivery_start,
@@ -207,34 +475,19 @@ def _write_contracts(*, run, session, orders, result, offer_rows, request_rows, 
         )
         for number, ((r, o), (quantities, prices)) in enumerate(sorted(pairs.items()), start=1)
     ]
-    created = Contract.objects.bulk_create(contracts, batch_size=2000)
-    # Orders: untouched ones expire in one UPDATE; (partly) cleared ones get their remaining kW and state.
-    for model, rows, alloc in (
-        (FlexOffer, offer_rows, result.offer_alloc),
-        (FlexRequest, request_rows, result.request_alloc),
-    ):
-        cleared_rows = np.nonzero(alloc.sum(axis=1) > 1e-6)[0]
-        untouched = [row[0] for i, row in enumerate(rows) if alloc[i].sum() <= 1e-6]
-        model.objects.filter(pk__in=untouched).update(
-            state=OrderState.EXPIRED, state_reason="Not cleared at gate closure"
-        )
-        updates = []
-        for i in cleared_rows:
-            row = rows[i]
-            offset = int((row[2] - session.delivery_start).total_seconds() // 900)
-            submitted = np.asarray(row[3], dtype=float)
-            remaining = np.round(np.maximum(submitted - alloc[i, offset : offset + submitted.size], 0), 3)
-            state = OrderState.FILLED if remaining.sum() <= 1e-6 else OrderState.PARTIALLY_FILLED
-            updates.append(model(pk=row[0], remaining_kw=remaining.tolist(), state=state))
-        model.objects.bulk_update(updates, ["remaining_kw", "state"], batch_size=1000)
-    organisations = {c.buyer_id for c in created} | {c.seller_id for c in created}
+
+
+def _notify(session: MarketSession, created: list[Contract]) -> None:
     from accounts.models import Organisation
 
-    for organisation in Organisation.objects.filter(pk__in=organisations):
-        count = sum(1 for c in created if organisation.pk in (c.buyer_id, c.seller_id))
+    counts: dict[int, int] = {}
+    for contract in created:
+        for organisation_id in {contract.buyer_id, contract.seller_id}:
+            counts[organisation_id] = counts.get(organisation_id, 0) + 1
+    for organisation in Organisation.objects.filter(pk__in=counts):
         notify_organisation(
             organisation=organisation,
-            title=f"{session}: {count} contract(s) cleared",
+            title=f"{session}: {counts[organisation.pk]} contract(s) cleared",
             body="Activation schedules are on your contracts page.",
             link=f"/trading/sessions/{session.pk}/",
             email=True,

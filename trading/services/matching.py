@@ -7,9 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.services import notify_organisation
+from flexmarket import ptu as ptus
 from trading.clearing.continuous import Aggressor, RestingOrder, match_aggressor
 from trading.models import (
     Contract,
@@ -20,38 +22,73 @@ from trading.models import (
     Product,
 )
 from trading.selectors import OPEN_STATES
+from trading.services.capacity import LedgerChanges
 
 # --- continuous matching ----------------------------------------------------------------------------
 
 
-def _match_if_continuous(order, *, side: str) -> None:
-    """Aggressors (and every order of a continuous product) match now against the resting book."""
-    continuous = order.product.clearing_rule == Product.ClearingRule.CONTINUOUS
-    if not continuous and order.order_mode != OrderMode.AGGRESSOR:
-        return
+def offer_backing_tradable(offer: FlexOffer) -> bool:
+    """The offer's asset, or every asset of its portfolio, is still approved (not suspended, not archived)."""
+    if offer.asset_id:
+        return offer.asset.can_trade
+    portfolio = offer.portfolio
+    members = list(portfolio.assets.all())
+    return portfolio.archived_at is None and bool(members) and all(a.can_trade for a in members)
+
+
+def _candidates(order, *, side: str, now: datetime):
+    """The resting orders the aggressor may trade with, row-locked in id order (no deadlocks, no double fills)."""
+    n = len(order.quantities_kw)
+    end = order.ptu_start + n * ptus.PTU
     opposite = FlexOffer if side == "buy" else FlexRequest
-    # Lock resting orders in id order so concurrent aggressors queue instead of deadlocking or double-filling.
-    candidates = list(
-        opposite.objects.select_for_update()
-        .filter(
+    qs = (
+        opposite.objects.filter(
             session=order.session,
             grid_location=order.grid_location,
             product=order.product,
             direction=order.direction,
             state__in=OPEN_STATES,
+            ptu_start__lt=end,
         )
         .exclude(owner=order.owner)
-        .order_by("pk")
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
     )
-    offset = {c.pk: int((c.ptu_start - order.ptu_start).total_seconds() // 900) for c in candidates}
+    if side == "buy":
+        qs = qs.filter(price__lte=order.price)
+        if order.is_tso:
+            qs = qs.filter(tso_eligible=True)  # only TSO-eligible flexibility is sold to a TSO
+        qs = qs.select_related("asset", "portfolio")
+    else:
+        qs = qs.filter(price__gte=order.price)
+        if not order.tso_eligible:
+            qs = qs.filter(is_tso=False)
+    candidates = list(qs.select_for_update(of=("self",)).order_by("pk"))
+    if side == "buy":
+        candidates = [c for c in candidates if offer_backing_tradable(c)]
+    return candidates
+
+
+def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> None:
+    """Aggressors (and every order of a continuous product) match now against the resting book.
+
+    The caller holds the session share-locked and has just written `order`; resting orders are row-locked.
+    """
+    continuous = order.product.clearing_rule == Product.ClearingRule.CONTINUOUS
+    if not continuous and order.order_mode != OrderMode.AGGRESSOR:
+        return
+    now = now or timezone.now()
+    if side == "sell" and not offer_backing_tradable(order):
+        return
+    candidates = _candidates(order, side=side, now=now)
     n = len(order.quantities_kw)
+    offset = {c.pk: int((c.ptu_start - order.ptu_start) / ptus.PTU) for c in candidates}
     resting = []
     for c in candidates:
+        values = np.asarray(c.remaining_kw, dtype=float)
+        positions = offset[c.pk] + np.arange(values.size)
+        inside = (positions >= 0) & (positions < n)
         aligned = np.zeros(n)
-        for index, kw in enumerate(c.remaining_kw):
-            position = offset[c.pk] + index
-            if 0 <= position < n:
-                aligned[position] = kw
+        aligned[positions[inside]] = values[inside]
         resting.append(
             RestingOrder(
                 c.pk,
@@ -60,6 +97,7 @@ def _match_if_continuous(order, *, side: str) -> None:
                 aligned,
                 float(getattr(c, "min_quantity_kw", 0) or 0),
                 bool(getattr(c, "all_or_nothing", False)),
+                float(values[~inside].sum()),
             )
         )
     aggressor = Aggressor(
@@ -79,12 +117,11 @@ def _match_if_continuous(order, *, side: str) -> None:
         quantities = [0.0] * n
         prices = ["0"] * n
         for fill in counterparty_fills:
-            quantities[fill.ptu] += fill.kw
-            prices[fill.ptu] = str(Decimal(str(fill.price)).quantize(Decimal("0.0001")))
+            quantities[fill.ptu] = round(quantities[fill.ptu] + fill.kw, 3)
+            prices[fill.ptu] = str(Decimal(repr(fill.price)).quantize(Decimal("0.0001")))
             order.remaining_kw[fill.ptu] = round(order.remaining_kw[fill.ptu] - fill.kw, 3)
-            other.remaining_kw[offset[other.pk] + fill.ptu] = round(
-                other.remaining_kw[offset[other.pk] + fill.ptu] - fill.kw, 3
-            )
+            resting_index = fill.ptu - offset[other.pk]  # the fill's PTU in the resting order's own frame
+            other.remaining_kw[resting_index] = round(other.remaining_kw[resting_index] - fill.kw, 3)
         _set_fill_state(other)
         other.save(update_fields=["remaining_kw", "state", "updated_at"])
         request, offer = (order, other) if side == "buy" else (other, order)
@@ -97,9 +134,18 @@ def _match_if_continuous(order, *, side: str) -> None:
             run=None,
         )
     if order.order_mode == OrderMode.AGGRESSOR and any(kw > 0 for kw in order.remaining_kw):
-        order.state = OrderState.PARTIALLY_FILLED if fills else OrderState.CANCELLED
-        order.state_reason = "Aggressor: the unmatched rest was cancelled"
-        order.remaining_kw = [0.0] * n
+        # An aggressor matches now or dies: the unmatched rest (kept in remaining_kw) is cancelled.
+        matched = sum(f.kw for f in fills) / 4
+        if side == "sell":
+            ledger = LedgerChanges()
+            ledger.close(order, OrderState.CANCELLED)
+            ledger.write()
+        order.state = OrderState.CANCELLED
+        order.state_reason = (
+            f"Aggressor: {matched:g} kWh matched; the unmatched rest was cancelled"
+            if fills
+            else "Aggressor: nothing to match; cancelled"
+        )
         order.save(update_fields=["remaining_kw", "state", "state_reason", "updated_at"])
     else:
         _set_fill_state(order)

@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.context import Actor
@@ -27,7 +27,8 @@ from trading.models import (
     OrderState,
     Product,
 )
-from trading.selectors import OPEN_STATES, open_offer_volume
+from trading.selectors import OPEN_STATES
+from trading.services.capacity import LedgerChanges, capacity_reserve
 from trading.services.matching import _match_if_continuous
 
 # --- order validation -------------------------------------------------------------------------------
@@ -66,6 +67,37 @@ def _clean_price(price) -> Decimal:
     return value
 
 
+def session_lock_shared(session_id: int) -> MarketSession:
+    """Hold the session row in share mode for this transaction and return its latest committed state.
+
+    Order writes take this lock; gate closure and clearing take the row exclusively, so an order is either
+    committed before the session closes or sees it closed (PostgreSQL; SQLite serialises all writers anyway).
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {MarketSession._meta.db_table} WHERE id = %s FOR SHARE", [session_id]
+            )
+    return MarketSession.objects.select_related("product__market").get(pk=session_id)
+
+
+def _gate_closed_error(session: MarketSession) -> DomainError:
+    local = session.gate_closure.astimezone(ZoneInfo(session.product.market.time_zone))
+    return DomainError(
+        Code.GATE_CLOSED,
+        f"Gate closure for {session.delivery_day} was {local:%Y-%m-%d %H:%M %Z}; orders are no longer accepted.",
+        field="ptu_start",
+    )
+
+
+def session_accepting(session_id: int, now: datetime) -> MarketSession:
+    """The session, share-locked, if it still takes order changes at `now`; else a gate_closed error."""
+    session = session_lock_shared(session_id)
+    if session.state != MarketSession.State.OPEN or session.gate_closure <= now:
+        raise _gate_closed_error(session)
+    return session
+
+
 def _open_session(*, product: Product, ptu_start: datetime, n_ptus: int, now: datetime) -> MarketSession:
     if ptu_start.tzinfo is None or not ptus.is_ptu_boundary(ptu_start):
         raise DomainError(
@@ -84,14 +116,21 @@ def _open_session(*, product: Product, ptu_start: datetime, n_ptus: int, now: da
         raise DomainError(
             Code.INVALID_PTU, "The PTUs run past the end of the delivery day.", field="quantities_kw"
         )
-    if session.state != MarketSession.State.OPEN or session.gate_closure <= now:
-        local = session.gate_closure.astimezone(ZoneInfo(product.market.time_zone))
+    return session_accepting(session.pk, now)
+
+
+def _clean_valid_until(valid_until: datetime | None, now: datetime) -> datetime | None:
+    if valid_until is None:
+        return None
+    if valid_until.tzinfo is None:
+        raise DomainError(Code.INVALID_VALIDITY, "valid_until needs a UTC offset.", field="valid_until")
+    if valid_until <= now:
         raise DomainError(
-            Code.GATE_CLOSED,
-            f"Gate closure for {session.delivery_day} was {local:%Y-%m-%d %H:%M %Z}; orders are no longer accepted.",
-            field="ptu_start",
+            Code.INVALID_VALIDITY,
+            "valid_until is already past: the order would never be valid.",
+            field="valid_until",
         )
-    return session
+    return valid_until
 
 
 def _check_zone(grid_location: GridLocation, product: Product) -> None:
@@ -190,6 +229,7 @@ def request_submit(
             Code.PRODUCT_MISMATCH, f"{product} trades {product.direction} flexibility.", field="direction"
         )
     _check_zone(grid_location, product)
+    valid_until = _clean_valid_until(valid_until, now)
     session = _open_session(product=product, ptu_start=ptu_start, n_ptus=len(quantities), now=now)
     order = FlexRequest.objects.create(
         **_order_fields(
@@ -208,15 +248,8 @@ def request_submit(
         is_tso=actor.has_role(Role.TSO),
     )
     audit_record(actor=actor, action="flex_request.submit", target=order, after=_order_snapshot(order))
-    _match_if_continuous(order, side="buy")
+    _match_if_continuous(order, side="buy", now=now)
     return order
-
-
-def _asset_capability(asset: FlexAsset | None, portfolio: Portfolio | None, direction: str) -> float:
-    field = "max_up_kw" if direction == Direction.UP else "max_down_kw"
-    if asset is not None:
-        return float(getattr(asset, field))
-    return float(sum(getattr(member, field) for member in portfolio.assets.all()))
 
 
 @transaction.atomic
@@ -260,10 +293,14 @@ def offer_submit(
             field="asset",
         )
     if portfolio is not None and (
-        portfolio.archived_at or any(not a.can_trade for a in portfolio.assets.all())
+        portfolio.archived_at
+        or not portfolio.assets.exists()
+        or any(not a.can_trade for a in portfolio.assets.all())
     ):
         raise DomainError(
-            Code.ASSET_NOT_TRADABLE, "Every asset of the portfolio must be approved.", field="portfolio"
+            Code.ASSET_NOT_TRADABLE,
+            "The portfolio needs at least one asset, and every asset of it must be approved.",
+            field="portfolio",
         )
     grid_location = backing.grid_location
     if answers_request is not None and answers_request.grid_location_id != grid_location.pk:
@@ -304,29 +341,16 @@ def offer_submit(
             field="max_consecutive_ptus",
         )
     _check_zone(grid_location, product)
+    valid_until = _clean_valid_until(valid_until, now)
     session = _open_session(product=product, ptu_start=ptu_start, n_ptus=len(quantities), now=now)
-    # Capability: this offer plus the ESP's open offers on the same asset and PTU (FLEXGRID: not offered twice).
-    locked = (
-        FlexAsset.objects.select_for_update().filter(pk=asset.pk)
-        if asset
-        else Portfolio.objects.select_for_update().filter(pk=portfolio.pk)
-    )
-    list(locked)
-    capability = _asset_capability(asset, portfolio, direction)
-    already = open_offer_volume(
-        asset_id=asset.pk if asset else None,
-        portfolio_id=portfolio.pk if portfolio else None,
-        direction=direction,
-    )
-    for index, kw in enumerate(quantities):
-        moment = ptu_start + index * ptus.PTU
-        if kw + already.get(moment, 0.0) > capability + 1e-6:
-            raise DomainError(
-                Code.ABOVE_CAPABILITY,
-                f"{kw:g} kW at {moment:%H:%M} UTC plus {already.get(moment, 0.0):g} kW already offered exceeds {backing}'s "
-                f"{capability:g} kW {direction} capability.",
-                field="quantities_kw",
-            )
+    if availability_agreement is None:
+        # Capability: open offers, standing contracts and agreements on the same asset(s) and PTUs (the ledger).
+        allocation = capacity_reserve(
+            asset=asset, portfolio=portfolio, direction=direction, ptu_start=ptu_start, quantities=quantities
+        )
+    else:
+        # The agreement reserved this capacity when the ESP accepted it; its offers live inside that reservation.
+        allocation = {}
     order = FlexOffer.objects.create(
         **_order_fields(
             actor,
@@ -350,24 +374,41 @@ def offer_submit(
         tso_eligible=tso_eligible,
         answers_request=answers_request,
         availability_agreement=availability_agreement,
+        member_allocation=allocation,
     )
-    audit_record(actor=actor, action="flex_offer.submit", target=order, after=_order_snapshot(order))
-    _match_if_continuous(order, side="sell")
+    ledger = LedgerChanges()
+    ledger.offer(order, quantities)
+    ledger.write()
+    audit_record(
+        actor=actor,
+        action="flex_offer.submit",
+        target=order,
+        after=_order_snapshot(order),
+        reason=f"Generated by availability agreement {availability_agreement.pk}"
+        if availability_agreement
+        else "",
+    )
+    _match_if_continuous(order, side="sell", now=now)
     return order
 
 
 @transaction.atomic
 def order_cancel(*, actor: Actor, order: FlexRequest | FlexOffer, now: datetime | None = None):
-    """Revoke an open order before gate closure (orders are never deleted)."""
+    """Revoke an open order before gate closure (orders are never deleted); an offer releases its capacity."""
     now = now or timezone.now()
-    order = type(order).objects.select_for_update(of=("self",)).select_related("session").get(pk=order.pk)
-    if order.owner_id != actor.organisation.pk:
+    if actor.organisation is None or order.owner_id != actor.organisation.pk:
         raise DomainError(Code.NOT_CANCELLABLE, "Only the owner cancels an order.")
+    if order.session_id is not None:
+        # The session first (as every order write does), so a cancellation never races the gate closure.
+        session_accepting(order.session_id, now)
+    order = type(order).objects.select_for_update(of=("self",)).select_related("session").get(pk=order.pk)
     if order.state not in OPEN_STATES:
         raise DomainError(Code.NOT_CANCELLABLE, f"The order is {order.get_state_display().lower()}.")
-    if order.session and order.session.gate_closure <= now:
-        raise DomainError(Code.GATE_CLOSED, "Gate closure has passed; the order can no longer be revoked.")
     before = _order_snapshot(order)
+    if isinstance(order, FlexOffer):
+        ledger = LedgerChanges()
+        ledger.close(order, OrderState.CANCELLED)
+        ledger.write()
     order.state = OrderState.CANCELLED
     order.state_reason = "Revoked by the owner"
     order.save(update_fields=["state", "state_reason", "updated_at"])

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db import transaction
 from django.utils import timezone
 
+from accounts.context import SYSTEM
+from accounts.services import audit_record
 from flexmarket import ptu as ptus
 from trading.models import (
     FlexOffer,
@@ -17,6 +20,9 @@ from trading.models import (
 )
 from trading.selectors import OPEN_STATES, products_active
 from trading.services.agreements import agreement_offers_generate
+from trading.services.auction import orders_snapshot_at_gate
+from trading.services.capacity import LedgerChanges
+from trading.services.orders import session_lock_shared
 
 # --- sessions ---------------------------------------------------------------------------------------
 
@@ -56,28 +62,90 @@ def sessions_open_ahead(*, now: datetime | None = None) -> list[MarketSession]:
         for offset in range(product.sessions_ahead_days + 1):
             session = market_session_open(product=product, day=today + timedelta(days=offset))
             if session.state == MarketSession.State.OPEN and session.gate_closure > now:
-                agreement_offers_generate(session=session)
+                agreement_offers_generate(session=session, now=now)
             sessions.append(session)
     return sessions
 
 
 def sessions_close_due(*, now: datetime | None = None) -> list[int]:
-    """Close sessions past gate closure; expire unmatched continuous orders. Returns auction sessions to clear."""
+    """Close sessions past gate closure; returns the auction sessions to clear.
+
+    Each session closes in one transaction holding its row exclusively, so it waits for order writes in flight
+    (they hold it in share mode) and every later order write sees it closed. Auction orders keep what they held
+    at gate closure (`gate_remaining_kw`) for the clearing; a continuous session's open orders expire and release
+    their capacity, and the session is cleared at once.
+    """
     now = now or timezone.now()
     to_clear = []
-    for session in MarketSession.objects.select_related("product").filter(
-        state=MarketSession.State.OPEN, gate_closure__lte=now
-    ):
-        if not MarketSession.objects.filter(pk=session.pk, state=MarketSession.State.OPEN).update(
-            state=MarketSession.State.CLOSED
-        ):
-            continue
-        if session.product.is_auction:
-            to_clear.append(session.pk)
-        else:
-            for model in (FlexRequest, FlexOffer):
-                model.objects.filter(session=session, state__in=OPEN_STATES).update(
-                    state=OrderState.EXPIRED, state_reason="Gate closed"
-                )
-            MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
+    due = MarketSession.objects.filter(state=MarketSession.State.OPEN, gate_closure__lte=now).values_list(
+        "pk", flat=True
+    )
+    for session_id in list(due):
+        with transaction.atomic():
+            session = MarketSession.objects.select_for_update().select_related("product").get(pk=session_id)
+            if session.state != MarketSession.State.OPEN or session.gate_closure > now:
+                continue
+            counts = {
+                "requests": FlexRequest.objects.filter(session=session, state__in=OPEN_STATES).count(),
+                "offers": FlexOffer.objects.filter(session=session, state__in=OPEN_STATES).count(),
+            }
+            if session.product.is_auction:
+                orders_snapshot_at_gate(session)
+                session.state = MarketSession.State.CLOSED
+                to_clear.append(session.pk)
+            else:
+                _expire_open_orders(session, reason="Gate closed")
+                session.state = MarketSession.State.CLEARED
+            session.save(update_fields=["state"])
+            audit_record(
+                actor=SYSTEM,
+                action="session.gate_closure",
+                target=session,
+                after={"state": session.state, "open_orders": counts, "at": now.isoformat()},
+            )
     return to_clear
+
+
+def _expire_open_orders(session: MarketSession, *, reason: str) -> None:
+    ledger = LedgerChanges()
+    for offer in FlexOffer.objects.filter(session=session, state__in=OPEN_STATES):
+        ledger.close(offer, OrderState.EXPIRED)
+    ledger.write()
+    for model in (FlexRequest, FlexOffer):
+        model.objects.filter(session=session, state__in=OPEN_STATES).update(
+            state=OrderState.EXPIRED, state_reason=reason, updated_at=timezone.now()
+        )
+
+
+def orders_expire_due(*, now: datetime | None = None) -> int:
+    """Expire open orders whose `valid_until` has passed (releasing offers' capacity); returns how many."""
+    now = now or timezone.now()
+    expired = 0
+    sessions = set()
+    for model in (FlexRequest, FlexOffer):
+        sessions |= set(
+            model.objects.filter(state__in=OPEN_STATES, valid_until__lte=now).values_list(
+                "session_id", flat=True
+            )
+        )
+    for session_id in sorted(s for s in sessions if s is not None):
+        with transaction.atomic():
+            session = session_lock_shared(session_id)
+            if session.state != MarketSession.State.OPEN:
+                continue  # the gate closure or the clearing deals with them
+            ledger = LedgerChanges()
+            for model in (FlexRequest, FlexOffer):
+                orders = list(
+                    model.objects.select_for_update()
+                    .filter(session_id=session_id, state__in=OPEN_STATES, valid_until__lte=now)
+                    .order_by("pk")
+                )
+                for order in orders:
+                    if model is FlexOffer:
+                        ledger.close(order, OrderState.EXPIRED)
+                model.objects.filter(pk__in=[o.pk for o in orders]).update(
+                    state=OrderState.EXPIRED, state_reason="Validity ended", updated_at=now
+                )
+                expired += len(orders)
+            ledger.write()
+    return expired
