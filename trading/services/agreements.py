@@ -93,7 +93,7 @@ def agreement_respond(
     if actor.organisation is None or agreement.esp_id != actor.organisation.pk:
         raise DomainError(Code.ROLE, "Only the ESP answers the proposal.")
     agreement = (
-        AvailabilityAgreement.objects.select_for_update()
+        AvailabilityAgreement.objects.select_for_update(of=("self",))
         .select_related("product__market", "asset", "portfolio")
         .get(pk=agreement.pk)
     )
