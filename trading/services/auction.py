@@ -96,7 +96,9 @@ def _claim(
     """(run, claimed): a new running run we own, or the run that stands (someone else's, or finished)."""
     with transaction.atomic():
         session = (
-            MarketSession.objects.select_for_update(of=("self",)).select_related("product__market").get(pk=session.pk)
+            MarketSession.objects.select_for_update(of=("self",))
+            .select_related("product__market")
+            .get(pk=session.pk)
         )
         running = ClearingRun.objects.filter(session=session, state=ClearingRun.State.RUNNING).first()
         if running is not None:

@@ -82,7 +82,11 @@ def sessions_close_due(*, now: datetime | None = None) -> list[int]:
     )
     for session_id in list(due):
         with transaction.atomic():
-            session = MarketSession.objects.select_for_update(of=("self",)).select_related("product").get(pk=session_id)
+            session = (
+                MarketSession.objects.select_for_update(of=("self",))
+                .select_related("product")
+                .get(pk=session_id)
+            )
             if session.state != MarketSession.State.OPEN or session.gate_closure > now:
                 continue
             counts = {
