@@ -5,6 +5,7 @@ Limits are the usual planning limits for MV networks; a DSO can pass its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -53,8 +54,9 @@ def _quiet():
     warnings.simplefilter("ignore")
 
 
+@functools.lru_cache(maxsize=4)
 def example_network_json(name: str) -> str:
-    """The JSON of a network bundled with pandapower."""
+    """The JSON of a network bundled with pandapower (built once per process: pandapower's JSON is slow)."""
     import pandapower
     import pandapower.networks as networks
 

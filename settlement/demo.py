@@ -8,6 +8,8 @@ import math
 import random
 from datetime import timedelta
 
+from django.utils import timezone
+
 from accounts.context import Actor
 from flexmarket import ptu
 from settlement import services
@@ -24,15 +26,24 @@ def _profile(asset_id: int, index: int, rng: random.Random) -> float:
 
 
 def seed(cast) -> None:
+    """Meter data, verification and settlement for the latest delivery day that is wholly in the past."""
+    if SettlementPeriod.objects.exists():
+        return
+    today = ptu.local_day_of(timezone.now(), TZ)
+    day = (
+        Contract.objects.filter(state=Contract.State.ACTIVE, session__delivery_day__lt=today)
+        .order_by("-session__delivery_day")
+        .values_list("session__delivery_day", flat=True)
+        .first()
+    )
+    if day is None:
+        return
     contracts = list(
-        Contract.objects.filter(state=Contract.State.ACTIVE, session__isnull=False).select_related(
+        Contract.objects.filter(state=Contract.State.ACTIVE, session__delivery_day=day).select_related(
             "offer__asset", "session"
         )
     )
-    if not contracts or SettlementPeriod.objects.exists():
-        return
     rng = random.Random(11)
-    day = contracts[0].session.delivery_day
     by_esp: dict[int, list[str]] = {}
     delivery: dict[int, dict[int, float]] = {}
     for number, contract in enumerate(contracts):

@@ -1,5 +1,6 @@
 """Demo market: an auction product, a continuous product and an availability product in Europe/Amsterdam;
-open sessions for the next days with resting orders, and a cleared session (today) with contracts."""
+cleared sessions with contracts for yesterday and today (and tomorrow after its gate closure), and the next
+session whose gate is still open with resting orders."""
 
 from __future__ import annotations
 
@@ -53,25 +54,22 @@ def seed(cast) -> None:
         key: Actor(user=cast.users[key], organisation=cast.organisations[key])
         for key in ("esp_flexy", "esp_volt", "esp_heat")
     }
-
-    # A session for today, traded "yesterday" and cleared at its gate closure.
-    cleared = services.market_session_open(product=auction, day=today)
-    MarketSession.objects.filter(pk=cleared.pk).update(
-        gate_closure=now + timedelta(hours=1), state=MarketSession.State.OPEN
-    )
-    cleared.refresh_from_db()
-    _orders(cleared, dso_actors, esp_actors, cast, start_hour=17, now=now)
-    MarketSession.objects.filter(pk=cleared.pk).update(
-        gate_closure=now - timedelta(minutes=1), state=MarketSession.State.CLOSED
-    )
-    services.session_clear(session=cleared, actor=SYSTEM)
-
-    # Tomorrow: resting requests and offers waiting for gate closure.
-    tomorrow = MarketSession.objects.get(product=auction, delivery_day=today + timedelta(days=1))
-    _orders(tomorrow, dso_actors, esp_actors, cast, start_hour=18, now=now)
+    # Yesterday (delivered: verified and settled by the settlement demo), today, and each later day whose gate
+    # has closed were traded before their gate closure and cleared at it; the first day whose gate is still
+    # open gets resting orders. Works at any clock time, on DST days too.
+    day = today - timedelta(days=1)
+    while True:
+        session = services.market_session_open(product=auction, day=day)
+        if session.gate_closure > now:
+            _orders(session, dso_actors, esp_actors, start_hour=18, now=now)
+            break
+        _orders(session, dso_actors, esp_actors, start_hour=17, now=session.gate_closure - timedelta(hours=2))
+        day += timedelta(days=1)
+    for session_id in services.sessions_close_due(now=now):
+        services.session_clear(session=MarketSession.objects.get(pk=session_id), actor=SYSTEM, now=now)
 
 
-def _orders(session, dso_actors, esp_actors, cast, *, start_hour: int, now) -> None:
+def _orders(session, dso_actors, esp_actors, *, start_hour: int, now) -> None:
     start = session.delivery_start + timedelta(hours=start_hour)
     for actor in dso_actors.values():
         for zone in GridLocation.objects.filter(dso=actor.organisation, archived_at__isnull=True).order_by(

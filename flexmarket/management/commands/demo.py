@@ -11,6 +11,7 @@ from importlib import import_module
 from django.conf import settings
 from django.core.management import BaseCommand, call_command
 from django.db import transaction
+from django.test.utils import override_settings
 
 # Each app's demo module has `seed(cast)`; accounts.demo.seed() makes the cast. Order matters.
 APP_DEMOS = ["grid.demo", "trading.demo", "settlement.demo"]
@@ -21,20 +22,41 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-serve", action="store_true", help="Only migrate and load the data.")
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Delete every row in the database first and load the demo afresh.",
+        )
         parser.add_argument("--addrport", default="127.0.0.1:8000")
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
         from accounts import demo as accounts_demo
+        from trading.models import Market
 
-        with transaction.atomic():
+        if options["reset"]:
+            call_command("flush", interactive=False, verbosity=0)
+            call_command("migrate", interactive=False, verbosity=0)  # data migrations (beat schedules) again
+            self.stdout.write("Database emptied (--reset).")
+        if Market.objects.filter(code="nl-local").exists():
             cast = accounts_demo.seed()
-            for module_name in APP_DEMOS:
-                module = import_module(module_name)
-                if hasattr(module, "seed"):
-                    module.seed(cast)
-        self.stdout.write(self.style.SUCCESS("Demo data loaded. Sign in with:"))
+            self.stdout.write(
+                self.style.WARNING("Demo data already loaded; nothing changed (use --reset to start afresh).")
+            )
+        else:
+            # Notifications of the seeded history are not mailed (the console backend would print hundreds).
+            with (
+                override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"),
+                transaction.atomic(),
+            ):
+                cast = accounts_demo.seed()
+                for module_name in APP_DEMOS:
+                    module = import_module(module_name)
+                    if hasattr(module, "seed"):
+                        module.seed(cast)
+            self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+        self.stdout.write("Sign in with:")
         for key, email, password in cast.credentials():
             self.stdout.write(f"  {key:<10} {email:<28} {password}")
         self.stdout.write("FMO staff must set up TOTP (any authenticator app) at first sign-in.")
