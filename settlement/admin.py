@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from accounts.admin_audit import ReadOnlyAdminMixin
 from settlement.models import (
     BaselineAccuracy,
     DeliveryVerification,
@@ -10,6 +11,7 @@ from settlement.models import (
     SettlementPeriod,
     SettlementStatement,
     StatementLine,
+    VerificationRun,
 )
 
 
@@ -20,21 +22,43 @@ class MeterUploadAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryVerification)
-class DeliveryVerificationAdmin(admin.ModelAdmin):
+class DeliveryVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["contract", "state", "method", "contracted_kwh", "delivered_kwh", "computed_at"]
     list_filter = ["state", "method"]
 
 
-class LineInline(admin.TabularInline):
+@admin.register(VerificationRun)
+class VerificationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "contract",
+        "reason",
+        "state",
+        "outcome",
+        "attempts",
+        "lease_expires_at",
+        "created_at",
+    ]
+    list_filter = ["state", "reason"]
+    search_fields = ["contract__reference", "error"]
+
+
+class LineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = StatementLine
     extra = 0
 
 
 @admin.register(SettlementStatement)
-class SettlementStatementAdmin(admin.ModelAdmin):
+class SettlementStatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["period", "organisation", "kind", "total_eur", "created_at"]
     list_filter = ["period", "kind"]
     inlines = [LineInline]
 
 
-admin.site.register([Prognosis, Dispute, SettlementPeriod, Invoice, BaselineAccuracy])
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["number", "statement", "issued_at"]
+    search_fields = ["number"]
+
+
+admin.site.register([Prognosis, Dispute, SettlementPeriod, BaselineAccuracy])
