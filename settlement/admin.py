@@ -61,4 +61,20 @@ class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["number"]
 
 
-admin.site.register([Prognosis, Dispute, SettlementPeriod, BaselineAccuracy])
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Resolved in the settlement console (dispute_resolve), which corrects the verification and audits it."""
+
+    list_display = ["verification", "state", "opened_by", "created_at", "resolved_at"]
+    list_filter = ["state"]
+
+
+@admin.register(SettlementPeriod)
+class SettlementPeriodAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Created, computed, approved, locked and adjusted in the settlement console, through the services."""
+
+    list_display = ["name", "start", "end", "state", "pending_contracts", "locked_at"]
+    list_filter = ["state"]
+
+
+admin.site.register([Prognosis, BaselineAccuracy])

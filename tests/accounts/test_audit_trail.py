@@ -13,7 +13,9 @@ from accounts.models import AuditEvent
 from grid.models import PowerFlowRun
 from settlement.models import (
     DeliveryVerification,
+    Dispute,
     Invoice,
+    SettlementPeriod,
     SettlementStatement,
     VerificationRun,
 )
@@ -206,7 +208,9 @@ READ_ONLY = [
     ClearingRun,
     Invoice,
     SettlementStatement,
+    SettlementPeriod,
     DeliveryVerification,
+    Dispute,
     PowerFlowRun,
     VerificationRun,
 ]
