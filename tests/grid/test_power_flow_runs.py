@@ -105,6 +105,14 @@ def test_broker_down_fails_the_run_visibly_instead_of_leaving_it_pending(
     assert run.state == "failed" and "Request it again" in run.error
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_api_answers_a_run_the_broker_refused_as_failed(cigre, dso_user, client_for, broker_down):
+    response = client_for(dso_user).post(f"/api/v1/network-models/{cigre.pk}/power-flow/", {}, format="json")
+    assert response.status_code == 202
+    assert response.json()["state"] == "failed" and "broker is unreachable" in response.json()["error"]
+    assert PowerFlowRun.objects.get().state == "failed"
+
+
 @pytest.mark.django_db
 def test_a_run_whose_message_was_never_sent_is_sent_by_the_sweep(
     cigre, actor_dso, django_capture_on_commit_callbacks
