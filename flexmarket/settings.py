@@ -258,6 +258,31 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Reliability: leased runs and Celery delivery (flexmarket/runs.py; docs/operations.md, "Runs") -------
+# A claimed run holds a lease. A running run whose lease has expired lost its worker: the next delivery of its
+# message or the sweep (beat, every minute) takes it over, and fails it visibly after the last attempt.
+FLEXMARKET_RUN_LEASE_SECONDS = int(os.environ.get("FLEXMARKET_RUN_LEASE_SECONDS", "900"))
+FLEXMARKET_RUN_MAX_ATTEMPTS = int(os.environ.get("FLEXMARKET_RUN_MAX_ATTEMPTS", "3"))
+# Idempotent tasks are acknowledged late (flexmarket.runs.LeasedRunTask); with this, a message whose worker
+# process dies mid-task (SIGKILL, OOM) is requeued instead of acknowledged. It only affects acks_late tasks.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# With late acknowledgement a worker process reserves one message beyond the one it runs, not four.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+if REDIS_URL:
+    # Redis hands an unacknowledged message to another worker after visibility_timeout (the whole worker died).
+    # It must exceed the lease plus a retry's countdown, or a live run's message is delivered twice (harmless:
+    # the claim refuses it, but wasteful); twice the lease keeps that margin.
+    _visibility_timeout = int(
+        os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(2 * FLEXMARKET_RUN_LEASE_SECONDS))
+    )
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility_timeout,
+        # How often workers look for such messages; kombu's default scans only every 100 s.
+        "unacked_restore_interval": max(1, min(10, _visibility_timeout // 10)),
+        "unacked_restore_throttle": 1,
+    }
+# --- end of reliability settings ----------------------------------------------------------------------------
+
 # Maps: tiles come from a configurable server; tests and offline installs use a blank layer.
 MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "&copy; OpenStreetMap contributors")

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from accounts.admin_audit import ReadOnlyAdminMixin
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun, ZoneBusMapping
 
 
@@ -51,18 +52,19 @@ class NetworkModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(PowerFlowRun)
-class PowerFlowRunAdmin(admin.ModelAdmin):
+class PowerFlowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "network_model",
         "scenario",
         "state",
+        "attempts",
+        "lease_expires_at",
         "max_line_loading_percent",
         "min_voltage_pu",
         "created_at",
     ]
     list_filter = ["state"]
-    readonly_fields = ["results", "error"]
 
 
 admin.site.register(ZoneBusMapping)

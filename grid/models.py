@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Organisation
+from flexmarket.runs import LeasedRun
 
 
 class GridLocation(models.Model):
@@ -103,21 +104,16 @@ class ZoneBusMapping(models.Model):
         ]
 
 
-class PowerFlowRun(models.Model):
-    """One power flow on a network model for a load scenario; results or a readable error."""
+class PowerFlowRun(LeasedRun):
+    """One power flow on a network model for a load scenario; results or a readable error.
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+    A leased run (flexmarket/runs.py): state, attempts, lease and error come from LeasedRun.
+    """
 
     network_model = models.ForeignKey(NetworkModel, on_delete=models.CASCADE, related_name="power_flow_runs")
     scenario = models.CharField(max_length=40, default="base")
     load_scaling = models.FloatField(default=1.0)
     generation_scaling = models.FloatField(default=1.0)
-    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING, db_index=True)
-    error = models.TextField(blank=True)
     results = models.JSONField(
         null=True, blank=True, help_text="line loading %, bus voltage p.u., violations"
     )
@@ -127,12 +123,12 @@ class PowerFlowRun(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Power flow #{self.pk} ({self.scenario})"
 
 
 class FlexAsset(models.Model):

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.context import Actor
 from accounts.models import Organisation, Role
 from accounts.services import audit_record, notify_organisation
+from flexmarket import runs
 from flexmarket.errors import DomainError, ValidationErrors
 from grid import geometry as geo
 from grid import network
@@ -797,47 +798,76 @@ def power_flow_run_request(
     )
     from grid.tasks import power_flow_run_task
 
-    transaction.on_commit(lambda: power_flow_run_task.delay(run.pk))
+    runs.run_enqueue_on_commit(run, task=power_flow_run_task)
     return run
 
 
-def power_flow_run_execute(*, run_id: int) -> PowerFlowRun:
-    """Run a queued power flow once (claimed by a conditional update); failures are recorded on the run."""
-    claimed = PowerFlowRun.objects.filter(pk=run_id, state=PowerFlowRun.State.PENDING).update(
-        state=PowerFlowRun.State.RUNNING, started_at=timezone.now()
+def power_flow_run_execute(*, run_id: int) -> PowerFlowRun | None:
+    """Run a queued power flow once under a lease (flexmarket/runs.py); any failure is recorded on the run.
+
+    Raises RunBusy while another attempt holds the run (the task retries after the lease).
+    """
+    return runs.run_execute(
+        PowerFlowRun,
+        pk=run_id,
+        work=_power_flow_compute,
+        expected=(network.NetworkError,),
+        on_failed=_power_flow_audit_failure,
     )
-    run = PowerFlowRun.objects.select_related("network_model", "network_model__dso").get(pk=run_id)
-    if not claimed:
-        return run
-    try:
-        net = network.load_network(run.network_model.network_json)
-        result = network.run_power_flow(
-            net, load_scaling=run.load_scaling, generation_scaling=run.generation_scaling
-        )
-    except network.NetworkError as error:
-        run.state = PowerFlowRun.State.FAILED
-        run.error = str(error)
-        run.finished_at = timezone.now()
-        run.save(update_fields=["state", "error", "finished_at"])
-        return run
-    with transaction.atomic():
-        bus_zone = bus_zone_mapping(network_model=run.network_model)
-        statuses = network.zone_statuses(result, bus_zone)
-        run.results = result.as_json() | {"zone_status": {str(k): v for k, v in statuses.items()}}
-        run.max_line_loading_percent = result.max_line_loading_percent
-        run.min_voltage_pu = result.min_voltage_pu
-        run.max_voltage_pu = result.max_voltage_pu
-        run.state = PowerFlowRun.State.SUCCEEDED
-        run.finished_at = timezone.now()
-        run.save()
-        system = Actor(user=run.requested_by, organisation=run.network_model.dso)
-        for zone in GridLocation.objects.filter(pk__in=statuses.keys(), archived_at__isnull=True):
-            if zone.status != statuses[zone.pk]:
-                grid_location_set_status(
-                    actor=system,
-                    grid_location=zone,
-                    status=statuses[zone.pk],
-                    source=GridLocation.StatusSource.POWER_FLOW,
-                    reason=f"Power flow run #{run.pk} ({run.scenario}, load ×{run.load_scaling})",
-                )
-    return run
+
+
+def _power_flow_compute(run: PowerFlowRun) -> dict:
+    network_model = NetworkModel.objects.select_related("dso").get(pk=run.network_model_id)
+    net = network.load_network(network_model.network_json)
+    result = network.run_power_flow(
+        net, load_scaling=run.load_scaling, generation_scaling=run.generation_scaling
+    )
+    statuses = network.zone_statuses(result, bus_zone_mapping(network_model=network_model))
+    fields = {
+        "results": result.as_json() | {"zone_status": {str(k): v for k, v in statuses.items()}},
+        "max_line_loading_percent": result.max_line_loading_percent,
+        "min_voltage_pu": result.min_voltage_pu,
+        "max_voltage_pu": result.max_voltage_pu,
+    }
+    requester = Actor(user=run.requested_by, organisation=network_model.dso)
+    changed = {}
+    for zone in GridLocation.objects.filter(pk__in=statuses.keys(), archived_at__isnull=True):
+        if zone.status != statuses[zone.pk]:
+            changed[str(zone.pk)] = [zone.status, statuses[zone.pk]]
+            grid_location_set_status(
+                actor=requester,
+                grid_location=zone,
+                status=statuses[zone.pk],
+                source=GridLocation.StatusSource.POWER_FLOW,
+                reason=f"Power flow run #{run.pk} ({run.scenario}, load ×{run.load_scaling})",
+            )
+    audit_record(
+        actor=Actor(user=None, organisation=network_model.dso),
+        action="power_flow.result",
+        target=run,
+        after={
+            "state": PowerFlowRun.State.SUCCEEDED,
+            "attempt": run.attempts,
+            "max_line_loading_percent": result.max_line_loading_percent,
+            "min_voltage_pu": result.min_voltage_pu,
+            "max_voltage_pu": result.max_voltage_pu,
+            "zone_status_changes": changed,
+        },
+    )
+    return fields
+
+
+def _power_flow_audit_failure(run: PowerFlowRun) -> None:
+    audit_record(
+        actor=Actor(user=None, organisation=run.network_model.dso),
+        action="power_flow.failed",
+        target=run,
+        after={"state": run.state, "attempt": run.attempts, "error": run.error[:500]},
+    )
+
+
+def power_flow_runs_sweep() -> runs.SweepReport:
+    """Re-send or fail power-flow runs that lost their worker or their message (beat, every minute)."""
+    from grid.tasks import power_flow_run_task
+
+    return runs.run_sweep(PowerFlowRun, task=power_flow_run_task, on_failed=_power_flow_audit_failure)

@@ -1,9 +1,17 @@
 from celery import shared_task
 
-from grid.services import power_flow_run_execute
+from flexmarket.runs import LeasedRunTask
+from grid.services import power_flow_run_execute, power_flow_runs_sweep
 
 
-@shared_task(name="grid.power_flow_run", acks_late=True)
-def power_flow_run_task(run_id: int) -> str:
-    """Thin: run one queued power flow (idempotent: a claimed or finished run is left alone)."""
-    return power_flow_run_execute(run_id=run_id).state
+@shared_task(name="grid.power_flow_run", base=LeasedRunTask)
+def power_flow_run_task(run_id: int) -> str | None:
+    """Thin and idempotent: the run is claimed under a lease, so a second delivery changes nothing."""
+    run = power_flow_run_execute(run_id=run_id)
+    return run.state if run else None
+
+
+@shared_task(name="grid.power_flow_runs_sweep")
+def power_flow_runs_sweep_task() -> dict:
+    report = power_flow_runs_sweep()
+    return {"requeued": report.requeued, "failed": report.failed}

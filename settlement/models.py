@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Organisation
+from flexmarket.runs import LeasedRun, RunState
 from grid.models import FlexAsset, Portfolio
 from trading.models import Contract
 
@@ -127,6 +128,39 @@ class DeliveryVerification(models.Model):
 
     class Meta:
         ordering = ["-computed_at"]
+
+
+class VerificationRun(LeasedRun):
+    """One (re)computation of a contract's delivery verification, queued after new meter data or by the safety net.
+
+    A leased run (flexmarket/runs.py). At most one run per contract waits in `pending`: new data arriving before
+    it starts joins it; data arriving while it runs queues the next one.
+    """
+
+    class Reason(models.TextChoices):
+        METER_DATA = "meter_data", "New meter data"
+        SAFETY_NET = "safety_net", "Safety net (missing or awaiting data)"
+
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="verification_runs")
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    outcome = models.CharField(
+        max_length=14,
+        blank=True,
+        help_text="The verification's state after this run (verified, awaiting data)",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contract"],
+                condition=models.Q(state=RunState.PENDING),
+                name="one_pending_verification_run_per_contract",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Verification run #{self.pk}"
 
 
 class Dispute(models.Model):

@@ -1,15 +1,23 @@
 from celery import shared_task
 
+from flexmarket.runs import LeasedRunTask
 from settlement import services
-from settlement.selectors import contract_get_any
 
 
-@shared_task(name="settlement.verification_run_contract", acks_late=True)
-def verification_run_contract_task(contract_id: int) -> str:
-    """Thin and idempotent: unchanged inputs leave the stored verification as it is."""
-    return services.verification_run(contract=contract_get_any(pk=contract_id)).state
+@shared_task(name="settlement.verification_run", base=LeasedRunTask)
+def verification_run_task(run_id: int) -> str | None:
+    """Thin and idempotent: the run is claimed under a lease, so a second delivery changes nothing."""
+    run = services.verification_run_execute(run_id=run_id)
+    return (run.outcome or run.state) if run else None
 
 
 @shared_task(name="settlement.verifications_run_due")
 def verifications_run_due_task() -> int:
-    return services.verifications_run_due()
+    """Safety net: queue verification runs for recent contracts not yet verified."""
+    return len(services.verification_runs_request_due())
+
+
+@shared_task(name="settlement.verification_runs_sweep")
+def verification_runs_sweep_task() -> dict:
+    report = services.verification_runs_sweep()
+    return {"requeued": report.requeued, "failed": report.failed}

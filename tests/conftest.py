@@ -25,6 +25,15 @@ def _celery_eager(settings):
 
 
 @pytest.fixture(autouse=True)
+def _postgres_only(request):
+    """Tests marked `postgres` exercise PostgreSQL behaviour (row locks, triggers) and are skipped on SQLite."""
+    from django.db import connection
+
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+
+
+@pytest.fixture(autouse=True)
 def _fast_tests(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -163,6 +172,24 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture
+def broker_down():
+    """Celery sends to a port where nothing listens (as when Redis is down); tasks are not run inline."""
+    from flexmarket.celery import app
+
+    def reset_pools():  # kombu keeps pools per broker URL; the app re-fetches them
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    url = app.conf.broker_url
+    app.conf.task_always_eager = False
+    app.conf.broker_url = "redis://127.0.0.1:9/0"
+    reset_pools()
+    yield
+    app.conf.broker_url = url
+    reset_pools()
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from accounts.admin_audit import ReadOnlyAdminMixin
 from accounts.permissions import request_actor
 from flexmarket.errors import DomainError
 from trading import services
@@ -63,7 +64,7 @@ class MarketSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ClearingRun)
-class ClearingRunAdmin(admin.ModelAdmin):
+class ClearingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "session",
@@ -75,10 +76,6 @@ class ClearingRunAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["state", "is_current"]
-    readonly_fields = [f.name for f in ClearingRun._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
 
 
 class OrderAdmin(admin.ModelAdmin):
@@ -121,7 +118,7 @@ admin.site.register(
 
 
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "buyer", "seller", "grid_location", "product", "state", "created_at"]
     list_filter = ["state", "product"]
     search_fields = ["reference"]

@@ -3,6 +3,7 @@
 - meter: meter data uploads
 - prognoses: D-prognoses
 - verification: delivery verification, disputes, baseline accuracy
+- verification_runs: verification as leased runs (queued, recovered, audited)
 - periods: settlement periods, statements and invoices
 """
 
@@ -22,7 +23,12 @@ from settlement.services.verification import (
     dispute_open,
     dispute_resolve,
     verification_run,
-    verifications_run_due,
+)
+from settlement.services.verification_runs import (
+    verification_run_execute,
+    verification_runs_request,
+    verification_runs_request_due,
+    verification_runs_sweep,
 )
 
 __all__ = [
@@ -42,5 +48,8 @@ __all__ = [
     "readings_submit",
     "settlement_lines",
     "verification_run",
-    "verifications_run_due",
+    "verification_run_execute",
+    "verification_runs_request",
+    "verification_runs_request_due",
+    "verification_runs_sweep",
 ]

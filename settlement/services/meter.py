@@ -202,8 +202,7 @@ def meter_upload_csv(*, actor: Actor, file, filename: str = "") -> MeterUpload:
             after={"rows": rows, "changed": changed, "sha256": sha},
         )
         if changed:
-            days = {(asset_id, d) for asset_id, ds in touched.items() for d in ds}
-            transaction.on_commit(lambda: _queue_verifications(days))
+            _queue_verifications(set(touched))
     return upload
 
 
@@ -256,15 +255,14 @@ def readings_submit(*, actor: Actor, readings: list[dict]) -> MeterUpload:
     return meter_upload_csv(actor=actor, file=io.BytesIO(buffer.getvalue().encode()), filename="api")
 
 
-def _queue_verifications(days) -> None:
-    from settlement.tasks import verification_run_contract_task
+def _queue_verifications(asset_ids: set[int]) -> None:
+    """Queue a verification run per active contract on these assets, in the upload's transaction."""
+    from settlement.services.verification_runs import verification_runs_request
 
-    asset_ids = {asset_id for asset_id, _ in days}
     contracts = (
         Contract.objects.filter(state=Contract.State.ACTIVE)
         .filter(Q(offer__asset_id__in=asset_ids) | Q(offer__portfolio__assets__in=asset_ids))
         .values_list("pk", flat=True)
         .distinct()
     )
-    for contract_id in contracts:
-        verification_run_contract_task.delay(contract_id)
+    verification_runs_request(contract_ids=contracts)

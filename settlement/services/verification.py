@@ -156,18 +156,6 @@ def _event_days(asset_ids, start, end, tz) -> set[tuple[int, date]]:
     return days
 
 
-def verifications_run_due(*, now: datetime | None = None) -> int:
-    """Safety net: verify active contracts of the last 7 days that are missing or awaiting data."""
-    now = now or timezone.now()
-    count = 0
-    for contract in Contract.objects.filter(
-        state=Contract.State.ACTIVE, ptu_start__lt=now, ptu_start__gte=now - timedelta(days=7)
-    ).exclude(verification__state=DeliveryVerification.State.VERIFIED):
-        verification_run(contract=contract)
-        count += 1
-    return count
-
-
 @transaction.atomic
 def dispute_open(*, actor: Actor, verification: DeliveryVerification, comment: str) -> Dispute:
     if verification.contract.seller_id != actor.organisation.pk:

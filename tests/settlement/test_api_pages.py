@@ -126,11 +126,12 @@ def test_meter_upload_page_shows_row_errors(client, esp_user, settled_setup):
 
 @pytest.mark.worker
 def test_verification_task_runs_on_a_real_worker(celery_worker, settled_setup):
-    from settlement.tasks import verification_run_contract_task
+    from settlement.services import verification_runs_request
+    from tests.worker import wait_for_run
 
-    assert (
-        verification_run_contract_task.delay(settled_setup["contract"].pk).get(timeout=90) == "awaiting_data"
-    )
+    (run,) = verification_runs_request(contract_ids=[settled_setup["contract"].pk])  # sent to the worker
+    run = wait_for_run(run, timeout=90)
+    assert (run.state, run.outcome) == ("succeeded", "awaiting_data")
 
 
 @pytest.mark.django_db
