@@ -19,7 +19,7 @@ def remove_sweep_schedule(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('grid', '0001_initial'),
+        ('grid', '0002_one_asset_per_connection'),
         ('django_celery_beat', '0019_alter_periodictasks_options'),
     ]
 

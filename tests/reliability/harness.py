@@ -50,6 +50,8 @@ class Scenario:
 def worker_env(kill: str, marker: Path, block: str | None) -> dict[str, str]:
     env = {
         "FLEXMARKET_RUN_LEASE_SECONDS": str(LEASE_SECONDS[kill]),
+        # A clearing's lease is its product's solver time limit plus this margin (tests set the limit to 1 s).
+        "CLEARING_LEASE_MARGIN_SECONDS": str(LEASE_SECONDS[kill] - 1),
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT[kill]),
         MARKER: str(marker),
     }

@@ -78,3 +78,59 @@ def test_verification_run_ends_once_when_its_worker_is_killed(kill, actor_esp, s
     verification = DeliveryVerification.objects.get(contract=contract)
     assert verification.delivered_kwh == 100
     assert AuditEvent.objects.filter(action__startswith="verification.").count() == 1
+
+
+@pytest.mark.parametrize("kill", ["process", "worker"])
+def test_session_clearing_ends_once_when_its_worker_is_killed(
+    kill, actor_dso, actor_esp, dso_org, esp_org, tmp_path
+):
+    from django.utils import timezone
+
+    from trading import services as trading
+    from trading import tasks as trading_tasks
+    from tests.grid.factories import FlexAssetFactory, GridLocationFactory
+    from tests.trading.factories import ProductFactory, session_for, tomorrow
+    from trading.models import ClearingRun, Contract, MarketSession, Product
+
+    zone = GridLocationFactory(dso=dso_org)
+    asset = FlexAssetFactory(owner=esp_org, grid_location=zone)
+    session = session_for(ProductFactory(), tomorrow())
+    Product.objects.filter(pk=session.product_id).update(solver_time_limit_seconds=1)
+    start = session.delivery_start + timedelta(hours=17)
+    trading.request_submit(
+        actor=actor_dso,
+        grid_location=zone,
+        product=session.product,
+        ptu_start=start,
+        quantities_kw=[80],
+        price=90,
+    )
+    trading.offer_submit(
+        actor=actor_esp, asset=asset, product=session.product, ptu_start=start, quantities_kw=[80], price=40
+    )
+    MarketSession.objects.filter(pk=session.pk).update(gate_closure=timezone.now())
+
+    def close_and_queue():
+        for session_id in trading.sessions_close_due():
+            trading_tasks.session_clear_task.delay(session_id)
+
+    first_claim = []
+    scenario = Scenario(
+        block="trading.services.auction.clear_auction",
+        start=close_and_queue,
+        state=lambda: MarketSession.objects.get(pk=session.pk).state,
+        kill=kill,
+        running="clearing",
+        final=("cleared",),
+        on_blocked=lambda: first_claim.append(ClearingRun.objects.get().claimed_at),
+    )
+
+    assert kill_mid_run(scenario, tmp_path) == "cleared"
+
+    lost, taken_over = ClearingRun.objects.order_by("pk")
+    assert lost.state == "failed" and "Lease expired" in lost.error and not lost.is_current
+    assert taken_over.state == "succeeded" and taken_over.is_current
+    assert taken_over.claimed_at >= first_claim[0] + timedelta(seconds=LEASE_SECONDS[kill])
+    assert Contract.objects.count() == 1 and Contract.objects.get().clearing_run == taken_over
+    assert AuditEvent.objects.filter(action="session.clear").count() == 1
+    assert AuditEvent.objects.filter(action="session.clear_failed").count() == 1
