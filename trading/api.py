@@ -8,6 +8,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid.models import GridLocation
@@ -300,6 +301,38 @@ class ActivationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
             **super().get_serializer_context(),
             "brp_id": actor.organisation.pk if actor and actor.organisation else None,
         }
+
+
+class OpenDataRowSerializer(serializers.Serializer):
+    product = serializers.CharField()
+    grid_location = serializers.CharField()
+    grid_location_name = serializers.CharField()
+    ptu_start = serializers.DateTimeField()
+    cleared_kw = serializers.DecimalField(max_digits=16, decimal_places=3)
+    trades = serializers.IntegerField()
+    average_price = serializers.DecimalField(max_digits=14, decimal_places=4, help_text="volume-weighted")
+    lowest_price = serializers.DecimalField(max_digits=14, decimal_places=4)
+    highest_price = serializers.DecimalField(max_digits=14, decimal_places=4)
+
+
+class OpenDataQuerySerializer(serializers.Serializer):
+    delivery_day = serializers.DateField()
+    product = serializers.CharField(required=False, help_text="Product code")
+
+
+class OpenDataView(APIView):
+    """Anonymised open data for every approved organisation (observers included): cleared volume, trades and
+    prices per product, zone and PTU of a delivery day. No buyer or seller is named."""
+
+    @extend_schema(parameters=[OpenDataQuerySerializer], responses=OpenDataRowSerializer(many=True))
+    def get(self, request):
+        query = OpenDataQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = selectors.open_market_data(
+            delivery_day=query.validated_data["delivery_day"],
+            product_code=query.validated_data.get("product"),
+        )
+        return Response(OpenDataRowSerializer(rows, many=True).data)
 
 
 def assets_in_zones_of(*, actor):

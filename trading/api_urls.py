@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from trading.api import (
@@ -6,6 +7,7 @@ from trading.api import (
     ContractViewSet,
     FlexOfferViewSet,
     FlexRequestViewSet,
+    OpenDataView,
     SessionViewSet,
 )
 
@@ -17,4 +19,4 @@ router.register("contracts", ContractViewSet, basename="contract")
 router.register("activations", ActivationViewSet, basename="activation")
 router.register("availability-agreements", AgreementViewSet, basename="availability-agreement")
 
-urlpatterns = router.urls
+urlpatterns = [path("open-data/", OpenDataView.as_view(), name="open-data"), *router.urls]

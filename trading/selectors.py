@@ -6,7 +6,7 @@ Own orders are private; ESPs additionally see open FlexRequests in zones where t
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -26,6 +26,7 @@ from trading.models import (
 )
 
 OPEN_STATES = (OrderState.ACTIVE, OrderState.PARTIALLY_FILLED)
+PTU = timedelta(minutes=15)
 
 
 def _operator(actor: Actor) -> bool:
@@ -176,6 +177,65 @@ def perimeter_schedule(*, contract: Contract, brp_id: int) -> tuple[list[str], l
             if 0 <= j < len(quantities) and quantities[j]:
                 kw[i] = round(kw[i] + value * share_kw[j] / quantities[j], 3)
     return sorted(eans), kw
+
+
+def latest_cleared_day():
+    """The latest delivery day with standing contracts (the open-data page's default)."""
+    return (
+        Contract.objects.filter(
+            state__in=[Contract.State.ACTIVE, Contract.State.SETTLED], session__isnull=False
+        )
+        .order_by("-session__delivery_day")
+        .values_list("session__delivery_day", flat=True)
+        .first()
+    )
+
+
+def open_market_data(*, delivery_day, product_code: str | None = None) -> list[dict]:
+    """Anonymised open data (FLEXGRID external users): per product, zone and PTU of a delivery day, the cleared
+    kW, the number of trades and the volume-weighted, lowest and highest price. No party is named."""
+    from collections import defaultdict
+    from decimal import Decimal
+
+    contracts = Contract.objects.filter(
+        state__in=[Contract.State.ACTIVE, Contract.State.SETTLED], session__delivery_day=delivery_day
+    ).select_related("grid_location", "product")
+    if product_code:
+        contracts = contracts.filter(product__code=product_code)
+    cells: dict[tuple, dict] = defaultdict(
+        lambda: {"kw": Decimal("0"), "value": Decimal("0"), "trades": 0, "prices": []}
+    )
+    zones = {}
+    for contract in contracts:
+        zones[contract.grid_location_id] = contract.grid_location
+        for index, (kw, price) in enumerate(zip(contract.quantities_kw, contract.prices, strict=True)):
+            if not kw:
+                continue
+            key = (contract.product.code, contract.grid_location_id, contract.ptu_start + index * PTU)
+            cell = cells[key]
+            amount, unit = Decimal(repr(kw)), Decimal(price)
+            cell["kw"] += amount
+            cell["value"] += amount * unit
+            cell["trades"] += 1
+            cell["prices"].append(unit)
+    rows = []
+    for (code, zone_id, moment), cell in sorted(
+        cells.items(), key=lambda item: (item[0][0], zones[item[0][1]].code, item[0][2])
+    ):
+        rows.append(
+            {
+                "product": code,
+                "grid_location": zones[zone_id].code,
+                "grid_location_name": zones[zone_id].name,
+                "ptu_start": moment,
+                "cleared_kw": cell["kw"],
+                "trades": cell["trades"],
+                "average_price": (cell["value"] / cell["kw"]).quantize(Decimal("0.0001")),
+                "lowest_price": min(cell["prices"]),
+                "highest_price": max(cell["prices"]),
+            }
+        )
+    return rows
 
 
 def clearing_runs_for(*, session: MarketSession) -> QuerySet[ClearingRun]:

@@ -182,6 +182,19 @@ def contract_list(request):
     )
 
 
+@role_required()
+def open_data(request):
+    """Anonymised prices and volumes of a delivery day for every approved organisation (observers included)."""
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(request.GET.get("day", ""))
+    except ValueError:
+        day = selectors.latest_cleared_day() or timezone.now().date()
+    rows = selectors.open_market_data(delivery_day=day)
+    return render(request, "trading/open_data.html", {"day": day, "rows": rows})
+
+
 @role_required("BRP")
 def activation_list(request):
     """A BRP's activations: contracts touching connections in its balance perimeter (no prices)."""

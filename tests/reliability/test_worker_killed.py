@@ -86,10 +86,10 @@ def test_session_clearing_ends_once_when_its_worker_is_killed(
 ):
     from django.utils import timezone
 
-    from trading import services as trading
-    from trading import tasks as trading_tasks
     from tests.grid.factories import FlexAssetFactory, GridLocationFactory
     from tests.trading.factories import ProductFactory, session_for, tomorrow
+    from trading import services as trading
+    from trading import tasks as trading_tasks
     from trading.models import ClearingRun, Contract, MarketSession, Product
 
     zone = GridLocationFactory(dso=dso_org)

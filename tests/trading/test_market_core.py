@@ -629,3 +629,30 @@ def test_aggressor_remaining_records_what_was_not_matched(
     assert partly.state == OrderState.CANCELLED and partly.remaining_kw == [20]
     assert "7.5 kWh matched" in partly.state_reason
     assert np.isclose(sum(Contract.objects.get().quantities_kw), 30)
+
+
+@pytest.mark.django_db
+def test_observer_sees_anonymised_prices_and_volumes(
+    actor_esp, actor_esp2, actor_dso, zone, continuous_session, client_for
+):
+    """README: observers get read-only, anonymised open data."""
+    product, t = continuous_session.product, continuous_session.delivery_start + timedelta(hours=17)
+    a = FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone)
+    b = FlexAssetFactory(owner=actor_esp2.organisation, grid_location=zone)
+    offer(actor_esp, a, product, t, qty=(30,), price=40)
+    offer(actor_esp2, b, product, t, qty=(30,), price=60)
+    aggressor_request(actor_dso, zone, product, t, qty=(50,))
+    observer = member_of(OrganisationFactory(roles=["OBSERVER"], legal_name="Curious Researcher"))
+    response = client_for(observer).get(
+        f"/api/v1/open-data/?delivery_day={continuous_session.delivery_day.isoformat()}"
+    )
+    assert response.status_code == 200
+    [row] = response.json()
+    assert row["cleared_kw"] == "50.000" and row["trades"] == 2
+    assert row["average_price"] == "48.0000"  # (30 x 40 + 20 x 60) / 50
+    assert (row["lowest_price"], row["highest_price"]) == ("40.0000", "60.0000")
+    body = response.content.decode()
+    assert actor_esp.organisation.legal_name not in body and actor_dso.organisation.legal_name not in body
+    page = client_for(observer).get(f"/trading/open-data/?day={continuous_session.delivery_day.isoformat()}")
+    assert page.status_code == 200 and "48.00" in page.content.decode()
+    assert client_for(observer).get("/api/v1/open-data/").status_code == 400
