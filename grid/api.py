@@ -5,11 +5,12 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.models import Role
 from accounts.permissions import HasRole
+from flexmarket.api.parsers import BoundedJSONParser
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid import selectors, services
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun
@@ -136,7 +137,7 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
     model = FlexAsset
     serializer_class = FlexAssetSerializer
     filterset_fields = ["prequalification", "asset_type", "grid_location"]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def get_visible_queryset(self, actor):
         return selectors.assets_get_visible(actor=actor)

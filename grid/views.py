@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
@@ -57,10 +55,8 @@ def zone_import(request):
     row_errors = []
     if request.method == "POST" and form.is_valid():
         try:
-            data = json.loads(form.cleaned_data["file"].read().decode("utf-8"))
+            data = services.geojson_upload_read(form.cleaned_data["file"])
             zones = services.grid_locations_import_geojson(actor=request_actor(request), data=data)
-        except (ValueError, UnicodeDecodeError):
-            form.add_error("file", "The file is not valid JSON.")
         except ValidationErrors as error:
             row_errors = error.errors
             form.add_error(None, error.message)
@@ -241,7 +237,7 @@ def network_list(request):
                 actor=actor,
                 name=form.cleaned_data["name"],
                 example=form.cleaned_data["example"] or None,
-                network_json=upload.read().decode("utf-8", errors="replace") if upload else None,
+                network_json=services.network_upload_read(upload) if upload else None,
             )
         except DomainError as error:
             _form_error(form, error)
