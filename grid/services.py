@@ -906,9 +906,11 @@ def power_flow_run_execute(*, run_id: int) -> PowerFlowRun:
         result = network.run_power_flow(
             net, load_scaling=run.load_scaling, generation_scaling=run.generation_scaling
         )
-    except network.NetworkError as error:
+    except Exception as error:  # NetworkError, or anything pandapower raises: the run fails visibly
         run.state = PowerFlowRun.State.FAILED
-        run.error = str(error)
+        run.error = (
+            str(error) if isinstance(error, network.NetworkError) else f"{type(error).__name__}: {error}"
+        )
         run.finished_at = timezone.now()
         run.save(update_fields=["state", "error", "finished_at"])
         return run

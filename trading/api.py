@@ -264,9 +264,18 @@ class AgreementSerializer(serializers.ModelSerializer):
             "valid_from",
             "valid_to",
             "state",
+            "generation_error",
+            "generation_failed_at",
             "created_at",
         ]
-        read_only_fields = ["dso", "grid_location", "state", "created_at"]
+        read_only_fields = [
+            "dso",
+            "grid_location",
+            "state",
+            "generation_error",
+            "generation_failed_at",
+            "created_at",
+        ]
 
     def __init__(self, *args, actor=None, **kwargs):
         super().__init__(*args, **kwargs)

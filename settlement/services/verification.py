@@ -17,6 +17,7 @@ from accounts.context import Actor
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
 from flexmarket.errors import DomainError
+from flexmarket.isolation import isolated
 from grid.models import FlexAsset
 from settlement import baselines
 from settlement.errors import SettlementErrorCode as Code
@@ -163,8 +164,10 @@ def verifications_run_due(*, now: datetime | None = None) -> int:
     for contract in Contract.objects.filter(
         state=Contract.State.ACTIVE, ptu_start__lt=now, ptu_start__gte=now - timedelta(days=7)
     ).exclude(verification__state=DeliveryVerification.State.VERIFIED):
-        verification_run(contract=contract)
-        count += 1
+        # One contract that cannot be verified is recorded as a TaskFailure; the others are still verified.
+        with isolated("settlement.verifications_run_due", contract) as outcome:
+            verification_run(contract=contract)
+        count += 0 if outcome.failed else 1
     return count
 
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from flexmarket import ptu as ptus
+from flexmarket.isolation import isolated
 from trading.models import (
     FlexOffer,
     FlexRequest,
@@ -52,12 +53,16 @@ def sessions_open_ahead(*, now: datetime | None = None) -> list[MarketSession]:
     now = now or timezone.now()
     sessions = []
     for product in products_active():
-        today = ptus.local_day_of(now, product.market.time_zone)
-        for offset in range(product.sessions_ahead_days + 1):
-            session = market_session_open(product=product, day=today + timedelta(days=offset))
-            if session.state == MarketSession.State.OPEN and session.gate_closure > now:
-                agreement_offers_generate(session=session)
-            sessions.append(session)
+        # One product's failure (a bad time zone, a database error) is recorded and the others still open.
+        with isolated("trading.sessions_open_ahead", product):
+            today = ptus.local_day_of(now, product.market.time_zone)
+            opened = []
+            for offset in range(product.sessions_ahead_days + 1):
+                session = market_session_open(product=product, day=today + timedelta(days=offset))
+                if session.state == MarketSession.State.OPEN and session.gate_closure > now:
+                    agreement_offers_generate(session=session)
+                opened.append(session)
+            sessions.extend(opened)
     return sessions
 
 
@@ -68,16 +73,23 @@ def sessions_close_due(*, now: datetime | None = None) -> list[int]:
     for session in MarketSession.objects.select_related("product").filter(
         state=MarketSession.State.OPEN, gate_closure__lte=now
     ):
-        if not MarketSession.objects.filter(pk=session.pk, state=MarketSession.State.OPEN).update(
-            state=MarketSession.State.CLOSED
-        ):
-            continue
-        if session.product.is_auction:
-            to_clear.append(session.pk)
-        else:
-            for model in (FlexRequest, FlexOffer):
-                model.objects.filter(session=session, state__in=OPEN_STATES).update(
-                    state=OrderState.EXPIRED, state_reason="Gate closed"
-                )
-            MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
+        with isolated("trading.gate_closures_process", session):
+            if _session_close(session):
+                to_clear.append(session.pk)
     return to_clear
+
+
+def _session_close(session: MarketSession) -> bool:
+    """Close one session; True when it is an auction that now needs clearing."""
+    if not MarketSession.objects.filter(pk=session.pk, state=MarketSession.State.OPEN).update(
+        state=MarketSession.State.CLOSED
+    ):
+        return False
+    if session.product.is_auction:
+        return True
+    for model in (FlexRequest, FlexOffer):
+        model.objects.filter(session=session, state__in=OPEN_STATES).update(
+            state=OrderState.EXPIRED, state_reason="Gate closed"
+        )
+    MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
+    return False
