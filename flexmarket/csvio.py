@@ -107,6 +107,7 @@ class CsvReader:
         max_rows: int | None = None,
         max_bytes: int | None = None,
         header_hint: str | None = None,
+        count_first: bool = True,
     ):
         self.code = code
         self.required = required
@@ -122,8 +123,10 @@ class CsvReader:
         self.columns: list[str] = []
         self._file = file
         check_upload_size(file, code, max_bytes=self.max_bytes)
-        if getattr(file, "seekable", lambda: False)():
+        if count_first and getattr(file, "seekable", lambda: False)():
             self._count_rows_first()
+        elif hasattr(file, "seek"):
+            file.seek(0)
         self._reader = csv.reader(self._lines())
         self._read_header()
 

@@ -33,8 +33,6 @@ def meter_upload(request):
             form.add_error(None, error.message)
         except DomainError as error:
             form.add_error("file", error.message)
-        except UnicodeDecodeError:
-            form.add_error("file", "The file is not UTF-8 text.")
     uploads = selectors.uploads_get_visible(actor=actor)[:20]
     return render(
         request,
@@ -232,7 +230,8 @@ def prognoses(request):
             row_errors = error.errors
             csv_form.add_error(None, error.message)
         except DomainError as error:
-            form.add_error(error.field if error.field in form.fields else None, error.message)
+            target = form if form.is_bound else csv_form
+            target.add_error(error.field if error.field in target.fields else None, error.message)
     return render(
         request,
         "settlement/prognoses.html",
