@@ -803,7 +803,7 @@ def network_model_create(
             network_json = network.example_network_json(example)
         if not network_json:
             raise network.NetworkError("Upload a pandapower JSON file or choose an example.")
-        jsonio.check_depth(network_json)
+        jsonio.loads(network_json)
         net = network.load_network(network_json)
     except (network.NetworkError, jsonio.JsonInputError) as error:
         raise DomainError(GridErrorCode.NETWORK_INVALID, str(error), field="file")

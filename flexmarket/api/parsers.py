@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -27,11 +25,8 @@ class BoundedJSONParser(JSONParser):
             text = raw.decode(encoding)
         except (UnicodeDecodeError, LookupError):
             raise ParseError(f"JSON parse error - the body is not {encoding} text.")
+        parse_constant = drf_json.strict_constant if api_settings.STRICT_JSON else None
         try:
-            jsonio.check_depth(text)
-            parse_constant = drf_json.strict_constant if api_settings.STRICT_JSON else None
-            return json.loads(text, parse_constant=parse_constant)
+            return jsonio.loads(text, parse_constant=parse_constant)
         except jsonio.JsonInputError as error:
-            raise ParseError(f"JSON parse error - {error}")
-        except (ValueError, RecursionError) as error:
             raise ParseError(f"JSON parse error - {error}")

@@ -66,7 +66,7 @@ class CsvKind:
 
 class Assets(CsvKind):
     def good_row(self, ctx):
-        return "Battery A,battery,871000000000099999,52.09,5.12,100,100,200"
+        return "Battery A,battery,871000000000099994,52.09,5.12,100,100,200"
 
 
 class Requests(CsvKind):
@@ -222,7 +222,7 @@ def asset_csv(**overrides) -> io.BytesIO:
     values = {
         "name": "B",
         "asset_type": "battery",
-        "connection_ean": "871000000000077777",
+        "connection_ean": "871000000000077770",
         "latitude": "52.09",
         "longitude": "5.12",
         "max_up_kw": "100",
@@ -583,7 +583,7 @@ def test_asset_form_refuses_a_huge_capability(client, esp_user):
         {
             "name": "B",
             "asset_type": "battery",
-            "connection_ean": "871000000000077777",
+            "connection_ean": "871000000000077770",
             "latitude": "52.09",
             "longitude": "5.12",
             "max_up_kw": "12345678901",
