@@ -935,3 +935,15 @@ def power_flow_run_execute(*, run_id: int) -> PowerFlowRun:
                     reason=f"Power flow run #{run.pk} ({run.scenario}, load ×{run.load_scaling})",
                 )
     return run
+
+
+# --- background imports (flexmarket.imports) --------------------------------------------------------
+
+
+def assets_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    return {"count": len(assets_import_csv(actor=actor, file=file, progress=progress))}
+
+
+def zones_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    zones = grid_locations_import_geojson(actor=actor, data=geojson_upload_read(file), progress=progress)
+    return {"count": len(zones)}

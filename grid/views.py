@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
+from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
 from grid import charts, selectors, services
 from grid.forms import (
@@ -54,8 +55,12 @@ def zone_import(request):
     form = ZoneImportForm(request.POST or None, request.FILES or None)
     row_errors = []
     if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
         try:
-            data = services.geojson_upload_read(form.cleaned_data["file"])
+            if imports.runs_in_background(upload):
+                job = imports.import_job_create(actor=request_actor(request), kind="zones", upload=upload)
+                return redirect("import-job", pk=job.pk)
+            data = services.geojson_upload_read(upload)
             zones = services.grid_locations_import_geojson(actor=request_actor(request), data=data)
         except ValidationErrors as error:
             row_errors = error.errors
@@ -128,17 +133,17 @@ def asset_import(request):
     form = AssetCsvForm(request.POST or None, request.FILES or None)
     row_errors = []
     if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
         try:
-            assets = services.assets_import_csv(
-                actor=request_actor(request), file=form.cleaned_data["file"].file
-            )
+            if imports.runs_in_background(upload):
+                job = imports.import_job_create(actor=request_actor(request), kind="assets", upload=upload)
+                return redirect("import-job", pk=job.pk)
+            assets = services.assets_import_csv(actor=request_actor(request), file=upload.file)
         except ValidationErrors as error:
             row_errors = error.errors
             form.add_error(None, error.message)
         except DomainError as error:
             _form_error(form, error)
-        except UnicodeDecodeError:
-            form.add_error("file", "The file is not UTF-8 text.")
         else:
             messages.success(request, f"Registered {len(assets)} asset(s).")
             return redirect("grid:asset-list")

@@ -297,3 +297,9 @@ def _queue_verifications(days) -> None:
     )
     for contract_id in contracts:
         verification_run_contract_task.delay(contract_id)
+
+
+def meter_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    """Background run of meter_upload_csv (flexmarket.imports)."""
+    upload = meter_upload_csv(actor=actor, file=file, filename=filename, progress=progress)
+    return {"count": upload.row_count, "changed": upload.changed_count, "upload": upload.pk}

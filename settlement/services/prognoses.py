@@ -128,3 +128,8 @@ def prognoses_import_csv(
             transaction.set_rollback(True)
     errors.raise_if_any()
     return created
+
+
+def prognoses_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    """Background run of prognoses_import_csv (flexmarket.imports)."""
+    return {"count": len(prognoses_import_csv(actor=actor, file=file, progress=progress))}

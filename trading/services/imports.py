@@ -114,3 +114,14 @@ def _order_from_row(*, actor: Actor, kind: str, row: dict, now: datetime | None)
         tso_eligible=flag("tso_eligible"),
         **common,
     )
+
+
+# --- background imports (flexmarket.imports) --------------------------------------------------------
+
+
+def requests_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    return {"count": len(orders_import_csv(actor=actor, kind="request", file=file, progress=progress))}
+
+
+def offers_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    return {"count": len(orders_import_csv(actor=actor, kind="offer", file=file, progress=progress))}
