@@ -173,7 +173,9 @@ def grid_location_create(
     )
 
 
-def _zone_write(*, actor, name, code, geometry, shape, voltage_level, status, warnings) -> GridLocation:
+def _zone_write(
+    *, actor, name, code, geometry, shape, voltage_level, status, warnings, place_assets=True
+) -> GridLocation:
     min_lon, min_lat, max_lon, max_lat = geo.bounds(shape)
     zone = GridLocation.objects.create(
         dso=actor.organisation,
@@ -192,7 +194,8 @@ def _zone_write(*, actor, name, code, geometry, shape, voltage_level, status, wa
         max_lat=max_lat,
     )
     audit_record(actor=actor, action="grid_location.create", target=zone, after=_zone_snapshot(zone))
-    _assign_unplaced_assets(zone)
+    if place_assets:
+        _assign_unplaced_assets(zone)
     zone.warnings = warnings
     return zone
 
@@ -393,10 +396,12 @@ def grid_locations_import_geojson(*, actor: Actor, data: Any, progress=None) -> 
         except DomainError as error:
             errors.add_error(index, error)
     errors.raise_if_any("feature(s)")
-    return [
-        _zone_write(actor=actor, shape=shape, warnings=warnings, **fields)
+    zones = [
+        _zone_write(actor=actor, shape=shape, warnings=warnings, place_assets=False, **fields)
         for fields, shape, warnings in accepted
     ]
+    _assign_unplaced_assets_in(geo.union_bounds(shapes))  # one query for the whole import
+    return zones
 
 
 def assets_as_geojson(assets) -> dict:
@@ -451,12 +456,18 @@ def _locate(lon: float, lat: float) -> int | None:
 
 
 def _assign_unplaced_assets(zone: GridLocation) -> None:
+    _assign_unplaced_assets_in((zone.min_lon, zone.min_lat, zone.max_lon, zone.max_lat))
+
+
+def _assign_unplaced_assets_in(bounds: tuple[float, float, float, float]) -> None:
+    """Place assets outside every zone that lie in `bounds` (after new zones were drawn there)."""
+    min_lon, min_lat, max_lon, max_lat = bounds
     for asset in FlexAsset.objects.filter(
         grid_location__isnull=True,
-        longitude__gte=zone.min_lon,
-        longitude__lte=zone.max_lon,
-        latitude__gte=zone.min_lat,
-        latitude__lte=zone.max_lat,
+        longitude__gte=min_lon,
+        longitude__lte=max_lon,
+        latitude__gte=min_lat,
+        latitude__lte=max_lat,
         archived_at__isnull=True,
     ):
         asset.grid_location_id = _locate(asset.longitude, asset.latitude)

@@ -139,3 +139,24 @@ def test_indexed_overlap_check_matches_the_pairwise_reference(shapes, others):
             if share > geo.OVERLAP_TOLERANCE:
                 reference.append(candidate.zone_id)
         assert sorted(c.zone_id for c, _ in hits) == reference
+
+
+def test_an_import_places_assets_that_were_outside_every_zone(actor_dso, esp_org):
+    from tests.grid.factories import FlexAssetFactory
+
+    waiting = FlexAssetFactory(owner=esp_org, grid_location=None, longitude=5.6, latitude=52.3)
+    elsewhere = FlexAssetFactory(owner=esp_org, grid_location=None, longitude=9.0, latitude=50.0)
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"name": f"Z{i}", "code": f"z{i}"},
+            "geometry": square(5.3 + i * 0.3, 52.3),
+        }
+        for i in range(2)
+    ]
+    zones = services.grid_locations_import_geojson(
+        actor=actor_dso, data={"type": "FeatureCollection", "features": features}
+    )
+    waiting.refresh_from_db()
+    elsewhere.refresh_from_db()
+    assert waiting.grid_location_id == zones[1].pk and elsewhere.grid_location_id is None
