@@ -265,3 +265,20 @@ def test_a_job_runs_on_a_real_worker(background, celery_worker, client_for, esp_
         time.sleep(0.5)
     assert data["state"] == "succeeded" and data["rows_done"] == 40, data
     assert FlexAsset.objects.count() == 40
+
+
+@pytest.mark.django_db
+def test_the_fmo_sees_jobs_and_task_failures_read_only_in_the_admin(client, fmo_user, actor_esp):
+    from flexmarket.models import TaskFailure
+
+    job = ImportJob.objects.create(kind="assets", owner=actor_esp.organisation, filename="big.csv")
+    failure = TaskFailure.objects.create(
+        task="trading.sessions_open_ahead", target="x#1", error="TypeError: boom"
+    )
+    client.force_login(fmo_user)
+    assert "big.csv" in client.get("/admin/flexmarket/importjob/").content.decode()
+    assert "TypeError: boom" in client.get("/admin/flexmarket/taskfailure/").content.decode()
+    assert (
+        client.post(f"/admin/flexmarket/taskfailure/{failure.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
+    assert ImportJob.objects.filter(pk=job.pk).exists() and TaskFailure.objects.filter(pk=failure.pk).exists()
