@@ -282,3 +282,14 @@ def test_the_fmo_sees_jobs_and_task_failures_read_only_in_the_admin(client, fmo_
         client.post(f"/admin/flexmarket/taskfailure/{failure.pk}/delete/", {"post": "yes"}).status_code == 403
     )
     assert ImportJob.objects.filter(pk=job.pk).exists() and TaskFailure.objects.filter(pk=failure.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/api/v1/assets/import/", "/grid/assets/import/"])
+def test_an_upload_far_above_the_limit_is_refused_before_its_body_is_read(
+    settings, client_for, esp_user, url
+):
+    settings.FLEXMARKET_UPLOAD_MAX_BYTES = 10_000
+    response = client_for(esp_user).post(url, {"file": assets_csv(5_000)}, format="multipart")
+    assert response.status_code == 413 and "at most 10,000" in response.content.decode()
+    assert not FlexAsset.objects.exists() and not ImportJob.objects.exists()
