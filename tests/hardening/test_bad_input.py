@@ -529,6 +529,14 @@ API_CASES = [
         (AvailabilityAgreement,),
     ),
     ApiCase(
+        "agreement capacity 1e308",
+        "dso_user",
+        "/api/v1/availability-agreements/",
+        lambda c: agreement(c, capacity_kw="1e308"),
+        (None, "capacity_kw"),
+        (AvailabilityAgreement,),
+    ),
+    ApiCase(
         "agreement valid_to year 9999",
         "dso_user",
         "/api/v1/availability-agreements/",

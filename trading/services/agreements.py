@@ -82,7 +82,12 @@ def agreement_propose(
         product=product,
         asset=asset,
         portfolio=portfolio,
-        capacity_kw=limits.clean_price(capacity_kw, field="capacity_kw"),
+        capacity_kw=validation.bounded_decimal(
+            capacity_kw,
+            field="capacity_kw",
+            code=Code.INVALID_AGREEMENT,
+            maximum=limits.max_order_kw_decimal(),
+        ),
         availability_price=limits.clean_price(availability_price, field="availability_price"),
         activation_price=limits.clean_price(activation_price, field="activation_price"),
         windows=windows,

@@ -20,8 +20,12 @@ MAX_PTUS = 100  # the longest local delivery day (autumn DST change); an order n
 OPEN_STATES = (OrderState.ACTIVE, OrderState.PARTIALLY_FILLED)
 
 
+def max_order_kw_decimal() -> Decimal:
+    return Decimal(settings.FLEXMARKET_ORDER_MAX_KW)
+
+
 def max_order_kw() -> float:
-    return float(Decimal(settings.FLEXMARKET_ORDER_MAX_KW))
+    return float(max_order_kw_decimal())
 
 
 def max_price() -> Decimal:
