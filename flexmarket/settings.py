@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "flexmarket.middleware.UploadSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -115,10 +116,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: Celery's broker and Django's cache when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The "imports" cache carries the progress of background imports from the worker to the web process.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        "imports": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "imports",
+        },
+    }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "imports": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache" / "imports"),
+        },
+    }
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
@@ -194,6 +209,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "flexmarket.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "flexmarket.api.errors.exception_handler",
@@ -317,3 +337,24 @@ CLEARING_LEASE_MARGIN_SECONDS = int(os.environ.get("CLEARING_LEASE_MARGIN_SECOND
 
 # Market defaults the FMO can override per market/product in the admin.
 FLEXMARKET_PLATFORM_FEE_EUR_PER_MWH = os.environ.get("FLEXMARKET_PLATFORM_FEE_EUR_PER_MWH", "0.50")
+
+# Input limits (docs/operations.md, "Input limits"): no participant and no file can exhaust the platform.
+FLEXMARKET_UPLOAD_MAX_BYTES = int(os.environ.get("FLEXMARKET_UPLOAD_MAX_BYTES", str(50 * 1024 * 1024)))
+FLEXMARKET_IMPORT_MAX_ROWS = int(os.environ.get("FLEXMARKET_IMPORT_MAX_ROWS", "20000"))
+FLEXMARKET_METER_IMPORT_MAX_ROWS = int(os.environ.get("FLEXMARKET_METER_IMPORT_MAX_ROWS", "2000000"))
+FLEXMARKET_IMPORT_INLINE_MAX_BYTES = int(os.environ.get("FLEXMARKET_IMPORT_INLINE_MAX_BYTES", "262144"))
+FLEXMARKET_IMPORT_ERRORS_LISTED = int(os.environ.get("FLEXMARKET_IMPORT_ERRORS_LISTED", "100"))
+FLEXMARKET_CSV_MAX_FIELD_CHARS = int(os.environ.get("FLEXMARKET_CSV_MAX_FIELD_CHARS", "10000"))
+FLEXMARKET_CSV_MAX_LINE_BYTES = int(os.environ.get("FLEXMARKET_CSV_MAX_LINE_BYTES", "1048576"))
+FLEXMARKET_JSON_MAX_DEPTH = int(os.environ.get("FLEXMARKET_JSON_MAX_DEPTH", "64"))
+FLEXMARKET_ZONE_MAX_VERTICES = int(os.environ.get("FLEXMARKET_ZONE_MAX_VERTICES", "10000"))
+FLEXMARKET_ZONE_DISPLAY_MAX_VERTICES = int(os.environ.get("FLEXMARKET_ZONE_DISPLAY_MAX_VERTICES", "500"))
+FLEXMARKET_AVAILABILITY_MAX_CHARS = int(os.environ.get("FLEXMARKET_AVAILABILITY_MAX_CHARS", "500"))
+FLEXMARKET_AVAILABILITY_MAX_WINDOWS = int(os.environ.get("FLEXMARKET_AVAILABILITY_MAX_WINDOWS", "28"))
+FLEXMARKET_ASSET_MAX_KW = os.environ.get("FLEXMARKET_ASSET_MAX_KW", "1000000")
+FLEXMARKET_ORDER_MAX_KW = os.environ.get("FLEXMARKET_ORDER_MAX_KW", "100000")
+FLEXMARKET_REQUEST_MAX_KW_PER_ZONE_PTU = os.environ.get("FLEXMARKET_REQUEST_MAX_KW_PER_ZONE_PTU", "200000")
+FLEXMARKET_ORDER_MAX_PRICE = os.environ.get("FLEXMARKET_ORDER_MAX_PRICE", "100000")
+FLEXMARKET_EARLIEST_DATE = os.environ.get("FLEXMARKET_EARLIEST_DATE", "2000-01-01")
+FLEXMARKET_LATEST_DATE = os.environ.get("FLEXMARKET_LATEST_DATE", "2100-12-31")
+FLEXMARKET_METER_FILE_MAX_SPAN_DAYS = int(os.environ.get("FLEXMARKET_METER_FILE_MAX_SPAN_DAYS", "400"))

@@ -1,20 +1,27 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
 
 from flexmarket import views
 from flexmarket.api import schema  # noqa: F401  (registers the Api-Key OpenAPI extension)
+from flexmarket.api.imports import ImportJobViewSet
+
+platform_router = SimpleRouter()
+platform_router.register("import-jobs", ImportJobViewSet, basename="import-job")
 
 api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("grid.api_urls")),
     path("", include("trading.api_urls")),
     path("", include("settlement.api_urls")),
+    path("", include(platform_router.urls)),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("imports/<int:pk>/", views.import_job_detail, name="import-job"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("organisation/", include("accounts.urls")),

@@ -30,3 +30,18 @@ def healthz(request):
     return JsonResponse(
         {"status": "ok", "database": connection.vendor, "broker": settings.CELERY_BROKER_URL.split(":")[0]}
     )
+
+
+@login_required
+def import_job_detail(request, pk: int):
+    """A background import: state, rows done, exact error count and the first errors (refreshes while running)."""
+    from flexmarket.imports import KINDS, job_progress
+    from flexmarket.selectors import import_job_get_visible
+
+    job = import_job_get_visible(actor=request_actor(request), pk=pk)
+    rows_done, error_count = job_progress(job)
+    return render(
+        request,
+        "imports/job_detail.html",
+        {"job": job, "kind": KINDS[job.kind], "rows_done": rows_done, "error_count": error_count},
+    )

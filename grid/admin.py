@@ -9,7 +9,15 @@ class GridLocationAdmin(admin.ModelAdmin):
     list_display = ["name", "code", "dso", "voltage_level", "status", "status_source", "archived_at"]
     list_filter = ["status", "voltage_level", "dso", "status_source"]
     search_fields = ["name", "code"]
-    readonly_fields = ["min_lon", "min_lat", "max_lon", "max_lat", "created_at", "updated_at"]
+    readonly_fields = [
+        "min_lon",
+        "min_lat",
+        "max_lon",
+        "max_lat",
+        "display_geometry",
+        "created_at",
+        "updated_at",
+    ]
     change_form_template = "admin/grid/gridlocation/change_form.html"
 
     def render_change_form(self, request, context, *args, **kwargs):

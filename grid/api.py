@@ -5,12 +5,15 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.models import Role
 from accounts.permissions import HasRole
 from accounts.selectors import organisation_get_visible
+from flexmarket import imports
+from flexmarket.api.imports import ImportJobSerializer, job_accepted
+from flexmarket.api.parsers import BoundedJSONParser
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid import selectors, services
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun
@@ -144,7 +147,7 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
     model = FlexAsset
     serializer_class = FlexAssetSerializer
     filterset_fields = ["prequalification", "asset_type", "grid_location"]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def get_visible_queryset(self, actor):
         return selectors.assets_get_visible(actor=actor)
@@ -162,14 +165,20 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
                 "properties": {"file": {"type": "string", "format": "binary"}},
             }
         },
-        responses={201: FlexAssetSerializer(many=True)},
+        responses={201: FlexAssetSerializer(many=True), 202: ImportJobSerializer},
     )
     @action(detail=False, methods=["post"], url_path="import")
     def import_csv(self, request):
-        """CSV with columns name, asset_type, connection_ean, latitude, longitude, max_up_kw, max_down_kw[, ...]."""
+        """CSV with columns name, asset_type, connection_ean, latitude, longitude, max_up_kw, max_down_kw[, ...].
+
+        Files above FLEXMARKET_IMPORT_INLINE_MAX_BYTES answer 202 with an import job (`/import-jobs/{id}/`)."""
         upload = request.FILES.get("file")
         if upload is None:
             raise serializers.ValidationError({"file": ["Attach a CSV file."]})
+        if imports.runs_in_background(upload):
+            return job_accepted(
+                imports.import_job_create(actor=self.get_actor(), kind="assets", upload=upload)
+            )
         assets = services.assets_import_csv(actor=self.get_actor(), file=upload.file)
         return Response(FlexAssetSerializer(assets, many=True).data, status=status.HTTP_201_CREATED)
 

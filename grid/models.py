@@ -39,6 +39,11 @@ class GridLocation(models.Model):
     geometry = models.JSONField(
         help_text="GeoJSON Polygon or MultiPolygon geometry, WGS84 lon/lat (RFC 7946)."
     )
+    display_geometry = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="`geometry` simplified for maps (FLEXMARKET_ZONE_DISPLAY_MAX_VERTICES); empty: use geometry.",
+    )
     # Bounding box of `geometry`, kept for fast prefiltering of point-in-polygon lookups.
     min_lon = models.FloatField(default=0)
     min_lat = models.FloatField(default=0)

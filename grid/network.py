@@ -77,7 +77,7 @@ def load_network(network_json: str):
 
     try:
         json.loads(network_json)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         raise NetworkError(f"The file is not JSON: {error}.") from error
     try:
         with warnings.catch_warnings():

@@ -61,6 +61,30 @@ def zone_shapes(*, exclude_id: int | None = None, dso_id: int | None = None) -> 
     ]
 
 
+def zone_shapes_in_bounds(
+    *, bounds: tuple[float, float, float, float], exclude_id: int | None = None
+) -> list[ZoneShape]:
+    """Active zones whose bounding box meets `bounds` (min_lon, min_lat, max_lon, max_lat), with their DSO."""
+    from shapely.geometry import shape
+
+    min_lon, min_lat, max_lon, max_lat = bounds
+    qs = GridLocation.objects.filter(
+        archived_at__isnull=True,
+        min_lon__lte=max_lon,
+        max_lon__gte=min_lon,
+        min_lat__lte=max_lat,
+        max_lat__gte=min_lat,
+    )
+    if exclude_id is not None:
+        qs = qs.exclude(pk=exclude_id)
+    return [
+        ZoneShape(zone_id=pk, geometry=shape(geometry), dso_id=dso_id, name=name, dso_name=dso_name)
+        for pk, geometry, dso_id, name, dso_name in qs.values_list(
+            "pk", "geometry", "dso_id", "name", "dso__legal_name"
+        )
+    ]
+
+
 def zone_shapes_near(*, lon: float, lat: float) -> list[ZoneShape]:
     """Zones whose bounding box contains the point (prefilter before the exact polygon test)."""
     from shapely.geometry import shape

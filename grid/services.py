@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.context import Actor
 from accounts.models import Organisation, Role
 from accounts.services import audit_record, notify_organisation
-from flexmarket import runs
-from flexmarket.errors import DomainError, ValidationErrors
+from flexmarket import jsonio, runs, validation
+from flexmarket.csvio import CsvReader, ImportErrors, check_upload_size
+from flexmarket.errors import DomainError
 from grid import geometry as geo
 from grid import network
 from grid.ean import check_digit, ean18_is_valid
 from grid.errors import GridErrorCode
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun, ZoneBusMapping
-from grid.selectors import bus_zone_mapping, zone_shapes, zone_shapes_near
+from grid.selectors import bus_zone_mapping, zone_shapes, zone_shapes_in_bounds, zone_shapes_near
 
 EAN18 = re.compile(r"^[0-9]{18}$")
 ASSET_CSV_COLUMNS = [
@@ -38,7 +38,10 @@ ASSET_CSV_COLUMNS = [
 ]
 DAY_NAMES = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
-WINDOW_TEXT = re.compile(r"^([a-z]{3})(?:-([a-z]{3}))?\s+(\S+)-(\S+)$")
+NAME_MAX = FlexAsset._meta.get_field("name").max_length
+ZONE_NAME_MAX = GridLocation._meta.get_field("name").max_length
+ZONE_CODE_MAX = GridLocation._meta.get_field("code").max_length
+NETWORK_NAME_MAX = NetworkModel._meta.get_field("name").max_length
 
 
 def _require_role(actor: Actor, role: str, code: GridErrorCode) -> None:
@@ -49,33 +52,80 @@ def _require_role(actor: Actor, role: str, code: GridErrorCode) -> None:
 # --- grid locations --------------------------------------------------------------------------------
 
 
+def _zone_shape(geometry) -> Any:
+    try:
+        return geo.validate_polygon(geometry, max_vertices=settings.FLEXMARKET_ZONE_MAX_VERTICES)
+    except geo.GeometryError as error:
+        raise DomainError(GridErrorCode.INVALID_GEOMETRY, str(error), field="geometry")
+
+
+def _overlap_outcome(actor: Actor, hits: list[tuple[geo.ZoneShape, float]]) -> list[str]:
+    """Refuse overlap with the DSO's own zones; return warnings for other DSOs' zones."""
+    warnings = []
+    for other, share in hits:
+        if other.dso_id == actor.organisation.pk:
+            raise DomainError(
+                GridErrorCode.OVERLAP,
+                f"The zone overlaps your zone {other.name} by {share:.0%} of the smaller zone "
+                f"(at most {geo.OVERLAP_TOLERANCE:.0%} is allowed).",
+                field="geometry",
+            )
+        warnings.append(f"Overlaps {other.name} of {other.dso_name} by {share:.0%}.")
+    return warnings
+
+
 def _clean_zone(
     *, actor: Actor, geometry: dict, code: str, exclude_id: int | None = None
 ) -> tuple[Any, list[str]]:
     """Validate geometry and code; refuse overlap with the DSO's own zones, warn about other DSOs' zones."""
-    try:
-        shape = geo.validate_polygon(geometry)
-    except geo.GeometryError as error:
-        raise DomainError(GridErrorCode.INVALID_GEOMETRY, str(error), field="geometry")
+    shape = _zone_shape(geometry)
     if GridLocation.objects.filter(code=code).exclude(pk=exclude_id).exists():
         raise DomainError(
             GridErrorCode.CODE_TAKEN, f"Another zone already uses the code {code}.", field="code"
         )
-    warnings = []
-    for other in zone_shapes(exclude_id=exclude_id):
-        share = geo.overlap_share(shape, other.geometry)
-        if share <= geo.OVERLAP_TOLERANCE:
-            continue
-        other_zone = GridLocation.objects.select_related("dso").get(pk=other.zone_id)
-        if other_zone.dso_id == actor.organisation.pk:
-            raise DomainError(
-                GridErrorCode.OVERLAP,
-                f"The zone overlaps your zone {other_zone.name} by {share:.0%} of the smaller zone "
-                f"(at most {geo.OVERLAP_TOLERANCE:.0%} is allowed).",
-                field="geometry",
-            )
-        warnings.append(f"Overlaps {other_zone.name} of {other_zone.dso} by {share:.0%}.")
-    return shape, warnings
+    candidates = zone_shapes_in_bounds(bounds=geo.bounds(shape), exclude_id=exclude_id)
+    return shape, _overlap_outcome(actor, geo.overlapping([shape], candidates)[0])
+
+
+def _clean_zone_text(name, code) -> tuple[str, str]:
+    name = validation.clean_text(
+        name, field="name", code=GridErrorCode.INVALID_GEOMETRY, max_length=ZONE_NAME_MAX, required=False
+    )
+    if not name:
+        raise DomainError(GridErrorCode.INVALID_GEOMETRY, "Give the zone a name.", field="name")
+    code = validation.clean_text(
+        code, field="code", code=GridErrorCode.CODE_TAKEN, max_length=ZONE_CODE_MAX, required=False
+    )
+    if not code:
+        raise DomainError(
+            GridErrorCode.CODE_TAKEN, "Give the zone a code, e.g. its congestion point EAN.", field="code"
+        )
+    return name, code
+
+
+def _upload_text(file, code: GridErrorCode) -> str:
+    check_upload_size(file, code)
+    try:
+        return file.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DomainError(code, "The file is not UTF-8 text.", field="file")
+
+
+def geojson_upload_read(file) -> Any:
+    """An uploaded GeoJSON file, size- and depth-checked and parsed."""
+    try:
+        return jsonio.loads(_upload_text(file, GridErrorCode.INVALID_IMPORT))
+    except jsonio.JsonInputError as error:
+        raise DomainError(GridErrorCode.INVALID_IMPORT, str(error), field="file")
+
+
+def network_upload_read(file) -> str:
+    """The text of an uploaded pandapower JSON file (size-checked; depth is checked on create)."""
+    return _upload_text(file, GridErrorCode.NETWORK_INVALID)
+
+
+def _plain_geometry(geometry: dict) -> dict:
+    return geometry.get("geometry", geometry) if geometry.get("type") == "Feature" else geometry
 
 
 def _zone_snapshot(zone: GridLocation) -> dict:
@@ -108,16 +158,25 @@ def grid_location_create(
 ) -> GridLocation:
     """A DSO registers a congestion zone. `zone.warnings` lists overlaps with other DSOs' zones."""
     _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
-    name, code = name.strip(), code.strip()
-    if not name:
-        raise DomainError(GridErrorCode.INVALID_GEOMETRY, "Give the zone a name.", field="name")
-    if not code:
-        raise DomainError(
-            GridErrorCode.CODE_TAKEN, "Give the zone a code, e.g. its congestion point EAN.", field="code"
-        )
+    name, code = _clean_zone_text(name, code)
     _validate_choice(voltage_level, GridLocation.VoltageLevel, "voltage_level")
     _validate_choice(status, GridLocation.Status, "status")
     shape, warnings = _clean_zone(actor=actor, geometry=geometry, code=code)
+    return _zone_write(
+        actor=actor,
+        name=name,
+        code=code,
+        geometry=geometry,
+        shape=shape,
+        voltage_level=voltage_level,
+        status=status,
+        warnings=warnings,
+    )
+
+
+def _zone_write(
+    *, actor, name, code, geometry, shape, voltage_level, status, warnings, place_assets=True
+) -> GridLocation:
     min_lon, min_lat, max_lon, max_lat = geo.bounds(shape)
     zone = GridLocation.objects.create(
         dso=actor.organisation,
@@ -126,14 +185,18 @@ def grid_location_create(
         voltage_level=voltage_level,
         status=status,
         status_changed_at=timezone.now(),
-        geometry=geometry.get("geometry", geometry) if geometry.get("type") == "Feature" else geometry,
+        geometry=_plain_geometry(geometry),
+        display_geometry=geo.simplify_for_display(
+            shape, max_vertices=settings.FLEXMARKET_ZONE_DISPLAY_MAX_VERTICES
+        ),
         min_lon=min_lon,
         min_lat=min_lat,
         max_lon=max_lon,
         max_lat=max_lat,
     )
     audit_record(actor=actor, action="grid_location.create", target=zone, after=_zone_snapshot(zone))
-    _assign_unplaced_assets(zone)
+    if place_assets:
+        _assign_unplaced_assets(zone)
     zone.warnings = warnings
     return zone
 
@@ -147,17 +210,17 @@ def grid_location_update(*, actor: Actor, grid_location: GridLocation, **changes
         raise DomainError(GridErrorCode.ARCHIVED, "An archived zone cannot be edited.")
     before = _zone_snapshot(zone)
     warnings: list[str] = []
+    name, code = _clean_zone_text(changes.get("name", zone.name), changes.get("code", zone.code))
     if "code" in changes or "geometry" in changes:
-        code = changes.get("code", zone.code).strip()
         geometry = changes.get("geometry", zone.geometry)
         shape, warnings = _clean_zone(actor=actor, geometry=geometry, code=code, exclude_id=zone.pk)
         zone.code = code
-        zone.geometry = geometry
+        zone.geometry = _plain_geometry(geometry)
+        zone.display_geometry = geo.simplify_for_display(
+            shape, max_vertices=settings.FLEXMARKET_ZONE_DISPLAY_MAX_VERTICES
+        )
         zone.min_lon, zone.min_lat, zone.max_lon, zone.max_lat = geo.bounds(shape)
-    if "name" in changes:
-        if not changes["name"].strip():
-            raise DomainError(GridErrorCode.INVALID_GEOMETRY, "Give the zone a name.", field="name")
-        zone.name = changes["name"].strip()
+    zone.name = name
     if "voltage_level" in changes:
         zone.voltage_level = _validate_choice(
             changes["voltage_level"], GridLocation.VoltageLevel, "voltage_level"
@@ -165,7 +228,13 @@ def grid_location_update(*, actor: Actor, grid_location: GridLocation, **changes
     if "status" in changes and changes["status"] != zone.status:
         zone.status = _validate_choice(changes["status"], GridLocation.Status, "status")
         zone.status_source = GridLocation.StatusSource.MANUAL
-        zone.status_reason = changes.get("status_reason", "")
+        zone.status_reason = validation.clean_text(
+            changes.get("status_reason", ""),
+            field="status_reason",
+            code=GridErrorCode.INVALID_STATUS,
+            max_length=GridLocation._meta.get_field("status_reason").max_length,
+            required=False,
+        )
         zone.status_changed_at = timezone.now()
     zone.save()
     audit_record(
@@ -229,9 +298,46 @@ def grid_location_set_status(
     return grid_location
 
 
+def _feature_fields(feature) -> dict:
+    """Name, code, geometry, voltage level and status of one GeoJSON Feature, with its structure checked."""
+    if not isinstance(feature, dict):
+        raise DomainError(GridErrorCode.INVALID_IMPORT, "Each feature must be a GeoJSON Feature object.")
+    properties = feature.get("properties")
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise DomainError(
+            GridErrorCode.INVALID_IMPORT, "The feature's properties must be an object.", field="properties"
+        )
+    geometry = feature.get("geometry")
+    if not isinstance(geometry, dict):
+        raise DomainError(
+            GridErrorCode.INVALID_GEOMETRY, "The feature needs a Polygon geometry object.", field="geometry"
+        )
+    name, code = _clean_zone_text(properties.get("name"), properties.get("code"))
+    voltage_level = _validate_choice(
+        str(properties.get("voltage_level", GridLocation.VoltageLevel.MV)),
+        GridLocation.VoltageLevel,
+        "voltage_level",
+    )
+    status = _validate_choice(
+        str(properties.get("status", GridLocation.Status.NORMAL)), GridLocation.Status, "status"
+    )
+    return {
+        "name": name,
+        "code": code,
+        "geometry": geometry,
+        "voltage_level": voltage_level,
+        "status": status,
+    }
+
+
 @transaction.atomic
-def grid_locations_import_geojson(*, actor: Actor, data: Any) -> list[GridLocation]:
-    """Import a FeatureCollection; each feature needs properties name and code. All or nothing."""
+def grid_locations_import_geojson(*, actor: Actor, data: Any, progress=None) -> list[GridLocation]:
+    """Import a FeatureCollection; each feature needs properties name and code. All or nothing.
+
+    Geometries are validated first, then checked for overlap in one pass through a spatial index over the
+    existing zones and the file's own, so importing N zones costs about N log N (bench/zones.py)."""
     _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
     if (
         not isinstance(data, dict)
@@ -239,31 +345,63 @@ def grid_locations_import_geojson(*, actor: Actor, data: Any) -> list[GridLocati
         or not isinstance(data.get("features"), list)
     ):
         raise DomainError(GridErrorCode.INVALID_IMPORT, "Upload a GeoJSON FeatureCollection.", field="file")
-    errors, zones = [], []
-    for index, feature in enumerate(data["features"], start=1):
-        properties = (feature or {}).get("properties") or {}
-        try:
-            with transaction.atomic():
-                zones.append(
-                    grid_location_create(
-                        actor=actor,
-                        name=str(properties.get("name", "")),
-                        code=str(properties.get("code", "")),
-                        geometry=(feature or {}).get("geometry") or {},
-                        voltage_level=properties.get("voltage_level", GridLocation.VoltageLevel.MV),
-                        status=properties.get("status", GridLocation.Status.NORMAL),
-                    )
-                )
-        except DomainError as error:
-            errors.append({"row": index, "field": error.field, "message": error.message})
-    if errors:
-        raise ValidationErrors(
-            GridErrorCode.INVALID_IMPORT,
-            f"{len(errors)} feature(s) are invalid; nothing was imported.",
-            errors,
-        )
-    if not zones:
+    features = data["features"]
+    if not features:
         raise DomainError(GridErrorCode.INVALID_IMPORT, "The collection has no features.", field="file")
+    if len(features) > settings.FLEXMARKET_IMPORT_MAX_ROWS:
+        raise DomainError(
+            GridErrorCode.INVALID_IMPORT,
+            f"The collection has {len(features):,} features; at most {settings.FLEXMARKET_IMPORT_MAX_ROWS:,}.",
+            field="file",
+        )
+    errors = ImportErrors(GridErrorCode.INVALID_IMPORT)
+    parsed: list[tuple[int, dict, Any]] = []
+    codes: dict[str, int] = {}
+    for index, feature in enumerate(features, start=1):
+        try:
+            fields = _feature_fields(feature)
+            shape = _zone_shape(fields["geometry"])
+            if fields["code"] in codes:
+                raise DomainError(
+                    GridErrorCode.CODE_TAKEN,
+                    f"Feature {codes[fields['code']]} already uses the code {fields['code']}.",
+                    field="code",
+                )
+            codes[fields["code"]] = index
+            parsed.append((index, fields, shape))
+        except DomainError as error:
+            errors.add_error(index, error)
+        if progress is not None:
+            progress(index, errors.count)
+    taken = set(GridLocation.objects.filter(code__in=list(codes)).values_list("code", flat=True))
+    shapes = [shape for _, _, shape in parsed]
+    existing = zone_shapes_in_bounds(bounds=geo.union_bounds(shapes)) if shapes else []
+    own = [
+        geo.ZoneShape(zone_id=i, geometry=shape, dso_id=actor.organisation.pk, name=fields["name"])
+        for i, (_, fields, shape) in enumerate(parsed)
+    ]
+    versus_existing = geo.overlapping(shapes, existing)
+    versus_file = geo.overlapping(shapes, own)
+    accepted = []
+    for position, (index, fields, shape) in enumerate(parsed):
+        try:
+            if fields["code"] in taken:
+                raise DomainError(
+                    GridErrorCode.CODE_TAKEN,
+                    f"Another zone already uses the code {fields['code']}.",
+                    field="code",
+                )
+            earlier = [(other, share) for other, share in versus_file[position] if other.zone_id < position]
+            warnings = _overlap_outcome(actor, earlier + versus_existing[position])
+            accepted.append((fields, shape, warnings))
+        except DomainError as error:
+            errors.add_error(index, error)
+    errors.raise_if_any("feature(s)")
+    zones = [
+        _zone_write(actor=actor, shape=shape, warnings=warnings, place_assets=False, **fields)
+        for fields, shape, warnings in accepted
+    ]
+    _assign_unplaced_assets_in(geo.union_bounds(shapes))  # one query for the whole import
     return zones
 
 
@@ -295,7 +433,7 @@ def grid_locations_as_geojson(zones) -> dict:
             {
                 "type": "Feature",
                 "id": zone.pk,
-                "geometry": zone.geometry,
+                "geometry": zone.display_geometry or zone.geometry,
                 "properties": {
                     "id": zone.pk,
                     "name": zone.name,
@@ -319,12 +457,18 @@ def _locate(lon: float, lat: float) -> int | None:
 
 
 def _assign_unplaced_assets(zone: GridLocation) -> None:
+    _assign_unplaced_assets_in((zone.min_lon, zone.min_lat, zone.max_lon, zone.max_lat))
+
+
+def _assign_unplaced_assets_in(bounds: tuple[float, float, float, float]) -> None:
+    """Place assets outside every zone that lie in `bounds` (after new zones were drawn there)."""
+    min_lon, min_lat, max_lon, max_lat = bounds
     for asset in FlexAsset.objects.filter(
         grid_location__isnull=True,
-        longitude__gte=zone.min_lon,
-        longitude__lte=zone.max_lon,
-        latitude__gte=zone.min_lat,
-        latitude__lte=zone.max_lat,
+        longitude__gte=min_lon,
+        longitude__lte=max_lon,
+        latitude__gte=min_lat,
+        latitude__lte=max_lat,
         archived_at__isnull=True,
     ):
         asset.grid_location_id = _locate(asset.longitude, asset.latitude)
@@ -353,17 +497,24 @@ def _replace_assets_after_shape_change(zone: GridLocation) -> None:
 def _decimal(
     value, field: str, *, required: bool = True, minimum: Decimal | None = Decimal("0")
 ) -> Decimal | None:
+    """A number within the column's range and FLEXMARKET_ASSET_MAX_KW (kW, kWh, kW/min fields)."""
     if value in (None, ""):
         if required:
             raise DomainError(GridErrorCode.INVALID_ASSET, "This field is required.", field=field)
         return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise DomainError(GridErrorCode.INVALID_ASSET, f"'{value}' is not a number.", field=field)
-    if not number.is_finite() or (minimum is not None and number < minimum):
-        raise DomainError(GridErrorCode.INVALID_ASSET, f"Must be a number ≥ {minimum}.", field=field)
-    return number
+    maximum = min(validation.column_maximum(FlexAsset, field), Decimal(settings.FLEXMARKET_ASSET_MAX_KW))
+    return validation.bounded_decimal(
+        value, field=field, code=GridErrorCode.INVALID_ASSET, minimum=minimum, maximum=maximum
+    )
+
+
+def _coordinate(value, field: str, limit: int) -> float:
+    if value in (None, ""):
+        raise DomainError(GridErrorCode.INVALID_ASSET, "This field is required.", field=field)
+    number = validation.bounded_decimal(
+        value, field=field, code=GridErrorCode.INVALID_ASSET, minimum=Decimal(-limit), maximum=Decimal(limit)
+    )
+    return float(number)
 
 
 def _availability_error(message: str) -> DomainError:
@@ -371,34 +522,70 @@ def _availability_error(message: str) -> DomainError:
 
 
 def _window_from_text(part: str) -> dict:
-    match = WINDOW_TEXT.match(part.strip().lower())
-    if not match or match.group(1) not in DAY_NAMES or (match.group(2) or "mon") not in DAY_NAMES:
-        raise _availability_error(f'"{part.strip()}" is not a window like "mon-fri 07:00-22:00".')
-    first = DAY_NAMES.index(match.group(1))
-    last = DAY_NAMES.index(match.group(2)) if match.group(2) else first
+    """One window "mon-fri 07:00-22:00" or "sat 09:00-13:00", parsed by splitting (linear time: no regex
+    backtracking on input like "mon ------...- x")."""
+    text = part.strip().lower()
+    pieces = text.split()
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    if len(pieces) != 2:
+        raise _availability_error(f'"{shown}" is not a window like "mon-fri 07:00-22:00".')
+    days_text, times_text = pieces
+    first_day, dash, last_day = days_text.partition("-")
+    start, time_dash, end = times_text.partition("-")
+    if (
+        first_day not in DAY_NAMES
+        or (dash and last_day not in DAY_NAMES)
+        or not time_dash
+        or not start
+        or not end
+    ):
+        raise _availability_error(f'"{shown}" is not a window like "mon-fri 07:00-22:00".')
+    first = DAY_NAMES.index(first_day)
+    last = DAY_NAMES.index(last_day) if dash else first
     if last < first:
-        raise _availability_error(f'"{part.strip()}": the day range runs backwards.')
-    return {"days": list(range(first, last + 1)), "start": match.group(3), "end": match.group(4)}
+        raise _availability_error(f'"{shown}": the day range runs backwards.')
+    return {"days": list(range(first, last + 1)), "start": start, "end": end}
 
 
 def availability_clean(value) -> list[dict]:
     """Availability windows from JSON ([{"days": [0..6], "start": "HH:MM", "end": "HH:MM"}]) or text
-    ("mon-fri 07:00-22:00; sat 09:00-13:00"); empty means always available. Local market time."""
+    ("mon-fri 07:00-22:00; sat 09:00-13:00"); empty means always available. Local market time.
+
+    Shared by assets and availability agreements: the structure is checked here, at the door, so no later
+    task meets a window it cannot read."""
     if value in (None, "", []):
         return []
+    max_chars = settings.FLEXMARKET_AVAILABILITY_MAX_CHARS
+    max_windows = settings.FLEXMARKET_AVAILABILITY_MAX_WINDOWS
     if isinstance(value, str):
+        if len(value) > max_chars:
+            raise _availability_error(f"At most {max_chars} characters of windows (got {len(value):,}).")
         value = [_window_from_text(part) for part in re.split(r"[;\n]", value) if part.strip()]
     if not isinstance(value, list):
         raise _availability_error("Availability is a list of windows.")
+    if len(value) > max_windows:
+        raise _availability_error(f"At most {max_windows} windows (got {len(value):,}).")
     windows = []
     for window in value:
         if not isinstance(window, dict):
-            raise _availability_error("Each availability window is an object with days, start and end.")
-        days, start, end = window.get("days"), str(window.get("start", "")), str(window.get("end", ""))
-        if not isinstance(days, list) or not days or any(d not in range(7) for d in days):
+            raise _availability_error(
+                'Each window is an object like {"days": [0, 1, 2, 3, 4], "start": "17:00", "end": "20:00"}.'
+            )
+        days, start, end = window.get("days"), window.get("start"), window.get("end")
+        if (
+            not isinstance(days, list)
+            or not days
+            or len(days) > 7
+            or any(isinstance(d, bool) or not isinstance(d, int) or d not in range(7) for d in days)
+        ):
             raise _availability_error("Window days are weekday numbers 0 (Monday) to 6 (Sunday).")
-        if not HHMM.match(start) or not HHMM.match(end):
-            raise _availability_error(f"Window times are HH:MM (got {start!r} to {end!r}).")
+        if (
+            not isinstance(start, str)
+            or not isinstance(end, str)
+            or not HHMM.fullmatch(start)
+            or not HHMM.fullmatch(end)
+        ):
+            raise _availability_error('Window times are HH:MM text, e.g. "17:00".')
         if start >= end:
             raise _availability_error(f"A window ends after it starts ({start}–{end}).")
         windows.append({"days": sorted(set(days)), "start": start, "end": end})
@@ -407,9 +594,9 @@ def availability_clean(value) -> list[dict]:
 
 def asset_clean(data: dict) -> dict:
     """Validate asset fields from a form, CSV row or API payload; returns typed values."""
-    name = str(data.get("name") or "").strip()
-    if not name:
-        raise DomainError(GridErrorCode.INVALID_ASSET, "Give the asset a name.", field="name")
+    name = validation.clean_text(
+        data.get("name"), field="name", code=GridErrorCode.INVALID_ASSET, max_length=NAME_MAX
+    )
     asset_type = str(data.get("asset_type") or "").strip()
     if asset_type not in FlexAsset.AssetType.values:
         raise DomainError(
@@ -428,16 +615,8 @@ def asset_clean(data: dict) -> dict:
             f"{ean} fails the EAN check digit (expected {check_digit(ean[:17])} at the end): mistyped?",
             field="connection_ean",
         )
-    latitude = _decimal(data.get("latitude"), "latitude", minimum=None)
-    longitude = _decimal(data.get("longitude"), "longitude", minimum=None)
-    if not -90 <= latitude <= 90:
-        raise DomainError(
-            GridErrorCode.INVALID_ASSET, "Latitude must be between -90 and 90.", field="latitude"
-        )
-    if not -180 <= longitude <= 180:
-        raise DomainError(
-            GridErrorCode.INVALID_ASSET, "Longitude must be between -180 and 180.", field="longitude"
-        )
+    latitude = _coordinate(data.get("latitude"), "latitude", 90)
+    longitude = _coordinate(data.get("longitude"), "longitude", 180)
     max_up = _decimal(data.get("max_up_kw"), "max_up_kw")
     max_down = _decimal(data.get("max_down_kw"), "max_down_kw")
     if max_up == 0 and max_down == 0:
@@ -454,8 +633,8 @@ def asset_clean(data: dict) -> dict:
         "name": name,
         "asset_type": asset_type,
         "connection_ean": ean,
-        "latitude": float(latitude),
-        "longitude": float(longitude),
+        "latitude": latitude,
+        "longitude": longitude,
         "max_up_kw": max_up,
         "max_down_kw": max_down,
         "energy_capacity_kwh": energy,
@@ -557,31 +736,24 @@ def asset_transfer(*, actor: Actor, asset: FlexAsset, new_owner: Organisation, r
 
 
 @transaction.atomic
-def assets_import_csv(*, actor: Actor, file) -> list[FlexAsset]:
-    """Register many assets from CSV (header row: ASSET_CSV_COLUMNS). Any bad row → nothing is imported."""
+def assets_import_csv(*, actor: Actor, file, progress=None) -> list[FlexAsset]:
+    """Register many assets from CSV (header row: ASSET_CSV_COLUMNS). Any bad row → nothing is imported.
+
+    Every bad row is counted (the first FLEXMARKET_IMPORT_ERRORS_LISTED are listed); `progress(rows, errors)`
+    is called now and then for background jobs."""
     _require_role(actor, Role.ESP, GridErrorCode.NOT_ESP)
-    text = (
-        io.TextIOWrapper(file, encoding="utf-8-sig", newline="")
-        if not isinstance(file, io.StringIO)
-        else file
-    )
-    reader = csv.DictReader(text)
-    missing = [c for c in ASSET_CSV_COLUMNS[:7] if c not in (reader.fieldnames or [])]
-    if missing:
-        raise DomainError(
-            GridErrorCode.INVALID_IMPORT, f"Missing columns: {', '.join(missing)}.", field="file"
-        )
-    assets, errors = [], []
-    for row_number, row in enumerate(reader, start=2):
+    errors = ImportErrors(GridErrorCode.INVALID_IMPORT)
+    reader = CsvReader(file, code=GridErrorCode.INVALID_IMPORT, required=ASSET_CSV_COLUMNS[:7], errors=errors)
+    assets = []
+    for row_number, row in reader:
         try:
             with transaction.atomic():
                 assets.append(asset_register(actor=actor, **{k: row.get(k) for k in ASSET_CSV_COLUMNS}))
         except DomainError as error:
-            errors.append({"row": row_number, "field": error.field, "message": error.message})
-    if errors:
-        raise ValidationErrors(
-            GridErrorCode.INVALID_IMPORT, f"{len(errors)} row(s) are invalid; nothing was imported.", errors
-        )
+            errors.add_error(row_number, error)
+        if progress is not None:
+            progress(reader.rows_read, errors.count)
+    errors.raise_if_any()
     if not assets:
         raise DomainError(GridErrorCode.INVALID_IMPORT, "The file has no rows.", field="file")
     return assets
@@ -706,15 +878,17 @@ def network_model_create(
 ) -> NetworkModel:
     """Upload a pandapower network (JSON) or start from a bundled example; each upload is a new version."""
     _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
-    if not name.strip():
-        raise DomainError(GridErrorCode.NETWORK_INVALID, "Give the network a name.", field="name")
+    name = validation.clean_text(
+        name, field="name", code=GridErrorCode.NETWORK_INVALID, max_length=NETWORK_NAME_MAX
+    )
     try:
         if example:
             network_json = network.example_network_json(example)
         if not network_json:
             raise network.NetworkError("Upload a pandapower JSON file or choose an example.")
+        jsonio.loads(network_json)
         net = network.load_network(network_json)
-    except network.NetworkError as error:
+    except (network.NetworkError, jsonio.JsonInputError) as error:
         raise DomainError(GridErrorCode.NETWORK_INVALID, str(error), field="file")
     summary = network.network_summary(net)
     last = NetworkModel.objects.filter(dso=actor.organisation, name=name.strip()).order_by("-version").first()
@@ -871,3 +1045,15 @@ def power_flow_runs_sweep() -> runs.SweepReport:
     from grid.tasks import power_flow_run_task
 
     return runs.run_sweep(PowerFlowRun, task=power_flow_run_task, on_failed=_power_flow_audit_failure)
+
+
+# --- background imports (flexmarket.imports) --------------------------------------------------------
+
+
+def assets_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    return {"count": len(assets_import_csv(actor=actor, file=file, progress=progress))}
+
+
+def zones_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    zones = grid_locations_import_geojson(actor=actor, data=geojson_upload_read(file), progress=progress)
+    return {"count": len(zones)}

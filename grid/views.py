@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
@@ -11,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
+from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
 from grid import charts, selectors, services
 from grid.forms import (
@@ -56,11 +55,13 @@ def zone_import(request):
     form = ZoneImportForm(request.POST or None, request.FILES or None)
     row_errors = []
     if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
         try:
-            data = json.loads(form.cleaned_data["file"].read().decode("utf-8"))
+            if imports.runs_in_background(upload):
+                job = imports.import_job_create(actor=request_actor(request), kind="zones", upload=upload)
+                return redirect("import-job", pk=job.pk)
+            data = services.geojson_upload_read(upload)
             zones = services.grid_locations_import_geojson(actor=request_actor(request), data=data)
-        except (ValueError, UnicodeDecodeError):
-            form.add_error("file", "The file is not valid JSON.")
         except ValidationErrors as error:
             row_errors = error.errors
             form.add_error(None, error.message)
@@ -132,17 +133,17 @@ def asset_import(request):
     form = AssetCsvForm(request.POST or None, request.FILES or None)
     row_errors = []
     if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
         try:
-            assets = services.assets_import_csv(
-                actor=request_actor(request), file=form.cleaned_data["file"].file
-            )
+            if imports.runs_in_background(upload):
+                job = imports.import_job_create(actor=request_actor(request), kind="assets", upload=upload)
+                return redirect("import-job", pk=job.pk)
+            assets = services.assets_import_csv(actor=request_actor(request), file=upload.file)
         except ValidationErrors as error:
             row_errors = error.errors
             form.add_error(None, error.message)
         except DomainError as error:
             _form_error(form, error)
-        except UnicodeDecodeError:
-            form.add_error("file", "The file is not UTF-8 text.")
         else:
             messages.success(request, f"Registered {len(assets)} asset(s).")
             return redirect("grid:asset-list")
@@ -241,7 +242,7 @@ def network_list(request):
                 actor=actor,
                 name=form.cleaned_data["name"],
                 example=form.cleaned_data["example"] or None,
-                network_json=upload.read().decode("utf-8", errors="replace") if upload else None,
+                network_json=services.network_upload_read(upload) if upload else None,
             )
         except DomainError as error:
             _form_error(form, error)

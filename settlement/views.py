@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
+from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
 from settlement import charts, invoices, selectors, services
 from settlement.forms import DisputeForm, MeterUploadForm, PeriodForm, ResolveForm
@@ -24,6 +25,9 @@ def meter_upload(request):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
+            if imports.runs_in_background(upload):
+                job = imports.import_job_create(actor=actor, kind="meter_readings", upload=upload)
+                return redirect("import-job", pk=job.pk)
             result = services.meter_upload_csv(actor=actor, file=upload.file, filename=upload.name)
             messages.success(
                 request, f"{result.row_count} readings checked, {result.changed_count} new or corrected."
@@ -33,8 +37,6 @@ def meter_upload(request):
             form.add_error(None, error.message)
         except DomainError as error:
             form.add_error("file", error.message)
-        except UnicodeDecodeError:
-            form.add_error("file", "The file is not UTF-8 text.")
     uploads = selectors.uploads_get_visible(actor=actor)[:20]
     return render(
         request,
@@ -225,14 +227,19 @@ def prognoses(request):
                 messages.success(request, "D-prognosis saved.")
                 return redirect("settlement:prognoses")
             if csv_form.is_bound and csv_form.is_valid():
-                saved = services.prognoses_import_csv(actor=actor, file=csv_form.cleaned_data["file"].file)
+                upload = csv_form.cleaned_data["file"]
+                if imports.runs_in_background(upload):
+                    job = imports.import_job_create(actor=actor, kind="prognoses", upload=upload)
+                    return redirect("import-job", pk=job.pk)
+                saved = services.prognoses_import_csv(actor=actor, file=upload.file)
                 messages.success(request, f"{len(saved)} D-prognoses saved.")
                 return redirect("settlement:prognoses")
         except ValidationErrors as error:
             row_errors = error.errors
             csv_form.add_error(None, error.message)
         except DomainError as error:
-            form.add_error(error.field if error.field in form.fields else None, error.message)
+            target = form if form.is_bound else csv_form
+            target.add_error(error.field if error.field in target.fields else None, error.message)
     return render(
         request,
         "settlement/prognoses.html",

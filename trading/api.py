@@ -10,6 +10,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from flexmarket import imports
+from flexmarket.api.imports import ImportJobSerializer, job_accepted
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid.models import GridLocation
 from grid.selectors import (
@@ -145,6 +147,9 @@ class OrderViewSetMixin:
         upload = request.FILES.get("file")
         if upload is None:
             raise serializers.ValidationError({"file": ["Attach a CSV file."]})
+        if imports.runs_in_background(upload):
+            job = imports.import_job_create(actor=self.get_actor(), kind=f"{kind}s", upload=upload)
+            return job_accepted(job)
         orders = services.orders_import_csv(actor=self.get_actor(), kind=kind, file=upload.file)
         return Response(self.serializer_class(orders, many=True).data, status=status.HTTP_201_CREATED)
 
@@ -162,7 +167,9 @@ class FlexRequestViewSet(
     def get_visible_queryset(self, actor):
         return selectors.requests_get_visible(actor=actor)
 
-    @extend_schema(request=CSV_UPLOAD, responses={201: FlexRequestSerializer(many=True)})
+    @extend_schema(
+        request=CSV_UPLOAD, responses={201: FlexRequestSerializer(many=True), 202: ImportJobSerializer}
+    )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def import_csv(self, request):
         """CSV: grid_location_code, product_code, ptu_start, quantities_kw, price[, order_mode]. All or nothing."""
@@ -188,7 +195,9 @@ class FlexOfferViewSet(
     def get_visible_queryset(self, actor):
         return selectors.offers_get_visible(actor=actor)
 
-    @extend_schema(request=CSV_UPLOAD, responses={201: FlexOfferSerializer(many=True)})
+    @extend_schema(
+        request=CSV_UPLOAD, responses={201: FlexOfferSerializer(many=True), 202: ImportJobSerializer}
+    )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def import_csv(self, request):
         """CSV: asset_ean, product_code, ptu_start, quantities_kw, price[, min_quantity_kw, all_or_nothing, tso_eligible]."""
@@ -358,9 +367,18 @@ class AgreementSerializer(serializers.ModelSerializer):
             "valid_from",
             "valid_to",
             "state",
+            "generation_error",
+            "generation_failed_at",
             "created_at",
         ]
-        read_only_fields = ["dso", "grid_location", "state", "created_at"]
+        read_only_fields = [
+            "dso",
+            "grid_location",
+            "state",
+            "generation_error",
+            "generation_failed_at",
+            "created_at",
+        ]
 
     def __init__(self, *args, actor=None, **kwargs):
         super().__init__(*args, **kwargs)

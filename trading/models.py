@@ -421,6 +421,10 @@ class AvailabilityAgreement(models.Model):
     valid_from = models.DateField()
     valid_to = models.DateField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.PROPOSED)
+    generation_error = models.TextField(
+        blank=True, help_text="Why the last offer generation for this agreement failed (empty: it worked)"
+    )
+    generation_failed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
+from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
 from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_locations_get_visible
 from trading import charts, exports, selectors, services
@@ -269,15 +270,17 @@ def orders_import(request, kind: str):
     form = OrderCsvForm(request.POST or None, request.FILES or None)
     row_errors = []
     if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
         try:
-            orders = services.orders_import_csv(actor=actor, kind=kind, file=form.cleaned_data["file"].file)
+            if imports.runs_in_background(upload):
+                job = imports.import_job_create(actor=actor, kind=f"{kind}s", upload=upload)
+                return redirect("import-job", pk=job.pk)
+            orders = services.orders_import_csv(actor=actor, kind=kind, file=upload.file)
         except ValidationErrors as error:
             row_errors = error.errors
             form.add_error(None, error.message)
         except DomainError as error:
             _form_error(form, error)
-        except UnicodeDecodeError:
-            form.add_error("file", "The file is not UTF-8 text.")
         else:
             messages.success(request, f"Posted {len(orders)} {kind}(s).")
             return redirect("trading:my-offers" if kind == "offer" else "trading:my-requests")

@@ -33,6 +33,7 @@ def exception_handler(exc, context):
             body["fields"][exc.field] = [exc.message]
         if "errors" in exc.extra:
             body["errors"] = exc.extra["errors"]
+            body["error_count"] = exc.extra.get("error_count", len(exc.extra["errors"]))
         return Response({"error": body}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)

@@ -6,9 +6,10 @@ import csv
 import hashlib
 import io
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -17,7 +18,9 @@ from accounts.context import Actor
 from accounts.models import Role
 from accounts.services import audit_record
 from flexmarket import ptu as ptus
-from flexmarket.errors import DomainError, ValidationErrors
+from flexmarket import validation
+from flexmarket.csvio import CsvReader, FileRejected, ImportErrors
+from flexmarket.errors import DomainError
 from grid.models import FlexAsset
 from settlement.errors import SettlementErrorCode as Code
 from settlement.models import (
@@ -84,17 +87,21 @@ def _parse_row(
     try:
         moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
-        return error("ptu_start", f"'{stamp}' is not an ISO 8601 time.")
+        return error("ptu_start", f"'{stamp[:40]}' is not an ISO 8601 time.")
     if moment.tzinfo is None:
         return error(
             "ptu_start", "Give a UTC offset (e.g. +01:00 or Z): local times are ambiguous on DST days."
         )
+    try:
+        validation.check_moment(moment, field="ptu_start", code=Code.INVALID_FILE)
+    except DomainError as outside:
+        return error("ptu_start", outside.message)
     if not ptus.is_ptu_boundary(moment):
         return error("ptu_start", f"{stamp} is not on a 15-minute PTU boundary.")
     try:
         kw = Decimal(value)
     except InvalidOperation:
-        return error("kw", f"'{value}' is not a number.")
+        return error("kw", f"'{value[:40]}' is not a number.")
     limit = ABSURD_FACTOR * max(float(asset.max_up_kw), float(asset.max_down_kw), 1.0)
     if not kw.is_finite() or abs(float(kw)) > limit:
         return error("kw", f"{value} kW is beyond {asset.name}'s plausible range (±{limit:g} kW).")
@@ -115,7 +122,39 @@ def _uploadable_assets(actor: Actor) -> tuple[dict[str, FlexAsset], str]:
     )
 
 
-def meter_upload_csv(*, actor: Actor, file, filename: str = "") -> MeterUpload:
+class _Span:
+    """First and last reading of a file: a file may span at most FLEXMARKET_METER_FILE_MAX_SPAN_DAYS."""
+
+    def __init__(self):
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self.limit = timedelta(days=settings.FLEXMARKET_METER_FILE_MAX_SPAN_DAYS)
+
+    def add(self, moment: datetime, number: int) -> None:
+        self.first = moment if self.first is None else min(self.first, moment)
+        self.last = moment if self.last is None else max(self.last, moment)
+        if self.last - self.first > self.limit:
+            raise FileRejected(
+                Code.INVALID_FILE,
+                f"Row {number}: the file's readings span more than {self.limit.days} days "
+                f"({self.first:%Y-%m-%d} to {self.last:%Y-%m-%d}); upload one file per period.",
+                field="file",
+            )
+
+
+def _meter_reader(file, errors: ImportErrors, *, count_first: bool = True) -> CsvReader:
+    """The shared CSV reader with the meter file's columns and row limit (decoding, NUL, sizes)."""
+    return CsvReader(
+        file,
+        code=Code.INVALID_FILE,
+        required=METER_CSV_COLUMNS,
+        errors=errors,
+        max_rows=settings.FLEXMARKET_METER_IMPORT_MAX_ROWS,
+        count_first=count_first,
+    )
+
+
+def meter_upload_csv(*, actor: Actor, file, filename: str = "", progress=None) -> MeterUpload:
     """Validate a whole CSV (streamed), then write it in batches in one transaction.
 
     Any row error → nothing is written and the rejected upload lists the errors. The same file again changes
@@ -124,56 +163,47 @@ def meter_upload_csv(*, actor: Actor, file, filename: str = "") -> MeterUpload:
     assets, source = _uploadable_assets(actor)
     digest = hashlib.sha256()
     seen = _Seen()
-    errors: list[dict] = []
+    errors = ImportErrors(Code.INVALID_FILE)
     rows = 0
-    text = io.TextIOWrapper(file, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header[:3]] != METER_CSV_COLUMNS:
-        raise DomainError(
-            Code.INVALID_FILE, f"The first line must be: {','.join(METER_CSV_COLUMNS)}.", field="file"
-        )
-    for number, row in enumerate(reader, start=2):
+    span = _Span()
+    reader = _meter_reader(file, errors)
+    for number, fields in reader:
+        row = [fields.get(column, "") for column in METER_CSV_COLUMNS]
         digest.update(",".join(row).encode())
         rows += 1
         parsed = _parse_row(row, number, assets)
         if isinstance(parsed, dict):
-            if len(errors) < 1000:
-                errors.append(parsed)
+            errors.add(parsed["row"], parsed["field"], parsed["message"])
             continue
         asset, moment, _ = parsed
+        span.add(moment, number)
         if not seen.add(asset.pk, int(moment.timestamp()) // 900):
-            errors.append(
-                {
-                    "row": number,
-                    "field": "ptu_start",
-                    "message": f"Duplicate reading for {asset.connection_ean} at {moment.isoformat()}.",
-                }
+            errors.add(
+                number, "ptu_start", f"Duplicate reading for {asset.connection_ean} at {moment.isoformat()}."
             )
-    text.detach()  # keep the upload open for the second pass
+        if progress is not None:
+            progress(rows, errors.count)
     sha = digest.hexdigest()
     id_to_ean = {a.pk: ean for ean, a in assets.items()}
     warnings = [
         {"asset": id_to_ean[asset_id], "missing_ptus": missing} for asset_id, missing in seen.gaps().items()
     ]
     if errors or rows == 0:
+        if not errors:
+            errors.add(1, "file", "The file has no readings.")
         upload = MeterUpload.objects.create(
             owner=actor.organisation,
             uploaded_by=actor.user,
             filename=filename[:200],
             sha256=sha,
             state=MeterUpload.State.REJECTED,
-            row_count=rows,
-            errors=errors or [{"row": 1, "field": "file", "message": "The file has no readings."}],
+            row_count=reader.rows_read,
+            errors=errors.items,
             warnings=warnings,
         )
-        raise ValidationErrors(
-            Code.INVALID_FILE, f"{len(errors) or 1} problem(s) found; nothing was imported.", upload.errors
-        )
+        raise errors.exception()
     file.seek(0)
-    text = io.TextIOWrapper(file, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    next(reader)
+    reader = _meter_reader(file, ImportErrors(Code.INVALID_FILE), count_first=False)
     with transaction.atomic():
         upload = MeterUpload.objects.create(
             owner=actor.organisation,
@@ -186,13 +216,12 @@ def meter_upload_csv(*, actor: Actor, file, filename: str = "") -> MeterUpload:
         )
         changed, touched = 0, defaultdict(set)
         batch: list[tuple[FlexAsset, datetime, Decimal]] = []
-        for number, row in enumerate(reader, start=2):
-            batch.append(_parse_row(row, number, assets))
+        for number, fields in reader:
+            batch.append(_parse_row([fields.get(c, "") for c in METER_CSV_COLUMNS], number, assets))
             if len(batch) >= BATCH:
                 changed += _write_batch(batch, upload, source, touched)
                 batch = []
         changed += _write_batch(batch, upload, source, touched)
-        text.detach()
         upload.changed_count = changed
         upload.save(update_fields=["changed_count"])
         audit_record(
@@ -266,3 +295,9 @@ def _queue_verifications(asset_ids: set[int]) -> None:
         .distinct()
     )
     verification_runs_request(contract_ids=contracts)
+
+
+def meter_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    """Background run of meter_upload_csv (flexmarket.imports)."""
+    upload = meter_upload_csv(actor=actor, file=file, filename=filename, progress=progress)
+    return {"count": upload.row_count, "changed": upload.changed_count, "upload": upload.pk}

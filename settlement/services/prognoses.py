@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.context import Actor
 from accounts.services import audit_record
 from flexmarket import ptu as ptus
-from flexmarket.errors import DomainError, ValidationErrors
+from flexmarket import validation
+from flexmarket.csvio import CsvReader, ImportErrors
+from flexmarket.errors import DomainError
 from grid.models import FlexAsset, Portfolio
 from settlement.errors import SettlementErrorCode as Code
 from settlement.models import (
     Prognosis,
 )
 from trading.models import MarketSession
+
+PROGNOSIS_CSV_COLUMNS = ["asset_ean", "delivery_day", "values_kw"]
 
 # --- D-prognosis ------------------------------------------------------------------------------------
 
@@ -41,14 +44,20 @@ def prognosis_submit(
     backing = asset or portfolio
     if backing is None or backing.owner_id != actor.organisation.pk:
         raise DomainError(Code.ROLE, "Submit prognoses for your own asset or portfolio.", field="asset")
+    validation.check_date(delivery_day, field="delivery_day", code=Code.INVALID_PROGNOSIS)
     n = ptus.ptu_count(delivery_day, time_zone)
-    try:
-        values = [float(v) for v in values_kw]
-    except (TypeError, ValueError):
-        raise DomainError(Code.INVALID_PROGNOSIS, "Values must be numbers (kW).", field="values_kw")
-    if len(values) != n or not all(np.isfinite(values)):
+    if not isinstance(values_kw, list | tuple) or len(values_kw) != n:
         raise DomainError(
             Code.INVALID_PROGNOSIS, f"{delivery_day} has {n} PTUs: give {n} kW values.", field="values_kw"
+        )
+    try:
+        values = [float(v) for v in values_kw]
+    except (TypeError, ValueError, OverflowError):
+        raise DomainError(Code.INVALID_PROGNOSIS, "Values must be numbers (kW).", field="values_kw")
+    ceiling = float(settings.FLEXMARKET_ASSET_MAX_KW)
+    if not all(np.isfinite(values)) or any(abs(v) > ceiling for v in values):
+        raise DomainError(
+            Code.INVALID_PROGNOSIS, f"Values must be numbers between ±{ceiling:,.0f} kW.", field="values_kw"
         )
     first_gate = (
         MarketSession.objects.filter(delivery_day=delivery_day)
@@ -85,29 +94,25 @@ def prognosis_submit(
     return prognosis
 
 
-def prognoses_import_csv(*, actor: Actor, file, time_zone: str = "Europe/Amsterdam") -> list[Prognosis]:
+def prognoses_import_csv(
+    *, actor: Actor, file, time_zone: str = "Europe/Amsterdam", progress=None
+) -> list[Prognosis]:
     """CSV `asset_ean,delivery_day,values_kw` (values separated by spaces or semicolons); all or nothing."""
-    reader = csv.DictReader(io.TextIOWrapper(file, encoding="utf-8-sig", newline=""))
-    if not {"asset_ean", "delivery_day", "values_kw"} <= set(reader.fieldnames or []):
-        raise DomainError(
-            Code.INVALID_FILE, "The first line must be: asset_ean,delivery_day,values_kw.", field="file"
-        )
+    errors = ImportErrors(Code.INVALID_PROGNOSIS)
+    reader = CsvReader(file, code=Code.INVALID_FILE, required=PROGNOSIS_CSV_COLUMNS, errors=errors)
     assets = {a.connection_ean: a for a in FlexAsset.objects.filter(owner=actor.organisation)}
-    created, errors = [], []
+    created = []
     with transaction.atomic():
-        for number, row in enumerate(reader, start=2):
+        for number, row in reader:
             asset = assets.get((row.get("asset_ean") or "").strip())
             try:
                 if asset is None:
                     raise DomainError(
                         Code.INVALID_PROGNOSIS, "Unknown asset, or not yours.", field="asset_ean"
                     )
-                try:
-                    day = date.fromisoformat((row.get("delivery_day") or "").strip())
-                except ValueError:
-                    raise DomainError(
-                        Code.INVALID_PROGNOSIS, "delivery_day is YYYY-MM-DD.", field="delivery_day"
-                    )
+                day = validation.parse_date(
+                    row.get("delivery_day") or "", field="delivery_day", code=Code.INVALID_PROGNOSIS
+                )
                 values = (row.get("values_kw") or "").replace(";", " ").split()
                 with transaction.atomic():
                     created.append(
@@ -116,11 +121,15 @@ def prognoses_import_csv(*, actor: Actor, file, time_zone: str = "Europe/Amsterd
                         )
                     )
             except DomainError as error:
-                errors.append({"row": number, "field": error.field, "message": error.message})
+                errors.add_error(number, error)
+            if progress is not None:
+                progress(reader.rows_read, errors.count)
         if errors:
             transaction.set_rollback(True)
-    if errors:
-        raise ValidationErrors(
-            Code.INVALID_PROGNOSIS, f"{len(errors)} row(s) are invalid; nothing was saved.", errors
-        )
+    errors.raise_if_any()
     return created
+
+
+def prognoses_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    """Background run of prognoses_import_csv (flexmarket.imports)."""
+    return {"count": len(prognoses_import_csv(actor=actor, file=file, progress=progress))}

@@ -8,6 +8,8 @@ from django.db import transaction
 
 from accounts.context import Actor
 from flexmarket import ptu as ptus
+from flexmarket import validation
+from flexmarket.csvio import CsvReader, ImportErrors
 from flexmarket.errors import DomainError
 from grid.models import FlexAsset, GridLocation
 from trading.errors import TradingErrorCode as Code
@@ -39,66 +41,43 @@ OFFER_CSV_COLUMNS = [
 ]
 
 
-def orders_import_csv(*, actor: Actor, kind: str, file, now: datetime | None = None) -> list:
+def orders_import_csv(*, actor: Actor, kind: str, file, now: datetime | None = None, progress=None) -> list:
     """Post many requests ("request") or offers ("offer") from CSV; one bad row → nothing is posted.
 
     `quantities_kw` is a space- or semicolon-separated list of kW per PTU; `ptu_start` is ISO 8601 with offset.
+    Every bad row is counted; the first FLEXMARKET_IMPORT_ERRORS_LISTED are listed.
     """
-    import csv
-    import io
-
-    from flexmarket.errors import ValidationErrors
-
-    text = (
-        io.TextIOWrapper(file, encoding="utf-8-sig", newline="")
-        if not isinstance(file, io.StringIO)
-        else file
-    )
-    reader = csv.DictReader(text)
     columns = ORDER_CSV_COLUMNS if kind == "request" else OFFER_CSV_COLUMNS
-    missing = [c for c in columns[:5] if c not in (reader.fieldnames or [])]
-    if missing:
-        raise DomainError(Code.INVALID_IMPORT, f"Missing columns: {', '.join(missing)}.", field="file")
-    created, errors = [], []
+    errors = ImportErrors(Code.INVALID_IMPORT)
+    reader = CsvReader(
+        file, code=Code.INVALID_IMPORT, required=columns[:5], errors=errors, header_hint=",".join(columns)
+    )
+    created = []
     with transaction.atomic():
-        for number, row in enumerate(reader, start=2):
+        for number, row in reader:
             try:
                 with transaction.atomic():
                     created.append(_order_from_row(actor=actor, kind=kind, row=row, now=now))
             except DomainError as error:
-                errors.append({"row": number, "field": error.field, "message": error.message})
-            except (
-                ValueError,
-                Product.DoesNotExist,
-                GridLocation.DoesNotExist,
-                FlexAsset.DoesNotExist,
-            ) as error:
-                errors.append({"row": number, "field": None, "message": str(error) or "Unknown reference."})
+                errors.add_error(number, error)
+            if progress is not None:
+                progress(reader.rows_read, errors.count)
         if errors:
             transaction.set_rollback(True)
-    if errors:
-        raise ValidationErrors(
-            Code.INVALID_IMPORT, f"{len(errors)} row(s) are invalid; nothing was posted.", errors
-        )
+    errors.raise_if_any()
     if not created:
         raise DomainError(Code.INVALID_IMPORT, "The file has no rows.", field="file")
     return created
 
 
 def _order_from_row(*, actor: Actor, kind: str, row: dict, now: datetime | None):
-    product = Product.objects.select_related("market").get(
-        code=(row.get("product_code") or "").strip(), is_active=True
-    )
-    try:
-        start = datetime.fromisoformat((row.get("ptu_start") or "").strip())
-    except ValueError:
+    product_code = (row.get("product_code") or "").strip()
+    product = Product.objects.select_related("market").filter(code=product_code, is_active=True).first()
+    if product is None:
         raise DomainError(
-            Code.INVALID_PTU,
-            "ptu_start must be ISO 8601 with an offset, e.g. 2026-11-24T17:00+01:00.",
-            field="ptu_start",
+            Code.INVALID_IMPORT, f"No active product {product_code[:40]!r}.", field="product_code"
         )
-    if start.tzinfo is None:
-        raise DomainError(Code.INVALID_PTU, "ptu_start needs a UTC offset.", field="ptu_start")
+    start = validation.parse_moment(row.get("ptu_start") or "", field="ptu_start", code=Code.INVALID_PTU)
     quantities = [q for q in (row.get("quantities_kw") or "").replace(";", " ").split() if q]
     common = {
         "product": product,
@@ -108,16 +87,24 @@ def _order_from_row(*, actor: Actor, kind: str, row: dict, now: datetime | None)
         "now": now,
     }
     if kind == "request":
-        zone = GridLocation.objects.get(code=(row.get("grid_location_code") or "").strip())
-        return request_submit(
-            actor=actor,
-            grid_location=zone,
-            order_mode=(row.get("order_mode") or OrderMode.INITIATOR).strip(),
-            **common,
-        )
-    asset = FlexAsset.objects.get(
-        connection_ean=(row.get("asset_ean") or "").strip(), owner=actor.organisation
-    )
+        zone_code = (row.get("grid_location_code") or "").strip()
+        zone = GridLocation.objects.filter(code=zone_code).first()
+        if zone is None:
+            raise DomainError(
+                Code.INVALID_IMPORT, f"No grid location {zone_code[:64]!r}.", field="grid_location_code"
+            )
+        mode = (row.get("order_mode") or OrderMode.INITIATOR).strip()
+        if mode not in OrderMode.values:
+            raise DomainError(
+                Code.INVALID_IMPORT,
+                f"order_mode is one of {', '.join(OrderMode.values)}.",
+                field="order_mode",
+            )
+        return request_submit(actor=actor, grid_location=zone, order_mode=mode, **common)
+    ean = (row.get("asset_ean") or "").strip()
+    asset = FlexAsset.objects.filter(connection_ean=ean, owner=actor.organisation).first()
+    if asset is None:
+        raise DomainError(Code.INVALID_IMPORT, f"You have no asset with EAN {ean[:18]!r}.", field="asset_ean")
     flag = lambda name: (row.get(name) or "").strip().lower() in {"1", "true", "yes"}  # noqa: E731
     return offer_submit(
         actor=actor,
@@ -127,3 +114,14 @@ def _order_from_row(*, actor: Actor, kind: str, row: dict, now: datetime | None)
         tso_eligible=flag("tso_eligible"),
         **common,
     )
+
+
+# --- background imports (flexmarket.imports) --------------------------------------------------------
+
+
+def requests_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    return {"count": len(orders_import_csv(actor=actor, kind="request", file=file, progress=progress))}
+
+
+def offers_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
+    return {"count": len(orders_import_csv(actor=actor, kind="offer", file=file, progress=progress))}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -28,6 +27,7 @@ from trading.models import (
     Product,
 )
 from trading.selectors import OPEN_STATES
+from trading.services import limits
 from trading.services.capacity import LedgerChanges, capacity_reserve
 from trading.services.matching import _match_if_continuous
 
@@ -35,36 +35,11 @@ from trading.services.matching import _match_if_continuous
 
 
 def _clean_quantities(quantities) -> list[float]:
-    if not isinstance(quantities, list | tuple) or not quantities:
-        raise DomainError(Code.INVALID_QUANTITIES, "Give one kW value per PTU.", field="quantities_kw")
-    cleaned = []
-    for value in quantities:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise DomainError(
-                Code.INVALID_QUANTITIES, f"'{value}' is not a number of kW.", field="quantities_kw"
-            )
-        if not np.isfinite(number) or number < 0:
-            raise DomainError(
-                Code.INVALID_QUANTITIES, "Quantities must be zero or more kW.", field="quantities_kw"
-            )
-        cleaned.append(round(number, 3))
-    if not any(cleaned):
-        raise DomainError(
-            Code.INVALID_QUANTITIES, "At least one PTU needs a quantity above zero.", field="quantities_kw"
-        )
-    return cleaned
+    return limits.clean_quantities(quantities)
 
 
 def _clean_price(price) -> Decimal:
-    try:
-        value = Decimal(str(price))
-    except (InvalidOperation, TypeError):
-        raise DomainError(Code.INVALID_PRICE, "The price must be a number.", field="price")
-    if not value.is_finite() or value < 0 or value > Decimal("100000"):
-        raise DomainError(Code.INVALID_PRICE, "The price must be between 0 and 100,000.", field="price")
-    return value
+    return limits.clean_price(price)
 
 
 def session_lock_shared(session_id: int) -> MarketSession:
@@ -223,6 +198,7 @@ def request_submit(
         )
     quantities = _clean_quantities(quantities_kw)
     value = _clean_price(price)
+    limits.check_order_times(ptu_start=ptu_start, valid_until=valid_until)
     direction = direction or product.direction
     if direction != product.direction:
         raise DomainError(
@@ -231,6 +207,13 @@ def request_submit(
     _check_zone(grid_location, product)
     valid_until = _clean_valid_until(valid_until, now)
     session = _open_session(product=product, ptu_start=ptu_start, n_ptus=len(quantities), now=now)
+    limits.check_request_volume(
+        owner=actor.organisation,
+        grid_location=grid_location,
+        product=product,
+        ptu_start=ptu_start,
+        quantities=quantities,
+    )
     order = FlexRequest.objects.create(
         **_order_fields(
             actor,
@@ -318,7 +301,8 @@ def offer_submit(
         )
     quantities = _clean_quantities(quantities_kw)
     value = _clean_price(price)
-    minimum = float(_clean_price(min_quantity_kw))
+    limits.check_order_times(ptu_start=ptu_start, valid_until=valid_until)
+    minimum = float(limits.clean_price(min_quantity_kw, field="min_quantity_kw"))
     if minimum > max(quantities):
         raise DomainError(
             Code.INVALID_BLOCK, "The minimum is above every PTU's quantity.", field="min_quantity_kw"

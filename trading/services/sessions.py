@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.context import SYSTEM
 from accounts.services import audit_record
 from flexmarket import ptu as ptus
+from flexmarket.isolation import isolated
 from trading.models import (
     FlexOffer,
     FlexRequest,
@@ -58,12 +59,16 @@ def sessions_open_ahead(*, now: datetime | None = None) -> list[MarketSession]:
     now = now or timezone.now()
     sessions = []
     for product in products_active():
-        today = ptus.local_day_of(now, product.market.time_zone)
-        for offset in range(product.sessions_ahead_days + 1):
-            session = market_session_open(product=product, day=today + timedelta(days=offset))
-            if session.state == MarketSession.State.OPEN and session.gate_closure > now:
-                agreement_offers_generate(session=session, now=now)
-            sessions.append(session)
+        # One product's failure (a bad time zone, a database error) is recorded and the others still open.
+        with isolated("trading.sessions_open_ahead", product):
+            today = ptus.local_day_of(now, product.market.time_zone)
+            opened = []
+            for offset in range(product.sessions_ahead_days + 1):
+                session = market_session_open(product=product, day=today + timedelta(days=offset))
+                if session.state == MarketSession.State.OPEN and session.gate_closure > now:
+                    agreement_offers_generate(session=session, now=now)
+                opened.append(session)
+            sessions.extend(opened)
     return sessions
 
 
@@ -77,15 +82,16 @@ def sessions_close_due(*, now: datetime | None = None) -> list[int]:
     """
     now = now or timezone.now()
     to_clear = []
-    due = MarketSession.objects.filter(state=MarketSession.State.OPEN, gate_closure__lte=now).values_list(
-        "pk", flat=True
+    due = list(
+        MarketSession.objects.filter(state=MarketSession.State.OPEN, gate_closure__lte=now).order_by("pk")
     )
-    for session_id in list(due):
-        with transaction.atomic():
+    for candidate in due:
+        # One session's failure is recorded (Task failures) and the others still close.
+        with isolated("trading.gate_closures_process", candidate):
             session = (
                 MarketSession.objects.select_for_update(of=("self",))
                 .select_related("product")
-                .get(pk=session_id)
+                .get(pk=candidate.pk)
             )
             if session.state != MarketSession.State.OPEN or session.gate_closure > now:
                 continue
