@@ -139,7 +139,8 @@ def test_unknown_backend_or_pricing_is_refused():
         clear_auction(session, pricing="vickrey")
 
 
-def test_time_limit_is_reported_and_nothing_over_allocated():
+@pytest.mark.parametrize("backend", ["highspy", "pulp"])
+def test_time_limit_is_reported_and_nothing_over_allocated(backend):
     rng = np.random.default_rng(1)
     n_offers, n_ptus = 200, 24
     session = AuctionOrders(
@@ -154,7 +155,7 @@ def test_time_limit_is_reported_and_nothing_over_allocated():
         request_qty=np.full((2, n_ptus), 900.0),
         request_price=np.array([150.0, 120.0]),
     )
-    result = clear_auction(session, time_limit=0.0)
+    result = clear_auction(session, time_limit=0.0, backend=backend)
     assert result.status == "time_limit"
     assert (result.offer_alloc <= session.offer_qty + 1e-6).all()
 
