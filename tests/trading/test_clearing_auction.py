@@ -248,15 +248,15 @@ def test_cheaper_offer_serves_the_low_limit_buyer_when_a_block_is_accepted():
     uniform = clear_auction(session)
     assert uniform.offer_alloc.tolist() == [[10, 10], [0, 10]]
     assert uniform.request_alloc.tolist() == [[10, 0], [0, 10], [0, 10]]
-    # PTU 0: any price in [60, 100] suits everyone; the midpoint is 80.
+    # PTU 0: any price in [60, 100] suits everyone; the buyer pays the lowest.
     assert (
-        uniform.price_low[0, 0] == 60 and uniform.price_high[0, 0] == 100 and uniform.zone_price[0, 0] == 80
+        uniform.price_low[0, 0] == 60 and uniform.price_high[0, 0] == 100 and uniform.zone_price[0, 0] == 60
     )
     # PTU 1: A is fully accepted (≥ 30) and R2 too (≤ 40); no price reaches B's 60. The price that needs the least
     # make-whole is 40; B's trade with R3 is priced at its bid 60, and R3 (limit 70) pays the 20 uplift.
     assert uniform.zone_price[0, 1] == 40
     assert trades_by_request(uniform) == {
-        (0, 0, 0): (10, 80, 0),
+        (0, 0, 0): (10, 60, 0),
         (1, 1, 1): (10, 40, 0),
         (2, 0, 1): (10, 60, 20),
     }
@@ -273,29 +273,29 @@ def test_cheaper_offer_serves_the_low_limit_buyer_when_a_block_is_accepted():
 
 def test_uniform_price_keeps_the_rejected_buyer_out():
     # 50 kW at 50 against 50 kW at 100 and 50 kW at 80: the 80 request is rejected, so the price is at least 80
-    # (else it would rather trade) and at most 100 (else the accepted buyer would withdraw): midpoint 90.
+    # (else it would rather trade) and at most 100 (else the accepted buyer would withdraw); the lowest is taken.
     result = clear_auction(orders([(0, [50], 0, 50, False)], [(0, [50], 100), (0, [50], 80)]))
     assert result.request_alloc[:, 0].tolist() == [50, 0]
-    assert (result.price_low[0, 0], result.zone_price[0, 0], result.price_high[0, 0]) == (80, 90, 100)
-    assert result.trades.price.tolist() == [90]
+    assert (result.price_low[0, 0], result.zone_price[0, 0], result.price_high[0, 0]) == (80, 80, 100)
+    assert result.trades.price.tolist() == [80]
 
 
-def test_uniform_price_is_the_midpoint_of_the_gap_between_supply_and_demand():
-    # Both fully accepted, nothing else: every price in [50, 100] clears the market.
+def test_uniform_price_is_the_lowest_that_clears_the_market():
+    # Both fully accepted, nothing else: every price in [50, 100] clears the market; the buyer pays the least.
     result = clear_auction(orders([(0, [50], 0, 50, False)], [(0, [50], 100)]))
-    assert (result.price_low[0, 0], result.zone_price[0, 0], result.price_high[0, 0]) == (50, 75, 100)
+    assert (result.price_low[0, 0], result.zone_price[0, 0], result.price_high[0, 0]) == (50, 50, 100)
 
 
 def test_uniform_price_lies_between_the_rejected_offer_and_the_accepted_request():
-    # 50 kW at 50 (accepted), 50 kW at 70 (rejected) against 50 kW at 100: price in [50, 70], midpoint 60.
+    # 50 kW at 50 (accepted), 50 kW at 70 (rejected) against 50 kW at 100: any price in [50, 70] clears.
     result = clear_auction(orders([(0, [50], 0, 50, False), (0, [50], 0, 70, False)], [(0, [50], 100)]))
     assert result.offer_alloc[:, 0].tolist() == [50, 0]
-    assert result.zone_price[0, 0] == 60
+    assert (result.price_low[0, 0], result.zone_price[0, 0], result.price_high[0, 0]) == (50, 50, 70)
 
 
 def test_uncleared_cells_have_no_price():
     result = clear_auction(orders([(0, [50, 0], 0, 50, False)], [(0, [50, 50], 100)], n_ptus=2))
-    assert result.zone_price[0, 0] == 75 and np.isnan(result.zone_price[0, 1])
+    assert result.zone_price[0, 0] == 50 and np.isnan(result.zone_price[0, 1])
 
 
 def test_network_congestion_sets_the_price_from_the_duals():

@@ -5,7 +5,7 @@ The references are written differently from the engine on purpose:
   offers and solves each remaining LP with scipy's `linprog` over pairwise flows, one variable per (offer,
   request, PTU) whose bid is at most the limit (the engine uses aggregate cells and Hall rows instead);
 - `merit_order` clears divisible sessions greedily, cheapest offer to highest request, older first, and prices
-  each zone and PTU at the midpoint of the range no accepted order would leave and no rejected one would enter.
+  each zone and PTU by the range of prices no accepted order would leave and no rejected one would enter.
 """
 
 import itertools
@@ -131,10 +131,11 @@ def reference_welfare(session) -> float:
 
 
 def merit_order(session):
-    """Greedy clearing of a divisible session: allocations and the midpoint price per zone and PTU."""
+    """Greedy clearing of a divisible session: allocations and the clearing price range per zone and PTU."""
     offer_alloc = np.zeros_like(session.offer_qty)
     request_alloc = np.zeros_like(session.request_qty)
-    price = np.full((session.n_zones, session.n_ptus), np.nan)
+    lowest = np.full((session.n_zones, session.n_ptus), np.nan)
+    highest = lowest.copy()
     for zone in range(session.n_zones):
         for t in range(session.n_ptus):
             offers = sorted(
@@ -180,8 +181,8 @@ def merit_order(session):
                 [session.request_price[r] for r in requests if request_alloc[r, t] > 0]
                 + [session.offer_price[o] for o in offers if offer_alloc[o, t] < session.offer_qty[o, t]]
             )
-            price[zone, t] = round((low + high) / 2, 4)
-    return offer_alloc, request_alloc, price
+            lowest[zone, t], highest[zone, t] = low, high
+    return offer_alloc, request_alloc, lowest, highest
 
 
 PRICES = st.one_of(st.sampled_from([40.0, 50.0, 50.0, 50.0001, 60.0, 80.0, 100.0]), st.integers(1, 200))
@@ -313,11 +314,14 @@ def test_engine_matches_the_brute_force_reference_and_keeps_every_promise(sessio
 @given(sessions(max_nonconvex=0))
 def test_divisible_sessions_match_the_merit_order_exactly(session):
     result = clear_auction(session)
-    offer_alloc, request_alloc, price = merit_order(session)
+    offer_alloc, request_alloc, lowest, highest = merit_order(session)
     assert np.allclose(result.offer_alloc, offer_alloc, atol=KW)
     assert np.allclose(result.request_alloc, request_alloc, atol=KW)
-    assert np.array_equal(np.isnan(result.zone_price), np.isnan(price))
-    assert np.allclose(np.nan_to_num(result.zone_price), np.nan_to_num(price), atol=1e-9)
+    assert np.array_equal(np.isnan(result.zone_price), np.isnan(lowest))
+    # The range is the reference's exactly; the price is its lowest point.
+    assert np.allclose(np.nan_to_num(result.price_low), np.nan_to_num(lowest), atol=1e-9)
+    assert np.allclose(np.nan_to_num(result.price_high), np.nan_to_num(highest), atol=1e-9)
+    assert np.allclose(np.nan_to_num(result.zone_price), np.nan_to_num(lowest), atol=1e-9)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -28,9 +28,9 @@ Allocation: after the MIP the integer decisions are fixed and the LP re-solved, 
 unique optimum of the perturbed LP. Prices (zone_price, price_low, price_high per zone and PTU) come from the
 duals of the zone-balance rows of that LP: the set of dual-optimal balance prices, restricted first to those that
 need the least make-whole for accepted non-convex offers, is an interval per cell (or a face, with a network);
-its lowest and highest points are found by two small LPs and the price is their midpoint, rounded to the price
-step. At that price every accepted divisible order would rather trade than withdraw and every rejected one would
-rather not trade. Uniform pricing pays each trade the zone price clipped to [offer bid, request limit]; the
+its lowest and highest points are found by two small LPs and the price is the lowest, rounded to the price step:
+the least the buyers can pay with the market still clearing. At that price no accepted divisible order would
+rather withdraw and no rejected one would rather trade. Uniform pricing pays each trade the zone price clipped to [offer bid, request limit]; the
 difference (Trades.uplift, >= 0) is a make-whole for a block, minimum-quantity or run-constrained seller, paid by the
 buyer of that trade. Pay-as-bid pays each trade the offer's bid. Either way no buyer pays above its limit and no
 seller receives below its bid.
@@ -817,7 +817,7 @@ def clear_auction(
         zone, ptu = np.divmod(cells.groups[cleared], orders.n_ptus)
         price_low[zone, ptu] = np.round(low[cleared], 4)
         price_high[zone, ptu] = np.round(high[cleared], 4)
-        zone_price[zone, ptu] = np.round((low[cleared] + high[cleared]) / 2, 4)
+        zone_price[zone, ptu] = price_low[zone, ptu]
     timings["prices"] = time.perf_counter() - started
     started = time.perf_counter()
     trades = decompose(orders, offer_alloc, request_alloc, zone_price, pricing)
