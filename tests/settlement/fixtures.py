@@ -54,7 +54,7 @@ def settled_setup(dso_org, esp_org, actor_dso, actor_esp, fmo_org):
         product=product,
         ptu_start=first,
         quantities_kw=[100] * 4,
-        price=80,  # the offer's bid: the uniform price is the midpoint of [bid, limit], so 80 EUR/MWh
+        price=200,
     )
     trading.offer_submit(
         actor=actor_esp, asset=asset, product=product, ptu_start=first, quantities_kw=[100] * 4, price=80
