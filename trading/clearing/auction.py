@@ -407,7 +407,16 @@ def _build(orders: AuctionOrders, network: NetworkConstraints | None) -> tuple[h
         ys = y_by_group[y_bounds[g] : y_bounds[g + 1]]
         if not xs.size or not ys.size:
             continue
-        above = x_price[xs][nonconvex[xs]] if network is None else x_price[xs]
+        if network is None:
+            # A non-convex cell bid above every limit here can never be accepted: switch it off rather than
+            # write the row at the highest limit (cheaper to solve; the same feasible set).
+            stranded = xs[nonconvex[xs] & (x_price[xs] > y_price[ys].max())]
+            upper[block_col[stranded[block_col[stranded] >= 0]]] = 0.0
+            upper[u_col[stranded[u_col[stranded] >= 0]]] = 0.0
+            xs_above = xs[nonconvex[xs] & (x_price[xs] <= y_price[ys].max())]
+        else:
+            xs_above = xs
+        above = x_price[xs_above]
         for level in np.unique(y_price[ys]):
             if not (above > level).any():
                 continue
