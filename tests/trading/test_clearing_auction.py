@@ -350,3 +350,18 @@ def test_run_limits_are_optional_and_validated():
         clear_auction(
             orders([(0, [10], 0, 20, False)], [(0, [10], 100)], min_consecutive=[3], max_consecutive=[2])
         )
+
+
+def test_line_with_zero_limit_keeps_its_zone_out_but_prices_the_cleared_one():
+    # Zone 0 sits behind a line with limit 0 (no injection possible); zone 1 is unconstrained and clears 40 kW.
+    # The zero-width row needs a free shadow price, or no price supports this and the range collapses to a dual.
+    network = NetworkConstraints(
+        sensitivity=np.array([[1.0, 0.0]]), base_flow=np.zeros((1, 1)), limit=np.array([0.0])
+    )
+    session = orders(
+        [(0, [50], 0, 10, False), (1, [40], 0, 30, False)], [(0, [50], 100), (1, [40], 100)], n_zones=2
+    )
+    result = clear_auction(session, network=network)
+    assert result.offer_alloc[:, 0].tolist() == [0, 40]
+    assert np.isnan(result.zone_price[0, 0])
+    assert (result.price_low[1, 0], result.zone_price[1, 0], result.price_high[1, 0]) == (30, 30, 100)

@@ -618,8 +618,9 @@ def _price_range(
         row_hi = np.asarray(lp.row_upper_)[cells.network_rows]
         at_hi = activity >= row_hi - 1e-6
         at_lo = activity <= row_lo + 1e-6
-        col_lo[n_g : n_g + n_net] = np.where(at_hi, 0.0, col_lo[n_g : n_g + n_net])
-        col_hi[n_g : n_g + n_net] = np.where(at_lo, 0.0, col_hi[n_g : n_g + n_net])
+        # At the upper limit a shadow price is >= 0, at the lower <= 0, strictly inside 0; a zero-width row is free.
+        col_lo[n_g : n_g + n_net] = np.where(at_hi & ~at_lo, 0.0, col_lo[n_g : n_g + n_net])
+        col_hi[n_g : n_g + n_net] = np.where(at_lo & ~at_hi, 0.0, col_hi[n_g : n_g + n_net])
         inside = ~at_hi & ~at_lo
         col_lo[n_g : n_g + n_net][inside] = col_hi[n_g : n_g + n_net][inside] = 0.0
 
