@@ -107,8 +107,9 @@ class Product(models.Model):
     solver_mip_gap = models.DecimalField(
         max_digits=6,
         decimal_places=5,
-        default=Decimal("0.00010"),
-        help_text="Auction with blocks or minimum quantities: relative optimality gap accepted (0.0001 = 0.01%)",
+        default=Decimal("0"),
+        help_text="Auction with blocks or minimum quantities: relative optimality gap accepted (0 = solve to "
+        "optimality, which the tie-breaking rule needs; 0.0001 = 0.01%)",
     )
     is_active = models.BooleanField(default=True)
 

@@ -656,3 +656,43 @@ def test_observer_sees_anonymised_prices_and_volumes(
     page = client_for(observer).get(f"/trading/open-data/?day={continuous_session.delivery_day.isoformat()}")
     assert page.status_code == 200 and "48.00" in page.content.decode()
     assert client_for(observer).get("/api/v1/open-data/").status_code == 400
+
+
+@pytest.mark.django_db
+def test_auction_never_sells_an_ineligible_offer_to_a_tso(
+    actor_esp, actor_esp2, actor_tso, zone, session, ptu17
+):
+    """Item 6 through the gate-closure auction: the TSO gets the dearer eligible offer, not the cheaper one."""
+    cheap = offer(
+        actor_esp,
+        FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone),
+        session.product,
+        ptu17,
+        qty=(50,),
+        price=30,
+    )
+    eligible = offer(
+        actor_esp2,
+        FlexAssetFactory(owner=actor_esp2.organisation, grid_location=zone),
+        session.product,
+        ptu17,
+        qty=(50,),
+        price=60,
+        tso_eligible=True,
+    )
+    request(actor_tso, zone, session.product, ptu17, qty=(50,), price=90)
+    close(session)
+    services.session_clear(session=session, actor=SYSTEM)
+    assert [c.offer for c in Contract.objects.all()] == [eligible]
+    cheap.refresh_from_db()
+    assert cheap.state == OrderState.EXPIRED
+
+
+@pytest.mark.django_db
+def test_auction_respects_minimum_consecutive_ptus(actor_esp, actor_dso, asset, zone, session, ptu17):
+    """Item 12(d): a 2-PTU minimum run is not cut to the one PTU the buyer wants."""
+    offer(actor_esp, asset, session.product, ptu17, qty=(50, 50), price=30, min_consecutive_ptus=2)
+    request(actor_dso, zone, session.product, ptu17, qty=(50,), price=90)
+    close(session)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded" and not Contract.objects.exists()

@@ -271,6 +271,10 @@ def _load(session: MarketSession, run: ClearingRun):
         request_zone=np.array([zone_index[r.grid_location_id] for r in requests], dtype=int),
         request_qty=matrix(requests),
         request_price=np.array([float(r.price) for r in requests]),
+        offer_min_consecutive=np.array([o.min_consecutive_ptus or 1 for o in offers], dtype=int),
+        offer_max_consecutive=np.array([o.max_consecutive_ptus or 0 for o in offers], dtype=int),
+        request_tso=np.array([bool(r.is_tso) for r in requests], dtype=bool),
+        offer_tso_eligible=np.array([bool(o.tso_eligible) for o in offers], dtype=bool),
     )
     run.excluded = excluded
     return orders, offers, requests, zones
