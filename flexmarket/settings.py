@@ -288,3 +288,9 @@ LOGGING = {
 
 # Market defaults the FMO can override per market/product in the admin.
 FLEXMARKET_PLATFORM_FEE_EUR_PER_MWH = os.environ.get("FLEXMARKET_PLATFORM_FEE_EUR_PER_MWH", "0.50")
+
+# Settlement (docs/settlement.md). Meter readings are accepted from this many days before the asset was registered
+# up to the end of the last PTU that has passed; statements carry this currency and VAT rate on their net total.
+METER_READINGS_DAYS_BEFORE_ASSET = int(os.environ.get("METER_READINGS_DAYS_BEFORE_ASSET", "400"))
+SETTLEMENT_CURRENCY = os.environ.get("SETTLEMENT_CURRENCY", "EUR")
+SETTLEMENT_VAT_RATE = os.environ.get("SETTLEMENT_VAT_RATE", "0.21")
