@@ -45,7 +45,7 @@ def invoice_csv(statement: SettlementStatement) -> str:
                 statement.currency,
             ]
         )
-    vat = f"VAT {statement.vat_rate * 100:.2f} %"
+    vat = f"VAT {statement.vat_percent} %"
     for kind, description, amount in (
         ("net_eur", "", statement.total_eur),
         ("vat_eur", vat, statement.vat_eur),
@@ -107,7 +107,7 @@ def invoice_pdf(statement: SettlementStatement) -> bytes:
     pdf.set_font("Helvetica", "B", 10)
     for title, amount in (
         ("Net total", statement.total_eur),
-        (f"VAT {statement.vat_rate * 100:.2f} %", statement.vat_eur),
+        (f"VAT {statement.vat_percent} %", statement.vat_eur),
         (f"Total including VAT ({statement.currency})", statement.gross_eur),
     ):
         pdf.cell(sum(widths[:-1]), 7, title, border=1)

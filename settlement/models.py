@@ -227,6 +227,10 @@ class SettlementStatement(models.Model):
     def gross_eur(self) -> Decimal:
         return self.total_eur + self.vat_eur
 
+    @property
+    def vat_percent(self) -> Decimal:
+        return (self.vat_rate * 100).normalize()
+
 
 class StatementLine(models.Model):
     class Kind(models.TextChoices):

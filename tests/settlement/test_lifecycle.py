@@ -26,8 +26,16 @@ from settlement.models import (
     StatementLine,
 )
 from settlement.services.meter import _Seen
-from tests.grid.factories import FlexAssetFactory, GridLocationFactory
-from tests.settlement.fixtures import TZ, make_contract, readings_csv
+from tests.grid.factories import FlexAssetFactory
+from tests.settlement.fixtures import (
+    TZ,
+    flat_history_and_day,
+    make_contract,
+    readings_csv,
+    settle,
+    totals,
+    upload,
+)
 from tests.trading.factories import ProductFactory
 from trading.models import AvailabilityAgreement, Contract
 
@@ -40,52 +48,6 @@ WEDNESDAY = date(2026, 6, 10)
 def _frozen_clock():
     with time_machine.travel(NOW, tick=False):
         yield
-
-
-@pytest.fixture
-def world(dso_org, esp_org):
-    zone = GridLocationFactory(dso=dso_org)
-    asset = FlexAssetFactory(
-        owner=esp_org,
-        grid_location=zone,
-        max_up_kw=Decimal("3000"),
-        max_down_kw=Decimal("3000"),
-        created_at=datetime(2026, 1, 5, tzinfo=AMSTERDAM),
-    )
-    product = ProductFactory(
-        baseline_method="high_x_of_y",
-        baseline_params={"x": 5, "y": 10},
-        delivery_tolerance=Decimal("0.10"),
-        penalty_factor=Decimal("0.5"),
-        fee_eur_per_mwh=Decimal("1.00"),
-    )
-    return {"zone": zone, "asset": asset, "product": product, "dso": dso_org, "esp": esp_org}
-
-
-def upload(actor, data: bytes):
-    return services.meter_upload_csv(actor=actor, file=io.BytesIO(data), filename="m.csv")
-
-
-def flat_history_and_day(actor, asset, day: date, delivered_kw: float, *, days=30, event=range(68, 72)):
-    """`days` days of flat 200 kW before `day`, then `day` at 200 kW except the event PTUs at 200 − delivered."""
-    upload(actor, readings_csv(asset, day - timedelta(days=days), days, lambda d, i: 200))
-    upload(actor, readings_csv(asset, day, 1, lambda d, i: 200 - delivered_kw if i in event else 200))
-
-
-def settle(actor_fmo, start: date, end: date, *, name="P", reason=""):
-    period = services.period_create(actor=actor_fmo, name=name, start=start, end=end)
-    services.period_compute(actor=actor_fmo, period=period)
-    services.period_approve(actor=actor_fmo, period=period)
-    return services.period_lock(actor=actor_fmo, period=period, override_reason=reason)
-
-
-def totals(period) -> dict[int, Decimal]:
-    result: dict[int, Decimal] = {}
-    for statement in SettlementStatement.objects.filter(period=period):
-        result[statement.organisation_id] = (
-            result.get(statement.organisation_id, Decimal(0)) + statement.total_eur
-        )
-    return result
 
 
 def lines_of(statement) -> dict[str, Decimal]:
