@@ -1,5 +1,10 @@
-"""Demo M&V and settlement: simulated meter data for the contracted assets (30 days of history and the delivery
-day, with most contracts delivered), verification, baseline accuracy, and a settled (locked, invoiced) day."""
+"""Demo M&V and settlement: simulated meter data for the contracted assets (30 days of history and the delivery day
+up to now, with most contracts delivered), verification, baseline accuracy, and a settlement period for the
+delivery day: computed and approved, and locked with invoices once the day is over and every contract verified.
+
+Meter data are simulated only for PTUs that have passed (readings of the future are refused), so a delivery later
+today shows as awaiting data and the period waits for it, as it would for real.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import io
 import math
 import random
 from datetime import timedelta
+
+from django.utils import timezone
 
 from accounts.context import Actor
 from flexmarket import ptu
@@ -31,6 +38,7 @@ def seed(cast) -> None:
     )
     if not contracts or SettlementPeriod.objects.exists():
         return
+    now = timezone.now()
     rng = random.Random(11)
     day = contracts[0].session.delivery_day
     by_esp: dict[int, list[str]] = {}
@@ -52,6 +60,8 @@ def seed(cast) -> None:
             current = day - timedelta(days=back)
             for index, start in enumerate(ptu.ptu_starts(current, TZ)):
                 kw = _profile(asset.pk, index, rng)
+                if start + ptu.PTU > now:
+                    continue
                 if back == 0:
                     kw = round(kw - delivery.get(asset.pk, {}).get(index, 0.0), 1)
                 lines.append(f"{asset.connection_ean},{start.isoformat()},{kw}")
@@ -60,10 +70,13 @@ def seed(cast) -> None:
         key = organisations[owner_id]
         actor = Actor(user=cast.users[key], organisation=cast.organisations[key])
         services.meter_upload_csv(
-            actor=actor, file=io.BytesIO(("\n".join(lines) + "\n").encode()), filename="demo-meter-data.csv"
+            actor=actor,
+            file=io.BytesIO(("\n".join(lines) + "\n").encode()),
+            filename="demo-meter-data.csv",
+            now=now,
         )
     for contract in contracts:
-        services.verification_run(contract=contract)
+        services.verification_run(contract=contract, now=now)
     for asset_id in delivery:
         contract = next(c for c in contracts if c.offer.asset_id == asset_id)
         services.accuracy_compute(asset=contract.offer.asset, until=day)
@@ -71,4 +84,6 @@ def seed(cast) -> None:
     period = services.period_create(actor=fmo, name=f"Demo {day}", start=day, end=day)
     services.period_compute(actor=fmo, period=period)
     services.period_approve(actor=fmo, period=period)
-    services.period_lock(actor=fmo, period=period)
+    blockers = services.period_lock_blockers(period=period, now=now)
+    if not (blockers["override"] or blockers["stale"]):
+        services.period_lock(actor=fmo, period=period, now=now)

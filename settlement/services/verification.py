@@ -136,7 +136,8 @@ def verification_run(
     first_day = day - timedelta(days=HISTORY_DAYS)
     load_start = ptus.day_bounds_utc(first_day - timedelta(days=1), tz)[0]
     load_end = min(ptus.day_bounds_utc(day + timedelta(days=1), tz)[1], ptus.floor_to_ptu(now))
-    contract_end = contract.ptu_start + len(contract.quantities_kw) * ptus.PTU
+    delivered_ptus = [i for i, kw in enumerate(contract.quantities_kw) if kw]
+    contract_end = contract.ptu_start + (delivered_ptus[-1] + 1 if delivered_ptus else 0) * ptus.PTU
     delivery_over = now >= contract_end
     assets = _contract_assets(contract)
     asset_ids = [a.pk for a in assets]
