@@ -718,3 +718,27 @@ def test_a_period_of_random_contracts_sums_to_exactly_zero(world, actor_fmo, esp
             transaction.set_rollback(True)
 
     property_()
+
+
+@pytest.mark.django_db
+def test_accuracy_scores_leave_out_days_of_settled_contracts(world, actor_esp):
+    # A settled contract's day had its evening load cut to 0; it is no day "without activation" to score.
+    event_day = WEDNESDAY - timedelta(days=7)
+    make_contract(
+        product=world["product"],
+        day=event_day,
+        seller_asset=world["asset"],
+        buyer=world["dso"],
+        state="settled",
+    )
+    upload(
+        actor_esp,
+        readings_csv(
+            world["asset"],
+            WEDNESDAY - timedelta(days=50),
+            50,
+            lambda d, i: 0 if d == event_day and 68 <= i < 80 else 200,
+        ),
+    )
+    scores = {row.method: row for row in services.accuracy_compute(asset=world["asset"], until=WEDNESDAY)}
+    assert scores["high_x_of_y"].samples > 0 and scores["high_x_of_y"].nmae == pytest.approx(0, abs=1e-12)
