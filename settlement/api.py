@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -11,7 +11,14 @@ from rest_framework.response import Response
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid.selectors import assets_get_owned
 from settlement import invoices, selectors, services
-from settlement.models import DeliveryVerification, MeterReading, Prognosis, SettlementStatement
+from settlement.models import (
+    DeliveryVerification,
+    Dispute,
+    MeterReading,
+    Prognosis,
+    SettlementPeriod,
+    SettlementStatement,
+)
 
 
 class ReadingSerializer(serializers.ModelSerializer):
@@ -133,27 +140,57 @@ class VerificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         return Response({"id": dispute.pk, "state": dispute.state}, status=status.HTTP_201_CREATED)
 
 
+class StatementLineSerializer(serializers.Serializer):
+    contract = serializers.CharField(allow_null=True)
+    agreement = serializers.IntegerField(allow_null=True)
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.DecimalField(max_digits=16, decimal_places=4)
+    unit_price = serializers.DecimalField(max_digits=14, decimal_places=4)
+    amount_eur = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
 class StatementSerializer(serializers.ModelSerializer):
     organisation = serializers.CharField(source="organisation.legal_name")
     period = serializers.CharField(source="period.name")
     invoice = serializers.CharField(source="invoice.number", default=None)
+    gross_eur = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
     lines = serializers.SerializerMethodField()
 
     class Meta:
         model = SettlementStatement
-        fields = ["id", "period", "organisation", "kind", "total_eur", "invoice", "lines", "created_at"]
-
-    def get_lines(self, obj) -> list[dict]:
-        return [
-            {
-                "contract": line.contract.reference if line.contract_id else None,
-                "kind": line.kind,
-                "quantity": str(line.quantity),
-                "unit_price": str(line.unit_price),
-                "amount_eur": str(line.amount_eur),
-            }
-            for line in obj.lines.all()
+        fields = [
+            "id",
+            "period",
+            "organisation",
+            "kind",
+            "currency",
+            "total_eur",
+            "vat_rate",
+            "vat_eur",
+            "gross_eur",
+            "invoice",
+            "lines",
+            "created_at",
         ]
+
+    @extend_schema_field(StatementLineSerializer(many=True))
+    def get_lines(self, obj) -> list[dict]:
+        return StatementLineSerializer(
+            [
+                {
+                    "contract": line.contract.reference if line.contract_id else None,
+                    "agreement": line.agreement_id,
+                    "kind": line.kind,
+                    "description": line.description,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "amount_eur": line.amount_eur,
+                }
+                for line in obj.lines.all()
+            ],
+            many=True,
+        ).data
 
 
 class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
@@ -176,3 +213,163 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
         if request.query_params.get("type") == "csv":
             return HttpResponse(invoices.invoice_csv(statement), content_type="text/csv")
         return HttpResponse(invoices.invoice_pdf(statement), content_type="application/pdf")
+
+
+# --- the FMO's settlement periods and dispute rulings ----------------------------------------------
+
+
+class PeriodSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SettlementPeriod
+        fields = [
+            "id",
+            "name",
+            "start",
+            "end",
+            "state",
+            "computed_at",
+            "approved_at",
+            "locked_at",
+            "pending_contracts",
+            "lock_override_reason",
+        ]
+        read_only_fields = [
+            "state",
+            "computed_at",
+            "approved_at",
+            "locked_at",
+            "pending_contracts",
+            "lock_override_reason",
+        ]
+
+
+class LockSerializer(serializers.Serializer):
+    override_reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class PendingAdjustmentSerializer(serializers.Serializer):
+    organisation = serializers.IntegerField()
+    total_eur = serializers.DecimalField(max_digits=16, decimal_places=2)
+    lines = StatementLineSerializer(many=True)
+
+
+class PeriodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """Settlement periods (the FMO only): create, compute, approve, lock (with an override reason when the period
+    is not over or holds unverified or disputed contracts), re-verify, and the pending adjustment to issue."""
+
+    model = SettlementPeriod
+    serializer_class = PeriodSerializer
+
+    def get_visible_queryset(self, actor):
+        return selectors.periods_get_operated(actor=actor)
+
+    def _answer(self, period, code=status.HTTP_200_OK):
+        return Response(PeriodSerializer(period).data, status=code)
+
+    def create(self, request):
+        data = PeriodSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        period = services.period_create(actor=self.get_actor(), **data.validated_data)
+        return self._answer(period, status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=PeriodSerializer)
+    @action(detail=True, methods=["post"])
+    def compute(self, request, pk=None):
+        return self._answer(services.period_compute(actor=self.get_actor(), period=self.get_object()))
+
+    @extend_schema(request=None, responses=PeriodSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._answer(services.period_approve(actor=self.get_actor(), period=self.get_object()))
+
+    @extend_schema(request=LockSerializer, responses=PeriodSerializer)
+    @action(detail=True, methods=["post"])
+    def lock(self, request, pk=None):
+        data = LockSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        period = services.period_lock(
+            actor=self.get_actor(),
+            period=self.get_object(),
+            override_reason=data.validated_data["override_reason"],
+        )
+        return self._answer(period)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def reverify(self, request, pk=None):
+        changed = services.period_reverify(actor=self.get_actor(), period=self.get_object())
+        return Response({"changed": changed})
+
+    @extend_schema(responses=PendingAdjustmentSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="pending-adjustment")
+    def pending_adjustment(self, request, pk=None):
+        pending = services.period_pending_adjustment(actor=self.get_actor(), period=self.get_object())
+        return Response(PendingAdjustmentSerializer(selectors.adjustment_rows(pending), many=True).data)
+
+    @extend_schema(request=None, responses=StatementSerializer(many=True))
+    @action(detail=True, methods=["post"])
+    def adjust(self, request, pk=None):
+        statements = services.period_adjust(actor=self.get_actor(), period=self.get_object())
+        return Response(StatementSerializer(statements, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class DisputeSerializer(serializers.ModelSerializer):
+    contract = serializers.CharField(source="verification.contract.reference", read_only=True)
+
+    class Meta:
+        model = Dispute
+        fields = [
+            "id",
+            "verification",
+            "contract",
+            "comment",
+            "state",
+            "resolution",
+            "accepted_delivered_kwh",
+            "created_at",
+            "resolved_at",
+        ]
+
+
+class ResolveSerializer(serializers.Serializer):
+    uphold = serializers.BooleanField()
+    resolution = serializers.CharField()
+    accepted_delivered_kwh = serializers.DecimalField(
+        max_digits=14, decimal_places=3, min_value=0, required=False, allow_null=True
+    )
+
+
+class ReopenSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+
+
+class DisputeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """Disputes on verification results: the contract's parties see theirs; the FMO rules on them and may
+    reopen a ruling (audited)."""
+
+    model = Dispute
+    serializer_class = DisputeSerializer
+    filterset_fields = ["state"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.disputes_get_visible(actor=actor)
+
+    @extend_schema(request=ResolveSerializer, responses=DisputeSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        data = ResolveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        dispute = services.dispute_resolve(
+            actor=self.get_actor(), dispute=self.get_object(), **data.validated_data
+        )
+        return Response(DisputeSerializer(dispute).data)
+
+    @extend_schema(request=ReopenSerializer, responses=DisputeSerializer)
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        data = ReopenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        dispute = services.dispute_reopen(
+            actor=self.get_actor(), dispute=self.get_object(), reason=data.validated_data["reason"]
+        )
+        return Response(DisputeSerializer(dispute).data)

@@ -1,11 +1,20 @@
 from rest_framework.routers import SimpleRouter
 
-from settlement.api import MeterReadingViewSet, PrognosisViewSet, SettlementViewSet, VerificationViewSet
+from settlement.api import (
+    DisputeViewSet,
+    MeterReadingViewSet,
+    PeriodViewSet,
+    PrognosisViewSet,
+    SettlementViewSet,
+    VerificationViewSet,
+)
 
 router = SimpleRouter()
 router.register("meter-readings", MeterReadingViewSet, basename="meter-reading")
 router.register("prognoses", PrognosisViewSet, basename="prognosis")
 router.register("verifications", VerificationViewSet, basename="verification")
 router.register("settlements", SettlementViewSet, basename="settlement")
+router.register("settlement-periods", PeriodViewSet, basename="settlement-period")
+router.register("disputes", DisputeViewSet, basename="dispute")
 
 urlpatterns = router.urls

@@ -4,7 +4,10 @@ A baseline estimates what an asset would have consumed without activation; deliv
 against it. Load is metered consumption in kW (positive = consumption; net injection is negative), one average
 per 15-minute PTU; NaN means missing. Days are aligned by local wall-clock slot (`slot_minutes`), so a 92- or
 100-PTU DST day and ordinary 96-PTU days combine: a repeated autumn hour takes the same history values twice, a
-skipped spring hour is simply absent. Methods follow digests/baselines.md (NODES, Piclo, PJM, CAISO, CalTRACK).
+skipped spring hour is absent on the target day and, on a history day, is filled by linear interpolation between
+the PTU before and the PTU after it (`align`). Windows that reach back past midnight read the previous day's
+readings (`DayProfile.before`), windows that reach past the end of the day the next day's (`DayProfile.after`).
+Methods follow digests/baselines.md (NODES, Piclo, PJM, CAISO, UK Flexibility Services, CalTRACK).
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ EVENING = (17 * 60, 20 * 60)  # the usual congestion hours, local wall clock
 
 @dataclass(frozen=True)
 class DayProfile:
+    """One local day of load. `is_weekend` means "not a working day" (weekends and public holidays). `before` holds
+    the previous local day's values (its last PTU last) and `after` the next day's, when the caller has them."""
+
     day: date
     values: np.ndarray
     slot_minutes: np.ndarray = field(default_factory=lambda: STANDARD_SLOTS.copy())
     is_event_day: bool = False
     is_weekend: bool = False
+    before: np.ndarray | None = None
+    after: np.ndarray | None = None
 
     @property
     def complete(self) -> bool:
@@ -54,7 +62,9 @@ def day_slot_minutes(day: date, tz: str) -> np.ndarray:
 
 
 def align(history_day: DayProfile, target_slots: np.ndarray) -> np.ndarray:
-    """History values on the target day's wall-clock slots (mean of repeats; NaN where the slot never occurs)."""
+    """History values on the target day's wall-clock slots: the mean of an autumn day's repeated hour; the slots of
+    a spring day's skipped hour (02:00-02:45 never occur) by linear interpolation between the PTU before (01:45)
+    and the PTU after (03:00). A missing reading stays NaN."""
     sums = np.zeros(1440 // 15)
     counts = np.zeros(1440 // 15)
     index = (np.asarray(history_day.slot_minutes) // 15).astype(int)
@@ -63,7 +73,31 @@ def align(history_day: DayProfile, target_slots: np.ndarray) -> np.ndarray:
     np.add.at(counts, index[finite], 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         by_slot = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    occurs = np.zeros(1440 // 15, dtype=bool)
+    occurs[index] = True
+    if occurs.any() and not occurs.all():
+        by_slot = _fill_skipped_slots(by_slot, occurs)
     return by_slot[(np.asarray(target_slots) // 15).astype(int)]
+
+
+def _fill_skipped_slots(by_slot: np.ndarray, occurs: np.ndarray) -> np.ndarray:
+    """Each run of slots that never occurred gets the straight line between its two neighbours (NaN if a
+    neighbour is missing or the run touches the start or end of the day)."""
+    filled = by_slot.copy()
+    slot = 0
+    while slot < occurs.size:
+        if occurs[slot]:
+            slot += 1
+            continue
+        end = slot
+        while end < occurs.size and not occurs[end]:
+            end += 1
+        if slot > 0 and end < occurs.size:
+            left, right = by_slot[slot - 1], by_slot[end]
+            steps = np.arange(1, end - slot + 1) / (end - slot + 1)
+            filled[slot:end] = left + (right - left) * steps
+        slot = end
+    return filled
 
 
 def _like_days(target: DayProfile, history: Sequence[DayProfile], y: int) -> list[DayProfile]:
@@ -77,6 +111,20 @@ def _like_days(target: DayProfile, history: Sequence[DayProfile], y: int) -> lis
         and day.complete
     ]
     return sorted(eligible, key=lambda day: day.day, reverse=True)[:y]
+
+
+def _span(
+    values: np.ndarray, before: np.ndarray | None, after: np.ndarray | None, start: int, end: int
+) -> np.ndarray | None:
+    """values[start:end] where negative indices reach into `before` (the previous day, read from its end) and
+    indices past the day into `after` (the next day); None if the span reaches beyond what was given."""
+    values = np.asarray(values, dtype=float)
+    head = np.asarray(before, dtype=float) if before is not None else np.zeros(0)
+    tail = np.asarray(after, dtype=float) if after is not None else np.zeros(0)
+    if start < -head.size or end > values.size + tail.size:
+        return None
+    combined = np.concatenate([head, values, tail])
+    return combined[start + head.size : end + head.size]
 
 
 def _window(event_mask: np.ndarray | None, n: int) -> np.ndarray:
@@ -146,54 +194,74 @@ def adjust_same_day(
     window_ptus: int = 4,
     gap_ptus: int = 1,
     cap: float | None = 0.2,
+    positive_only: bool = False,
+    baseline_before: np.ndarray | None = None,
+    actual_before: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shift (additive) or scale (multiplicative) the baseline by the error in the PTUs before the event.
 
-    The window is `window_ptus` PTUs ending `gap_ptus` before the first event PTU. `cap` bounds the adjustment to
-    ±cap × the window's mean baseline (additive) or the factor to [1 − cap, 1 + cap] (multiplicative).
+    The window is `window_ptus` PTUs ending `gap_ptus` before the first event PTU; where it reaches back past
+    midnight it reads `baseline_before` / `actual_before` (the PTUs just before the day, last one last). `cap`
+    bounds the adjustment to ±cap × the window's mean baseline (additive) or the factor to [1 − cap, 1 + cap]
+    (multiplicative). `positive_only` (UK Flexibility Services) lets the adjustment only raise the baseline. A
+    window with a missing value, or reaching before the data given, gives NaN: the result waits for its inputs.
     """
     baseline = np.asarray(baseline, dtype=float)
     event = np.flatnonzero(event_mask)
-    if event.size == 0:
+    if event.size == 0 or window_ptus <= 0:
         return baseline.copy()
-    end = event[0] - gap_ptus
-    start = max(0, end - window_ptus)
-    if end <= start:
-        return baseline.copy()
-    base_window, actual_window = baseline[start:end], np.asarray(actual, dtype=float)[start:end]
-    if not (np.isfinite(base_window).all() and np.isfinite(actual_window).all()):
-        return baseline.copy()
+    end = int(event[0]) - gap_ptus
+    base_window = _span(baseline, baseline_before, None, end - window_ptus, end)
+    actual_window = _span(actual, actual_before, None, end - window_ptus, end)
+    if (
+        base_window is None
+        or actual_window is None
+        or not (np.isfinite(base_window).all() and np.isfinite(actual_window).all())
+    ):
+        return np.full(baseline.shape, np.nan)
     if kind == "additive":
         adjustment = float(np.mean(actual_window - base_window))
         if cap is not None:
             limit = cap * abs(float(np.mean(base_window)))
             adjustment = float(np.clip(adjustment, -limit, limit))
+        if positive_only:
+            adjustment = max(adjustment, 0.0)
         return baseline + adjustment
     if kind == "multiplicative":
         mean_base = float(np.mean(base_window))
         factor = float(np.mean(actual_window)) / mean_base if mean_base else 1.0
         if cap is not None:
             factor = float(np.clip(factor, 1 - cap, 1 + cap))
+        if positive_only:
+            factor = max(factor, 1.0)
         return baseline * factor
     raise ValueError("kind is 'additive' or 'multiplicative'")
 
 
 def baseline_meter_before_after(
-    actual: np.ndarray, event_mask: np.ndarray, *, before_ptus: int = 2, after_ptus: int = 0
+    actual: np.ndarray,
+    event_mask: np.ndarray,
+    *,
+    before_ptus: int = 2,
+    after_ptus: int = 0,
+    actual_before: np.ndarray | None = None,
+    actual_after: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Short activations: the mean of the PTUs just before the event (and after it, interpolated linearly when
-    `after_ptus` > 0) over the event PTUs; outside the event the baseline is the metered load."""
+    """Short activations: the mean of the `before_ptus` PTUs just before the event (and after it, interpolated
+    linearly when `after_ptus` > 0) over the event PTUs; outside the event the baseline is the metered load. An
+    event at the start of the day reads the previous day (`actual_before`), one at its end the next day
+    (`actual_after`); a window reaching beyond the data given, or holding a missing value, gives NaN."""
     actual = np.asarray(actual, dtype=float)
     baseline = actual.copy()
     event = np.flatnonzero(event_mask)
     if event.size == 0:
         return baseline
-    first, last = event[0], event[-1]
-    before = actual[max(0, first - before_ptus) : first]
-    level_before = float(np.mean(before)) if before.size else np.nan
+    first, last = int(event[0]), int(event[-1])
+    before = _span(actual, actual_before, None, first - max(before_ptus, 1), first)
+    level_before = float(np.mean(before)) if before is not None else np.nan
     if after_ptus > 0:
-        after = actual[last + 1 : last + 1 + after_ptus]
-        level_after = float(np.mean(after)) if after.size else level_before
+        after = _span(actual, None, actual_after, last + 1, last + 1 + after_ptus)
+        level_after = float(np.mean(after)) if after is not None else np.nan
         baseline[first : last + 1] = np.linspace(level_before, level_after, last - first + 3)[1:-1]
     else:
         baseline[first : last + 1] = level_before
@@ -248,6 +316,53 @@ def baseline_regression(
     )
 
 
+def baseline_working_days(
+    target: DayProfile, history: Sequence[DayProfile], *, days: int = 5
+) -> BaselineResult:
+    """Strict NODES: the mean of the `days` working days preceding the target day, same wall-clock slot. Event days
+    are kept and nothing is refilled: a missing reading on one of those days leaves the result incomplete."""
+    if days <= 0:
+        raise ValueError("need days > 0")
+    params = {"days": days}
+    n = target.values.size
+    working = sorted(
+        (day for day in history if day.day < target.day and not day.is_weekend),
+        key=lambda day: day.day,
+        reverse=True,
+    )[:days]
+    used = tuple(sorted(day.day for day in working))
+    if len(working) < days:
+        return BaselineResult(
+            np.full(n, np.nan),
+            "nodes",
+            params,
+            used,
+            False,
+            f"only {len(working)} working days; {days} needed",
+        )
+    values = np.vstack([align(day, target.slot_minutes) for day in working]).mean(axis=0)
+    complete = bool(np.isfinite(values).all())
+    return BaselineResult(
+        values, "nodes", params, used, complete, "" if complete else "a working day has missing readings"
+    )
+
+
+def _tails_mean(history: Sequence[DayProfile], days_used: Sequence[date], length: int) -> np.ndarray:
+    """Mean of the previous-day tails (last `length` PTUs before midnight) of the days used; NaN where unknown."""
+    chosen = set(days_used)
+    tails = []
+    for day in history:
+        if day.day not in chosen:
+            continue
+        before = np.asarray(day.before, dtype=float) if day.before is not None else np.zeros(0)
+        tail = np.full(length, np.nan)
+        take = min(length, before.size)
+        if take:
+            tail[length - take :] = before[before.size - take :]
+        tails.append(tail)
+    return np.vstack(tails).mean(axis=0) if tails else np.full(length, np.nan)
+
+
 def compute_baseline(
     method: str,
     params: dict,
@@ -257,7 +372,7 @@ def compute_baseline(
     event_mask: np.ndarray,
     nominated: np.ndarray | None = None,
 ) -> BaselineResult:
-    """Dispatch on a product's method name and parameters."""
+    """Dispatch on a product's method name and parameters; X of Y and NODES take an optional same-day adjustment."""
     params = dict(params or {})
     n = target.values.size
     if method == "nominated":
@@ -267,28 +382,35 @@ def compute_baseline(
             )
         values = baseline_nominated(nominated)
         return BaselineResult(values, method, params, (), bool(np.isfinite(values).all()))
-    if method in ("high_x_of_y", "mid_x_of_y"):
-        result = baseline_x_of_y(
-            target,
-            history,
-            x=int(params.get("x", 5)),
-            y=int(params.get("y", 10)),
-            mode=method.split("_")[0],
-            event_mask=event_mask,
-        )
+    if method in ("high_x_of_y", "mid_x_of_y", "nodes"):
+        if method == "nodes":
+            result = baseline_working_days(target, history, days=int(params.get("days", 5)))
+        else:
+            result = baseline_x_of_y(
+                target,
+                history,
+                x=int(params.get("x", 5)),
+                y=int(params.get("y", 10)),
+                mode=method.split("_")[0],
+                event_mask=event_mask,
+            )
         if result.complete and params.get("adjustment"):
+            window_ptus, gap_ptus = int(params.get("window_ptus", 4)), int(params.get("gap_ptus", 1))
             adjusted = adjust_same_day(
                 result.values,
                 target.values,
                 event_mask,
                 kind=params["adjustment"],
-                window_ptus=int(params.get("window_ptus", 4)),
-                gap_ptus=int(params.get("gap_ptus", 1)),
+                window_ptus=window_ptus,
+                gap_ptus=gap_ptus,
                 cap=params.get("cap", 0.2),
+                positive_only=bool(params.get("positive_only", False)),
+                baseline_before=_tails_mean(history, result.days_used, window_ptus + gap_ptus),
+                actual_before=target.before,
             )
-            return BaselineResult(
-                adjusted, method, params, result.days_used, bool(np.isfinite(adjusted).all()), result.note
-            )
+            complete = bool(np.isfinite(adjusted).all())
+            note = result.note or ("" if complete else "awaiting the readings before the event (adjustment)")
+            return BaselineResult(adjusted, method, params, result.days_used, complete, note)
         return BaselineResult(result.values, method, params, result.days_used, result.complete, result.note)
     if method == "meter_before_after":
         values = baseline_meter_before_after(
@@ -296,9 +418,12 @@ def compute_baseline(
             event_mask,
             before_ptus=int(params.get("before_ptus", 2)),
             after_ptus=int(params.get("after_ptus", 0)),
+            actual_before=target.before,
+            actual_after=target.after,
         )
+        complete = bool(np.isfinite(values[np.asarray(event_mask, dtype=bool)]).all())
         return BaselineResult(
-            values, method, params, (), bool(np.isfinite(values[np.asarray(event_mask, dtype=bool)]).all())
+            values, method, params, (), complete, "" if complete else "awaiting the readings around the event"
         )
     if method == "regression":
         return baseline_regression(target, history, y=int(params.get("y", 20)), event_mask=event_mask)
@@ -325,22 +450,30 @@ class VerificationResult:
     status: np.ndarray
 
 
+# Float slack for "within tolerance": delivered ≥ (1 − tolerance) × contracted − 1e-9 kW, so that 89.1 of 99 kW at
+# 10 % (89.1 / 99 = 0.8999999999999999 in binary floating point) counts as delivered. Meter values have 0.001 kW
+# resolution, so the slack never turns a real shortfall into a delivery.
+TOLERANCE_SLACK_KW = 1e-9
+
+
 def verify_delivery(
     direction: str, baseline: np.ndarray, metered: np.ndarray, contracted: np.ndarray, *, tolerance: float
 ) -> VerificationResult:
     """Per PTU, for arrays of any shape (one asset, or (assets, PTUs) in batch): delivered, ratio = delivered /
-    contracted and a status. Within tolerance (ratio ≥ 1 − tolerance) is "delivered"; 0 < ratio < 1 − tolerance
-    "partial"; ratio ≤ 0 "failed"; missing baseline or meter data "awaiting_data"; contracted ≤ 0 "not_contracted"."""
+    contracted and a status. Within tolerance (delivered ≥ (1 − tolerance) × contracted) is "delivered"; a
+    positive delivery below that "partial"; delivered ≤ 0 "failed"; missing baseline or meter data
+    "awaiting_data"; contracted ≤ 0 "not_contracted"."""
     baseline, metered, contracted = (np.asarray(a, dtype=float) for a in (baseline, metered, contracted))
     delivered = delivered_flex(direction, baseline, metered)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(contracted > 0, delivered / np.where(contracted > 0, contracted, 1), np.nan)
+        within = delivered >= (1 - tolerance) * contracted - TOLERANCE_SLACK_KW
     status = np.full(contracted.shape, "not_contracted", dtype=object)
     active = contracted > 0
     missing = active & ~(np.isfinite(baseline) & np.isfinite(metered))
-    status[active & (ratio >= 1 - tolerance)] = "delivered"
-    status[active & (ratio > 0) & (ratio < 1 - tolerance)] = "partial"
-    status[active & (ratio <= 0)] = "failed"
+    status[active & within] = "delivered"
+    status[active & ~within & (delivered > 0)] = "partial"
+    status[active & (delivered <= 0)] = "failed"
     status[missing] = "awaiting_data"
     return VerificationResult(baseline, metered, delivered, contracted, ratio, status)
 
@@ -436,17 +569,18 @@ def adjust_same_day_batch(
     window_ptus: int = 4,
     gap_ptus: int = 1,
     cap: float | None = 0.2,
+    positive_only: bool = False,
 ) -> np.ndarray:
-    """`adjust_same_day` for (assets, slots) arrays sharing one event mask; rows with a gap in the window stay
-    unadjusted."""
+    """`adjust_same_day` for (assets, slots) arrays sharing one event mask; a row with a gap in its window, or a
+    window reaching before the start of the arrays, is NaN (waits for its inputs), as in the single-asset function."""
     baseline = np.asarray(baseline, dtype=float)
     event = np.flatnonzero(event_mask)
-    if event.size == 0:
+    if event.size == 0 or window_ptus <= 0:
         return baseline.copy()
-    end = event[0] - gap_ptus
-    start = max(0, end - window_ptus)
-    if end <= start:
-        return baseline.copy()
+    end = int(event[0]) - gap_ptus
+    start = end - window_ptus
+    if start < 0:
+        return np.full(baseline.shape, np.nan)
     base_window, actual_window = baseline[:, start:end], np.asarray(actual, dtype=float)[:, start:end]
     mean_base = base_window.mean(axis=1)
     valid = np.isfinite(base_window).all(axis=1) & np.isfinite(actual_window).all(axis=1)
@@ -455,11 +589,15 @@ def adjust_same_day_batch(
         if cap is not None:
             limit = cap * np.abs(mean_base)
             adjustment = np.clip(adjustment, -limit, limit)
-        return baseline + np.where(valid, adjustment, 0.0)[:, None]
+        if positive_only:
+            adjustment = np.maximum(adjustment, 0.0)
+        return np.where(valid[:, None], baseline + adjustment[:, None], np.nan)
     if kind == "multiplicative":
         with np.errstate(invalid="ignore", divide="ignore"):
             factor = np.where(mean_base != 0, actual_window.mean(axis=1) / mean_base, 1.0)
         if cap is not None:
             factor = np.clip(factor, 1 - cap, 1 + cap)
-        return baseline * np.where(valid, factor, 1.0)[:, None]
+        if positive_only:
+            factor = np.maximum(factor, 1.0)
+        return np.where(valid[:, None], baseline * factor[:, None], np.nan)
     raise ValueError("kind is 'additive' or 'multiplicative'")

@@ -1,5 +1,10 @@
-"""Demo M&V and settlement: simulated meter data for the contracted assets (30 days of history and the delivery
-day, with most contracts delivered), verification, baseline accuracy, and a settled (locked, invoiced) day."""
+"""Demo M&V and settlement: simulated meter data for the contracted assets of the latest delivery day wholly in the
+past (yesterday: 30 days of history and the day itself, with most contracts delivered), verification, baseline
+accuracy, and a settlement period for that day: computed, approved, and locked with invoices once every contract
+is verified.
+
+Meter data are simulated only for PTUs that have passed (readings of the future are refused).
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ def seed(cast) -> None:
             "offer__asset", "session"
         )
     )
+    now = timezone.now()
     rng = random.Random(11)
     by_esp: dict[int, list[str]] = {}
     delivery: dict[int, dict[int, float]] = {}
@@ -63,6 +69,8 @@ def seed(cast) -> None:
             current = day - timedelta(days=back)
             for index, start in enumerate(ptu.ptu_starts(current, TZ)):
                 kw = _profile(asset.pk, index, rng)
+                if start + ptu.PTU > now:
+                    continue
                 if back == 0:
                     kw = round(kw - delivery.get(asset.pk, {}).get(index, 0.0), 1)
                 lines.append(f"{asset.connection_ean},{start.isoformat()},{kw}")
@@ -71,10 +79,13 @@ def seed(cast) -> None:
         key = organisations[owner_id]
         actor = Actor(user=cast.users[key], organisation=cast.organisations[key])
         services.meter_upload_csv(
-            actor=actor, file=io.BytesIO(("\n".join(lines) + "\n").encode()), filename="demo-meter-data.csv"
+            actor=actor,
+            file=io.BytesIO(("\n".join(lines) + "\n").encode()),
+            filename="demo-meter-data.csv",
+            now=now,
         )
     for contract in contracts:
-        services.verification_run(contract=contract)
+        services.verification_run(contract=contract, now=now)
     for asset_id in delivery:
         contract = next(c for c in contracts if c.offer.asset_id == asset_id)
         services.accuracy_compute(asset=contract.offer.asset, until=day)
@@ -82,4 +93,6 @@ def seed(cast) -> None:
     period = services.period_create(actor=fmo, name=f"Demo {day}", start=day, end=day)
     services.period_compute(actor=fmo, period=period)
     services.period_approve(actor=fmo, period=period)
-    services.period_lock(actor=fmo, period=period)
+    blockers = services.period_lock_blockers(period=period, now=now)
+    if not (blockers["override"] or blockers["stale"]):
+        services.period_lock(actor=fmo, period=period, now=now)

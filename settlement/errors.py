@@ -10,3 +10,5 @@ class SettlementErrorCode(StrEnum):
     INVALID_STATE = "invalid_state"
     INVALID_PERIOD = "invalid_period"
     DISPUTE = "invalid_dispute"
+    LOCK_REFUSED = "period_lock_refused"
+    INVALID_AGREEMENT = "invalid_agreement"

@@ -17,6 +17,10 @@ class ResolveForm(forms.Form):
     accepted_delivered_kwh = forms.DecimalField(required=False, min_value=0)
 
 
+class ReopenForm(forms.Form):
+    reason = forms.CharField()
+
+
 class PeriodForm(forms.Form):
     name = forms.CharField(max_length=60)
     start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))

@@ -1,4 +1,4 @@
-"""Invoice documents: PDF (fpdf2) and CSV of a statement."""
+"""Invoice documents: PDF (fpdf2) and CSV of a statement, with currency, net, VAT and gross."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def invoice_csv(statement: SettlementStatement) -> str:
             "kind",
             "description",
             "quantity",
-            "unit_price_eur",
-            "amount_eur",
+            "unit_price",
+            "amount",
+            "currency",
         ]
     )
     number = statement.invoice.number if hasattr(statement, "invoice") else ""
@@ -33,27 +34,37 @@ def invoice_csv(statement: SettlementStatement) -> str:
                 number,
                 statement.period.name,
                 statement.organisation.legal_name,
-                line.contract.reference if line.contract_id else "",
+                line.contract.reference
+                if line.contract_id
+                else (f"Agreement #{line.agreement_id}" if line.agreement_id else ""),
                 line.kind,
                 line.description,
                 line.quantity,
                 line.unit_price,
                 line.amount_eur,
+                statement.currency,
             ]
         )
-    writer.writerow(
-        [
-            number,
-            statement.period.name,
-            statement.organisation.legal_name,
-            "",
-            "total",
-            "",
-            "",
-            "",
-            statement.total_eur,
-        ]
-    )
+    vat = f"VAT {statement.vat_percent} %"
+    for kind, description, amount in (
+        ("net_eur", "", statement.total_eur),
+        ("vat_eur", vat, statement.vat_eur),
+        ("gross_eur", "", statement.gross_eur),
+    ):
+        writer.writerow(
+            [
+                number,
+                statement.period.name,
+                statement.organisation.legal_name,
+                "",
+                kind,
+                description,
+                "",
+                "",
+                amount,
+                statement.currency,
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -75,13 +86,16 @@ def invoice_pdf(statement: SettlementStatement) -> bytes:
     pdf.ln(4)
     widths = (42, 28, 70, 20, 20)
     pdf.set_font("Helvetica", "B", 9)
-    for width, title in zip(widths, ("Contract", "Kind", "Description", "Quantity", "EUR"), strict=True):
+    titles = ("Contract / agreement", "Kind", "Description", "Quantity", statement.currency)
+    for width, title in zip(widths, titles, strict=True):
         pdf.cell(width, 7, title, border=1)
     pdf.ln()
     pdf.set_font("Helvetica", size=9)
     for line in statement.lines.all():
         cells = (
-            line.contract.reference if line.contract_id else "",
+            line.contract.reference
+            if line.contract_id
+            else (f"Agreement #{line.agreement_id}" if line.agreement_id else ""),
             line.get_kind_display(),
             line.description[:45],
             f"{line.quantity:.3f}",
@@ -91,6 +105,12 @@ def invoice_pdf(statement: SettlementStatement) -> bytes:
             pdf.cell(width, 6, text, border=1)
         pdf.ln()
     pdf.set_font("Helvetica", "B", 10)
-    pdf.cell(sum(widths[:-1]), 7, "Total", border=1)
-    pdf.cell(widths[-1], 7, f"{statement.total_eur:.2f}", border=1)
+    for title, amount in (
+        ("Net total", statement.total_eur),
+        (f"VAT {statement.vat_percent} %", statement.vat_eur),
+        (f"Total including VAT ({statement.currency})", statement.gross_eur),
+    ):
+        pdf.cell(sum(widths[:-1]), 7, title, border=1)
+        pdf.cell(widths[-1], 7, f"{amount:.2f}", border=1)
+        pdf.ln()
     return bytes(pdf.output())

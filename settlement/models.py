@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Organisation
 from flexmarket.runs import LeasedRun, RunState
 from grid.models import FlexAsset, Portfolio
-from trading.models import Contract
+from trading.models import AvailabilityAgreement, Contract
 
 
 class MeterUpload(models.Model):
@@ -121,7 +121,9 @@ class DeliveryVerification(models.Model):
     ratio = models.JSONField()
     status = models.JSONField(help_text="per PTU: delivered, partial, failed, awaiting_data, not_contracted")
     contracted_kwh = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
-    delivered_kwh = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
+    delivered_kwh = models.DecimalField(
+        max_digits=14, decimal_places=3, null=True, blank=True, help_text="Empty until every input is there"
+    )
     note = models.CharField(max_length=300, blank=True)
     inputs_hash = models.CharField(max_length=64)
     computed_at = models.DateTimeField(default=timezone.now)
@@ -221,6 +223,9 @@ class SettlementPeriod(models.Model):
     pending_contracts = models.PositiveIntegerField(
         default=0, help_text="Contracts not yet verified when computed"
     )
+    lock_override_reason = models.TextField(
+        blank=True, help_text="Why the FMO locked the period before it was over or fully verified"
+    )
 
     class Meta:
         ordering = ["-start"]
@@ -239,11 +244,26 @@ class SettlementStatement(models.Model):
     period = models.ForeignKey(SettlementPeriod, on_delete=models.PROTECT, related_name="statements")
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="statements")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REGULAR)
-    total_eur = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0"))
+    currency = models.CharField(max_length=3, default="EUR")
+    total_eur = models.DecimalField(
+        max_digits=16, decimal_places=2, default=Decimal("0"), help_text="Net: the sum of the lines"
+    )
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0"))
+    vat_eur = models.DecimalField(
+        max_digits=16, decimal_places=2, default=Decimal("0"), help_text="Net × VAT rate, rounded once"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["period", "organisation", "created_at"]
+
+    @property
+    def gross_eur(self) -> Decimal:
+        return self.total_eur + self.vat_eur
+
+    @property
+    def vat_percent(self) -> Decimal:
+        return (self.vat_rate * 100).normalize()
 
 
 class StatementLine(models.Model):
@@ -256,6 +276,13 @@ class StatementLine(models.Model):
     statement = models.ForeignKey(SettlementStatement, on_delete=models.CASCADE, related_name="lines")
     contract = models.ForeignKey(
         Contract, on_delete=models.PROTECT, null=True, blank=True, related_name="statement_lines"
+    )
+    agreement = models.ForeignKey(
+        AvailabilityAgreement,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="statement_lines",
     )
     kind = models.CharField(max_length=14, choices=Kind.choices)
     description = models.CharField(max_length=200)

@@ -7,11 +7,13 @@ seller, the FMO. Statements and invoices: their organisation and the FMO.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from accounts.context import Actor
+from accounts.models import Organisation
 from settlement.models import (
     BaselineAccuracy,
     DeliveryVerification,
@@ -21,6 +23,7 @@ from settlement.models import (
     SettlementPeriod,
     SettlementStatement,
 )
+from trading.models import Contract
 
 
 def _operator(actor: Actor) -> bool:
@@ -102,6 +105,62 @@ def disputes_open() -> QuerySet[Dispute]:
 def periods_get_visible(*, actor: Actor) -> QuerySet[SettlementPeriod]:
     return (
         SettlementPeriod.objects.all() if actor.organisation is not None else SettlementPeriod.objects.none()
+    )
+
+
+def periods_get_operated(*, actor: Actor) -> QuerySet[SettlementPeriod]:
+    """Periods as the FMO runs them (pending adjustments, lock blockers): nobody else sees this view."""
+    return SettlementPeriod.objects.all() if _operator(actor) else SettlementPeriod.objects.none()
+
+
+def adjustment_rows(pending: dict) -> list[dict]:
+    """A pending adjustment ({organisation id: [amounts.Line]}) as rows for pages and the API."""
+    references = dict(
+        Contract.objects.filter(
+            pk__in={line.contract for lines in pending.values() for line in lines if line.contract}
+        ).values_list("pk", "reference")
+    )
+    names = dict(Organisation.objects.filter(pk__in=pending).values_list("pk", "legal_name"))
+    return [
+        {
+            "organisation": organisation_id,
+            "organisation_name": names.get(organisation_id, ""),
+            "total_eur": sum((line.amount for line in lines), Decimal(0)),
+            "lines": [
+                {
+                    "contract": references.get(line.contract),
+                    "agreement": line.agreement,
+                    "kind": line.kind,
+                    "description": f"Correction: {line.kind}",
+                    "quantity": line.quantity.quantize(Decimal("0.0001")),
+                    "unit_price": line.unit_price.quantize(Decimal("0.0001")),
+                    "amount_eur": line.amount,
+                }
+                for line in lines
+            ],
+        }
+        for organisation_id, lines in sorted(pending.items())
+    ]
+
+
+def disputes_get_visible(*, actor: Actor) -> QuerySet[Dispute]:
+    """The FMO sees every dispute; a contract's buyer and seller see the disputes on it."""
+    if actor.organisation is None:
+        return Dispute.objects.none()
+    qs = Dispute.objects.select_related("verification__contract")
+    if _operator(actor):
+        return qs
+    return qs.filter(
+        Q(verification__contract__buyer=actor.organisation)
+        | Q(verification__contract__seller=actor.organisation)
+    )
+
+
+def disputes_resolved() -> QuerySet[Dispute]:
+    return (
+        Dispute.objects.select_related("verification__contract")
+        .exclude(state=Dispute.State.OPEN)
+        .order_by("-resolved_at")
     )
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("console/", views.console, name="console"),
     path("periods/<int:pk>/<str:step>/", views.period_action, name="period-action"),
     path("disputes/<int:pk>/resolve/", views.dispute_resolve_view, name="dispute-resolve"),
+    path("disputes/<int:pk>/reopen/", views.dispute_reopen_view, name="dispute-reopen"),
     path("accuracy/", views.accuracy, name="accuracy"),
     path("prognoses/", views.prognoses, name="prognoses"),
 ]

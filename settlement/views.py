@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from decimal import Decimal
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -14,7 +15,7 @@ from accounts.permissions import request_actor, role_required
 from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
 from settlement import charts, invoices, selectors, services
-from settlement.forms import DisputeForm, MeterUploadForm, PeriodForm, ResolveForm
+from settlement.forms import DisputeForm, MeterUploadForm, PeriodForm, ReopenForm, ResolveForm
 
 
 @role_required(Role.ESP, Role.DSO)
@@ -91,15 +92,18 @@ def statement_list(request):
     statements = list(
         selectors.statements_get_visible(actor=actor).select_related("invoice").order_by("period__start")
     )
-    totals = defaultdict(float)
+    totals = defaultdict(Decimal)
     for statement in statements:
         if statement.organisation_id == actor.organisation.pk:
-            totals[statement.period.name] += float(statement.total_eur)
+            totals[statement.period.name] += statement.total_eur
     title = "Your settlement (EUR; + received, − paid) per period"
     return render(
         request,
         "settlement/statement_list.html",
-        {"statements": statements, "chart": charts.money_over_time(list(totals.items()), title)},
+        {
+            "statements": statements,
+            "chart": charts.money_over_time([(name, float(total)) for name, total in totals.items()], title),
+        },
     )
 
 
@@ -130,13 +134,23 @@ def console(request):
             return redirect("settlement:console")
         except DomainError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
+    periods = list(selectors.periods_get_operated(actor=actor))
+    for period in periods:
+        # What stands between an approved period and its invoices, and what a locked one still owes.
+        if period.state == period.State.APPROVED:
+            period.blockers = services.period_lock_blockers(period=period)
+        if period.state == period.State.LOCKED:
+            period.pending = selectors.adjustment_rows(
+                services.period_pending_adjustment(actor=actor, period=period)
+            )
     return render(
         request,
         "settlement/console.html",
         {
-            "periods": selectors.periods_get_visible(actor=actor),
+            "periods": periods,
             "form": form,
             "disputes": selectors.disputes_open(),
+            "resolved_disputes": selectors.disputes_resolved()[:20],
             "resolve_form": ResolveForm(),
         },
     )
@@ -145,8 +159,8 @@ def console(request):
 PERIOD_ACTIONS = {
     "compute": services.period_compute,
     "approve": services.period_approve,
-    "lock": services.period_lock,
     "adjust": services.period_adjust,
+    "reverify": services.period_reverify,
 }
 
 
@@ -156,7 +170,12 @@ def period_action(request, pk: int, step: str):
     actor = request_actor(request)
     period = selectors.period_get(actor=actor, pk=pk)
     try:
-        PERIOD_ACTIONS[step](actor=actor, period=period)
+        if step == "lock":
+            services.period_lock(
+                actor=actor, period=period, override_reason=request.POST.get("override_reason", "")
+            )
+        else:
+            PERIOD_ACTIONS[step](actor=actor, period=period)
         messages.success(request, f"{period}: {step} done.")
     except (DomainError, KeyError) as error:
         messages.error(request, getattr(error, "message", "Unknown step."))
@@ -181,6 +200,23 @@ def dispute_resolve_view(request, pk: int):
             accepted_delivered_kwh=form.cleaned_data["accepted_delivered_kwh"],
         )
         messages.success(request, "Dispute resolved.")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("settlement:console")
+
+
+@role_required(Role.FMO)
+@require_POST
+def dispute_reopen_view(request, pk: int):
+    actor = request_actor(request)
+    dispute = selectors.disputes_resolved().filter(pk=pk).first()
+    form = ReopenForm(request.POST)
+    if dispute is None or not form.is_valid():
+        messages.error(request, "Give the reason for reopening a resolved dispute.")
+        return redirect("settlement:console")
+    try:
+        services.dispute_reopen(actor=actor, dispute=dispute, reason=form.cleaned_data["reason"])
+        messages.success(request, "Dispute reopened.")
     except DomainError as error:
         messages.error(request, error.message)
     return redirect("settlement:console")

@@ -204,4 +204,4 @@ def celery_worker(transactional_db):
     stop_worker(process)
 
 
-from tests.settlement.fixtures import settled_setup  # noqa: E402, F401  (shared by settlement and browser tests)
+from tests.settlement.fixtures import settled_setup, world  # noqa: E402, F401  (shared by settlement and browser tests)

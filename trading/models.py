@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import time
 from decimal import Decimal
 
+import holidays
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -29,6 +31,14 @@ class Market(models.Model):
     name = models.CharField(max_length=120, unique=True)
     code = models.SlugField(max_length=40, unique=True)
     time_zone = models.CharField(max_length=64, default="Europe/Amsterdam")
+    holiday_country = models.CharField(
+        max_length=2,
+        blank=True,
+        help_text="ISO 3166-1 country of the public holiday calendar for baselines, e.g. NL (empty: weekends only)",
+    )
+    holiday_subdivision = models.CharField(
+        max_length=10, blank=True, help_text="Optional region of that calendar (ISO 3166-2 code, e.g. BY)"
+    )
     grid_locations = models.ManyToManyField(GridLocation, blank=True, related_name="markets")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -38,6 +48,15 @@ class Market(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.holiday_country:
+            try:
+                holidays.country_holidays(self.holiday_country, subdiv=self.holiday_subdivision or None)
+            except NotImplementedError as error:
+                raise ValidationError({"holiday_country": str(error)})
+        elif self.holiday_subdivision:
+            raise ValidationError({"holiday_subdivision": "Give the country of the subdivision."})
 
 
 class Product(models.Model):
@@ -62,6 +81,11 @@ class Product(models.Model):
         MID_X_OF_Y = "mid_x_of_y", "Mid X of Y days"
         METER_BEFORE_AFTER = "meter_before_after", "Meter before / meter after"
         REGRESSION = "regression", "Like-day regression"
+        NODES = "nodes", "NODES: the 5 preceding working days"
+
+    class PenaltyRule(models.TextChoices):
+        CAPPED = "capped", "Capped: the undelivered part of the contract"
+        USEF = "usef", "USEF: the whole deviation from the adjusted baseline"
 
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="products")
     name = models.CharField(max_length=120)
@@ -99,6 +123,17 @@ class Product(models.Model):
         decimal_places=4,
         default=Decimal("1.0"),
         help_text="Penalty per undelivered MWh as a multiple of the contract price",
+    )
+    penalty_rule = models.CharField(
+        max_length=8, choices=PenaltyRule.choices, default=PenaltyRule.CAPPED, help_text="What is penalised"
+    )
+    penalty_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="EUR/MWh per MWh of deficiency; empty: the penalty factor × the contract price",
     )
     fee_eur_per_mwh = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.50"))
     solver_time_limit_seconds = models.PositiveIntegerField(

@@ -38,40 +38,44 @@ ABSURD_FACTOR = 10  # |kW| above 10 x the asset's larger capability (at least 1 
 
 
 class _Seen:
-    """PTUs seen per asset, as a compact bitmap (a year for 1,000 assets is ~35 MB, not 35 M Python objects)."""
+    """Which PTUs each asset has in the file, to find duplicates and count gaps.
+
+    Memory grows with the readings in the file, never with the span of time they cover: one bitmask per asset
+    and day of PTUs present (a year for 1,000 assets is ~365,000 small integers), plus first, last and count per
+    asset; gaps are then (last − first + 1) − count.
+    """
+
+    DAY = 96  # PTUs per mask; any fixed size works, a day keeps masks small
 
     def __init__(self):
-        self.first: dict[int, int] = {}
-        self.bits: dict[int, bytearray] = {}
+        self.masks: dict[tuple[int, int], int] = {}
+        self.extent: dict[int, list[int]] = {}
 
     def add(self, asset_id: int, index: int) -> bool:
         """Mark a PTU; False if it was already there (a duplicate)."""
-        base = self.first.setdefault(asset_id, index - 200_000)
-        bits = self.bits.setdefault(asset_id, bytearray())
-        offset = index - base
-        if offset < 0:
-            raise ValueError("reading too far before the file's first reading for this asset")
-        if offset >= len(bits):
-            bits.extend(b"\x00" * (offset - len(bits) + 4096))
-        if bits[offset]:
+        key, bit = (asset_id, index // self.DAY), 1 << (index % self.DAY)
+        mask = self.masks.get(key, 0)
+        if mask & bit:
             return False
-        bits[offset] = 1
+        self.masks[key] = mask | bit
+        extent = self.extent.get(asset_id)
+        if extent is None:
+            self.extent[asset_id] = [index, index, 1]
+        else:
+            extent[0], extent[1], extent[2] = min(extent[0], index), max(extent[1], index), extent[2] + 1
         return True
 
     def gaps(self) -> dict[int, int]:
         result = {}
-        for asset_id, bits in self.bits.items():
-            marked = [i for i in (bits.find(b"\x01"), bits.rfind(b"\x01")) if i >= 0]
-            if marked:
-                span = bits[marked[0] : marked[1] + 1]
-                missing = span.count(0)
-                if missing:
-                    result[asset_id] = missing
+        for asset_id, (first, last, count) in self.extent.items():
+            missing = last - first + 1 - count
+            if missing:
+                result[asset_id] = missing
         return result
 
 
 def _parse_row(
-    row: list[str], number: int, assets: dict[str, FlexAsset]
+    row: list[str], number: int, assets: dict[str, FlexAsset], now: datetime
 ) -> tuple[FlexAsset, datetime, Decimal] | dict:
     def error(field, message):
         return {"row": number, "field": field, "message": message}
@@ -96,6 +100,20 @@ def _parse_row(
         validation.check_moment(moment, field="ptu_start", code=Code.INVALID_FILE)
     except DomainError as outside:
         return error("ptu_start", outside.message)
+    try:
+        moment = moment.astimezone(ptus.UTC)
+        earliest = asset.created_at - timedelta(days=settings.METER_READINGS_DAYS_BEFORE_ASSET)
+        too_early, too_late = moment < earliest, moment + ptus.PTU > now
+    except OverflowError:
+        return error("ptu_start", f"{stamp} is outside any sane reading window.")
+    if too_early:
+        return error(
+            "ptu_start",
+            f"{stamp} is more than {settings.METER_READINGS_DAYS_BEFORE_ASSET} days before {asset.name} was "
+            f"registered ({asset.created_at:%Y-%m-%d}).",
+        )
+    if too_late:
+        return error("ptu_start", f"{stamp}: this PTU has not ended yet; readings of the future are refused.")
     if not ptus.is_ptu_boundary(moment):
         return error("ptu_start", f"{stamp} is not on a 15-minute PTU boundary.")
     try:
@@ -105,7 +123,7 @@ def _parse_row(
     limit = ABSURD_FACTOR * max(float(asset.max_up_kw), float(asset.max_down_kw), 1.0)
     if not kw.is_finite() or abs(float(kw)) > limit:
         return error("kw", f"{value} kW is beyond {asset.name}'s plausible range (±{limit:g} kW).")
-    return asset, moment.astimezone(ptus.UTC), kw.quantize(Decimal("0.001"))
+    return asset, moment, kw.quantize(Decimal("0.001"))
 
 
 def _uploadable_assets(actor: Actor) -> tuple[dict[str, FlexAsset], str]:
@@ -154,12 +172,18 @@ def _meter_reader(file, errors: ImportErrors, *, count_first: bool = True) -> Cs
     )
 
 
-def meter_upload_csv(*, actor: Actor, file, filename: str = "", progress=None) -> MeterUpload:
+def meter_upload_csv(
+    *, actor: Actor, file, filename: str = "", progress=None, now: datetime | None = None
+) -> MeterUpload:
     """Validate a whole CSV (streamed), then write it in batches in one transaction.
 
     Any row error → nothing is written and the rejected upload lists the errors. The same file again changes
-    nothing. A changed value supersedes the current reading (its history is kept).
+    nothing. A changed value supersedes the current reading (its history is kept). Readings must fall between
+    `METER_READINGS_DAYS_BEFORE_ASSET` days before the asset was registered and the end of the last PTU that has
+    passed. Concurrent uploads touching the same assets are serialised on the asset rows, so identical uploads
+    all succeed and only the first changes anything.
     """
+    now = now or timezone.now()
     assets, source = _uploadable_assets(actor)
     digest = hashlib.sha256()
     seen = _Seen()
@@ -171,7 +195,7 @@ def meter_upload_csv(*, actor: Actor, file, filename: str = "", progress=None) -
         row = [fields.get(column, "") for column in METER_CSV_COLUMNS]
         digest.update(",".join(row).encode())
         rows += 1
-        parsed = _parse_row(row, number, assets)
+        parsed = _parse_row(row, number, assets, now)
         if isinstance(parsed, dict):
             errors.add(parsed["row"], parsed["field"], parsed["message"])
             continue
@@ -205,6 +229,9 @@ def meter_upload_csv(*, actor: Actor, file, filename: str = "", progress=None) -
     file.seek(0)
     reader = _meter_reader(file, ImportErrors(Code.INVALID_FILE), count_first=False)
     with transaction.atomic():
+        # Serialise writers of the same assets: a concurrent identical upload waits here, then finds the
+        # readings current and changes nothing (no IntegrityError on one_current_reading).
+        list(FlexAsset.objects.select_for_update().filter(pk__in=sorted(seen.extent)).order_by("pk"))
         upload = MeterUpload.objects.create(
             owner=actor.organisation,
             uploaded_by=actor.user,
@@ -217,7 +244,7 @@ def meter_upload_csv(*, actor: Actor, file, filename: str = "", progress=None) -
         changed, touched = 0, defaultdict(set)
         batch: list[tuple[FlexAsset, datetime, Decimal]] = []
         for number, fields in reader:
-            batch.append(_parse_row([fields.get(c, "") for c in METER_CSV_COLUMNS], number, assets))
+            batch.append(_parse_row([fields.get(c, "") for c in METER_CSV_COLUMNS], number, assets, now))
             if len(batch) >= BATCH:
                 changed += _write_batch(batch, upload, source, touched)
                 batch = []
@@ -231,7 +258,7 @@ def meter_upload_csv(*, actor: Actor, file, filename: str = "", progress=None) -
             after={"rows": rows, "changed": changed, "sha256": sha},
         )
         if changed:
-            _queue_verifications(set(touched))
+            _queue_verifications({(asset_id, day) for asset_id, days in touched.items() for day in days})
     return upload
 
 
@@ -274,27 +301,38 @@ def _write_batch(batch, upload: MeterUpload, source: str, touched) -> int:
     return len(new)
 
 
-def readings_submit(*, actor: Actor, readings: list[dict]) -> MeterUpload:
+def readings_submit(*, actor: Actor, readings: list[dict], now: datetime | None = None) -> MeterUpload:
     """API bulk submission: [{"asset_ean", "ptu_start", "kw"}, ...], validated like a CSV upload."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(METER_CSV_COLUMNS)
     for item in readings:
         writer.writerow([item.get("asset_ean", ""), item.get("ptu_start", ""), item.get("kw", "")])
-    return meter_upload_csv(actor=actor, file=io.BytesIO(buffer.getvalue().encode()), filename="api")
+    return meter_upload_csv(actor=actor, file=io.BytesIO(buffer.getvalue().encode()), filename="api", now=now)
 
 
-def _queue_verifications(asset_ids: set[int]) -> None:
-    """Queue a verification run per active contract on these assets, in the upload's transaction."""
+def _queue_verifications(days) -> None:
+    """Queue a verification run (in the upload's transaction) for every payable contract whose inputs a changed
+    reading may touch, whatever its period's state: the delivery day itself, the next day (midnight windows)
+    and the HISTORY_DAYS days whose baselines read it."""
+    from settlement.services.verification import HISTORY_DAYS, VERIFIABLE_STATES
     from settlement.services.verification_runs import verification_runs_request
 
-    contracts = (
-        Contract.objects.filter(state=Contract.State.ACTIVE)
-        .filter(Q(offer__asset_id__in=asset_ids) | Q(offer__portfolio__assets__in=asset_ids))
-        .values_list("pk", flat=True)
-        .distinct()
-    )
-    verification_runs_request(contract_ids=contracts)
+    by_asset: dict[int, list] = defaultdict(list)
+    for asset_id, day in days:
+        by_asset[asset_id].append(day)
+    contract_ids: set[int] = set()
+    for asset_id, touched in by_asset.items():
+        first = datetime.combine(min(touched), datetime.min.time(), tzinfo=ptus.UTC) - timedelta(days=2)
+        last = datetime.combine(max(touched), datetime.min.time(), tzinfo=ptus.UTC) + timedelta(
+            days=HISTORY_DAYS + 3
+        )
+        contract_ids.update(
+            Contract.objects.filter(state__in=VERIFIABLE_STATES, ptu_start__gte=first, ptu_start__lt=last)
+            .filter(Q(offer__asset_id=asset_id) | Q(offer__portfolio__assets=asset_id))
+            .values_list("pk", flat=True)
+        )
+    verification_runs_request(contract_ids=sorted(contract_ids))
 
 
 def meter_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:

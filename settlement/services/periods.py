@@ -1,20 +1,27 @@
-"""Settlement periods, statements, approval, lock, invoices and adjustments."""
+"""Settlement periods: statements, approval, lock with invoices, re-verification and adjustments after a lock.
+
+Amounts come from the pure `settlement.amounts` (Decimal, one rounding per line). A locked period is never
+recomputed: corrections (meter data, dispute rulings, contracts verified late) become adjustment statements whose
+lines keep their type (activation, penalty, availability, fee) and hold the difference to what was invoiced.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-import numpy as np
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.context import Actor
-from accounts.models import Organisation, Role
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
 from flexmarket.errors import DomainError
+from settlement import amounts
 from settlement.errors import SettlementErrorCode as Code
 from settlement.models import (
     DeliveryVerification,
@@ -25,12 +32,11 @@ from settlement.models import (
     SettlementStatement,
     StatementLine,
 )
-from trading.models import Contract
+from settlement.services.verification import verification_run
+from trading.models import AvailabilityAgreement, Contract, Market, Product
 
-CENT = Decimal("0.01")
-
-
-# --- settlement -------------------------------------------------------------------------------------
+PAYABLE_STATES = [Contract.State.ACTIVE, Contract.State.SETTLED]
+QUANTITY = Decimal("0.0001")
 
 
 def _require_fmo(actor: Actor) -> None:
@@ -55,160 +61,181 @@ def period_create(*, actor: Actor, name: str, start: date, end: date) -> Settlem
     return period
 
 
-def _money(value: float | Decimal) -> Decimal:
-    return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def settlement_lines(contract: Contract, verification: DeliveryVerification) -> dict[int, list[dict]]:
-    """Statement lines per organisation for one verified contract (+ receives, − pays).
-
-    Activation: each PTU pays price × min(delivered, contracted) energy; a PTU delivered within the product's
-    tolerance pays the full contracted energy. Under-delivery below tolerance costs the seller
-    price × penalty factor × undelivered energy, paid to the buyer. Availability products pay contracted MW ×
-    0.25 h × price per PTU regardless of activation. The platform fee (EUR/MWh of contracted energy) is charged to
-    buyer and seller each and credited to the FMO.
-    """
-    product = contract.product
-    tolerance = float(product.delivery_tolerance)
-    contracted = np.array(contract.quantities_kw, dtype=float)
-    prices = np.array([float(p) for p in contract.prices])
-    n = contracted.size
-    start_index = int(
-        (contract.ptu_start - (contract.session.delivery_start if contract.session else contract.ptu_start))
-        / ptus.PTU
-    )
-    delivered = np.nan_to_num(
-        np.array([np.nan if v is None else v for v in verification.delivered_kw], dtype=float)
-    )[start_index : start_index + n]
-    lines: dict[int, list[dict]] = defaultdict(list)
-    energy_mwh = contracted / 4 / 1000
-    if product.kind == product.Kind.AVAILABILITY:
-        payment = float(np.sum(contracted / 1000 * 0.25 * prices))
-        quantity = float(np.sum(contracted / 1000 * 0.25))
-        lines[contract.seller_id].append(
-            {
-                "kind": "availability",
-                "quantity": quantity,
-                "unit_price": payment / quantity if quantity else 0,
-                "amount": payment,
-            }
-        )
-        lines[contract.buyer_id].append(
-            {
-                "kind": "availability",
-                "quantity": quantity,
-                "unit_price": payment / quantity if quantity else 0,
-                "amount": -payment,
-            }
-        )
-    else:
-        ratio = np.where(contracted > 0, delivered / np.where(contracted > 0, contracted, 1), 0)
-        within = ratio >= 1 - tolerance
-        paid_kw = np.where(within, contracted, np.clip(delivered, 0, contracted))
-        paid_mwh = paid_kw / 4 / 1000
-        payment = float(np.sum(paid_mwh * prices))
-        undelivered_mwh = np.where(
-            within | (contracted == 0), 0, (contracted - np.clip(delivered, 0, contracted)) / 4 / 1000
-        )
-        penalty = float(np.sum(undelivered_mwh * prices)) * float(product.penalty_factor)
-        quantity = float(paid_mwh.sum())
-        unit = payment / quantity if quantity else 0
-        lines[contract.seller_id].append(
-            {"kind": "activation", "quantity": quantity, "unit_price": unit, "amount": payment}
-        )
-        lines[contract.buyer_id].append(
-            {"kind": "activation", "quantity": quantity, "unit_price": unit, "amount": -payment}
-        )
-        if penalty > 0:
-            under = float(undelivered_mwh.sum())
-            lines[contract.seller_id].append(
-                {"kind": "penalty", "quantity": under, "unit_price": penalty / under, "amount": -penalty}
-            )
-            lines[contract.buyer_id].append(
-                {"kind": "penalty", "quantity": under, "unit_price": penalty / under, "amount": penalty}
-            )
-    fee_rate = float(product.fee_eur_per_mwh)
-    fee = float(energy_mwh.sum()) * fee_rate
-    if fee > 0:
-        for organisation_id in (contract.seller_id, contract.buyer_id):
-            lines[organisation_id].append(
-                {"kind": "fee", "quantity": float(energy_mwh.sum()), "unit_price": fee_rate, "amount": -fee}
-            )
-        fmo = (
-            Organisation.objects.filter(role_grants__role=Role.FMO, status=Organisation.Status.APPROVED)
-            .order_by("pk")
-            .first()
-        )
-        if fmo is not None:
-            lines[fmo.pk].append(
-                {
-                    "kind": "fee",
-                    "quantity": 2 * float(energy_mwh.sum()),
-                    "unit_price": fee_rate,
-                    "amount": 2 * fee,
-                }
-            )
-    return lines
+# --- what a period owes -----------------------------------------------------------------------------
 
 
 def _period_contracts(period: SettlementPeriod):
-    return Contract.objects.filter(
-        state__in=[Contract.State.ACTIVE, Contract.State.SETTLED],
-        session__delivery_day__gte=period.start,
-        session__delivery_day__lte=period.end,
-    ).select_related("product", "session", "verification")
-
-
-def _compute_totals(period: SettlementPeriod) -> tuple[dict[int, list[tuple]], int]:
-    by_org: dict[int, list[tuple]] = defaultdict(list)
-    pending = 0
-    for contract in _period_contracts(period):
-        verification = getattr(contract, "verification", None)
-        if verification is None or verification.state != DeliveryVerification.State.VERIFIED:
-            pending += 1
-            continue
-        if verification.disputes.filter(
-            state=Dispute.State.UPHELD, accepted_delivered_kwh__isnull=False
-        ).exists():
-            # An upheld dispute fixes the delivered energy: spread it over the contracted PTUs pro rata.
-            scale = float(verification.delivered_kwh) / float(verification.contracted_kwh or 1)
-            verification.delivered_kw = [c * scale for c in _contracted_day(contract, verification)]
-        for organisation_id, lines in settlement_lines(contract, verification).items():
-            for line in lines:
-                by_org[organisation_id].append((contract, line))
-    return by_org, pending
-
-
-def _contracted_day(contract: Contract, verification: DeliveryVerification) -> list[float]:
-    n = len(verification.delivered_kw)
-    values = [0.0] * n
-    start_index = (
-        int((contract.ptu_start - contract.session.delivery_start) / ptus.PTU) if contract.session else 0
-    )
-    for i, kw in enumerate(contract.quantities_kw):
-        if 0 <= start_index + i < n:
-            values[start_index + i] = kw
-    return values
-
-
-def _write_statement(period, organisation_id, entries, kind) -> SettlementStatement:
-    statement = SettlementStatement.objects.create(period=period, organisation_id=organisation_id, kind=kind)
-    total = Decimal("0")
-    for contract, line in entries:
-        amount = _money(line["amount"])
-        StatementLine.objects.create(
-            statement=statement,
-            contract=contract,
-            kind=line["kind"],
-            description=f"{contract.reference} {line['kind']}" if contract else line["kind"],
-            quantity=Decimal(str(round(line["quantity"], 4))),
-            unit_price=Decimal(str(round(line["unit_price"], 4))),
-            amount_eur=amount,
+    return (
+        Contract.objects.filter(
+            state__in=PAYABLE_STATES,
+            session__delivery_day__gte=period.start,
+            session__delivery_day__lte=period.end,
         )
-        total += amount
-    statement.total_eur = total
-    statement.save(update_fields=["total_eur"])
+        .select_related("product", "session", "verification")
+        .order_by("pk")
+    )
+
+
+def _latest_dispute(verification: DeliveryVerification) -> Dispute | None:
+    return verification.disputes.order_by("-created_at", "-pk").first()
+
+
+def _is_payable(contract: Contract) -> bool:
+    """Verified, and no dispute open on it."""
+    verification = getattr(contract, "verification", None)
+    return verification is not None and verification.state == DeliveryVerification.State.VERIFIED
+
+
+def _contract_terms(contract: Contract) -> amounts.ContractTerms:
+    verification = contract.verification
+    product = contract.product
+    contracted = [amounts.to_decimal(kw) for kw in contract.quantities_kw]
+    start = contract.session.delivery_start if contract.session else contract.ptu_start
+    offset = int((contract.ptu_start - start) / ptus.PTU)
+    day = verification.delivered_kw
+    delivered = [
+        amounts.to_decimal(day[offset + i])
+        if 0 <= offset + i < len(day) and day[offset + i] is not None
+        else amounts.ZERO
+        for i in range(len(contracted))
+    ]
+    dispute = _latest_dispute(verification)
+    if (
+        dispute is not None
+        and dispute.state == Dispute.State.UPHELD
+        and dispute.accepted_delivered_kwh is not None
+    ):
+        # An upheld dispute fixes the delivered energy: spread it over the contracted PTUs pro rata.
+        total_kwh = sum(contracted, amounts.ZERO) * amounts.PTU_HOURS
+        share = dispute.accepted_delivered_kwh / total_kwh if total_kwh else amounts.ZERO
+        delivered = [kw * share for kw in contracted]
+    return amounts.ContractTerms(
+        contract=contract.pk,
+        seller=contract.seller_id,
+        buyer=contract.buyer_id,
+        contracted_kw=contracted,
+        prices=[amounts.to_decimal(price) for price in contract.prices],
+        delivered_kw=delivered,
+        availability=product.kind == Product.Kind.AVAILABILITY,
+        tolerance=product.delivery_tolerance,
+        penalty_rule=product.penalty_rule,
+        penalty_factor=product.penalty_factor,
+        penalty_price=product.penalty_price,
+        fee_eur_per_mwh=product.fee_eur_per_mwh,
+    )
+
+
+def _window_ptus(agreement: AvailabilityAgreement, first: date, last: date) -> int:
+    """PTUs of the agreement's windows (local weekday in `days`, start ≤ HH:MM < end) from `first` to `last`."""
+    tz = agreement.product.market.time_zone
+    zone = ZoneInfo(tz)
+    windows = agreement.windows
+    try:
+        rules = [
+            ({int(day) for day in window["days"]}, str(window["start"]), str(window["end"]))
+            for window in windows
+        ]
+    except (TypeError, KeyError, ValueError):
+        raise DomainError(
+            Code.INVALID_AGREEMENT,
+            f"Availability agreement #{agreement.pk} has malformed windows; correct them before settling.",
+        )
+    count = 0
+    day = first
+    while day <= last:
+        for start in ptus.ptu_starts(day, tz):
+            local = start.astimezone(zone)
+            clock = local.strftime("%H:%M")
+            count += any(local.weekday() in days and begin <= clock < end for days, begin, end in rules)
+        day = date.fromordinal(day.toordinal() + 1)
+    return count
+
+
+def _agreement_lines(period: SettlementPeriod) -> list[amounts.Line]:
+    """The availability fee of every accepted agreement for the days of the period it covers."""
+    lines = []
+    for agreement in (
+        AvailabilityAgreement.objects.filter(
+            state__in=[AvailabilityAgreement.State.ACTIVE, AvailabilityAgreement.State.ENDED],
+            valid_from__lte=period.end,
+            valid_to__gte=period.start,
+        )
+        .select_related("product__market")
+        .order_by("pk")
+    ):
+        first, last = max(agreement.valid_from, period.start), min(agreement.valid_to, period.end)
+        lines += amounts.agreement_lines(
+            amounts.AgreementTerms(
+                agreement=agreement.pk,
+                esp=agreement.esp_id,
+                dso=agreement.dso_id,
+                capacity_kw=agreement.capacity_kw,
+                price_eur_per_mw_h=agreement.availability_price,
+                window_ptus=_window_ptus(agreement, first, last),
+            )
+        )
+    return lines
+
+
+def _fresh_lines(period: SettlementPeriod, fmo: int) -> tuple[list[amounts.Line], list[Contract]]:
+    """Lines of every payable contract and agreement of the period, and the contracts left out (unverified)."""
+    lines, pending = [], []
+    for contract in _period_contracts(period):
+        if _is_payable(contract):
+            lines += amounts.contract_lines(_contract_terms(contract), fmo=fmo)
+        else:
+            pending.append(contract)
+    return lines + _agreement_lines(period), pending
+
+
+def _describe(line, references: dict[int, str], prefix: str = "") -> str:
+    if line.contract is not None:
+        subject = references.get(line.contract, f"contract #{line.contract}")
+    elif line.agreement is not None:
+        subject = f"Availability agreement #{line.agreement}"
+    else:
+        subject = ""
+    return f"{prefix}{subject} {line.kind}".strip()[:200]
+
+
+def _write_statement(period, organisation_id, lines, kind, *, prefix: str = "") -> SettlementStatement:
+    vat_rate = Decimal(settings.SETTLEMENT_VAT_RATE)
+    statement = SettlementStatement.objects.create(
+        period=period,
+        organisation_id=organisation_id,
+        kind=kind,
+        currency=settings.SETTLEMENT_CURRENCY,
+        vat_rate=vat_rate,
+    )
+    references = dict(
+        Contract.objects.filter(pk__in={line.contract for line in lines if line.contract}).values_list(
+            "pk", "reference"
+        )
+    )
+    StatementLine.objects.bulk_create(
+        StatementLine(
+            statement=statement,
+            contract_id=line.contract,
+            agreement_id=line.agreement,
+            kind=line.kind,
+            description=_describe(line, references, prefix),
+            quantity=line.quantity.quantize(QUANTITY),
+            unit_price=line.unit_price.quantize(QUANTITY),
+            amount_eur=line.amount,
+        )
+        for line in lines
+    )
+    statement.total_eur = sum((line.amount for line in lines), amounts.ZERO)
+    statement.vat_eur = amounts.money(statement.total_eur * vat_rate)
+    statement.save(update_fields=["total_eur", "vat_eur"])
     return statement
+
+
+def _by_organisation(lines: list[amounts.Line]) -> dict[int, list[amounts.Line]]:
+    grouped: dict[int, list[amounts.Line]] = defaultdict(list)
+    for line in lines:
+        grouped[line.organisation].append(line)
+    return grouped
 
 
 @transaction.atomic
@@ -221,20 +248,21 @@ def period_compute(*, actor: Actor, period: SettlementPeriod) -> SettlementPerio
             Code.PERIOD_LOCKED, f"{period} is locked; corrections go into an adjustment statement."
         )
     SettlementStatement.objects.filter(period=period).delete()
-    by_org, pending = _compute_totals(period)
-    for organisation_id, entries in by_org.items():
+    lines, pending = _fresh_lines(period, actor.organisation.pk)
+    grouped = _by_organisation(lines)
+    for organisation_id, entries in sorted(grouped.items()):
         _write_statement(period, organisation_id, entries, SettlementStatement.Kind.REGULAR)
     period.state, period.computed_at, period.pending_contracts = (
         SettlementPeriod.State.COMPUTED,
         timezone.now(),
-        pending,
+        len(pending),
     )
     period.save(update_fields=["state", "computed_at", "pending_contracts"])
     audit_record(
         actor=actor,
         action="settlement.compute",
         target=period,
-        after={"statements": len(by_org), "pending": pending},
+        after={"statements": len(grouped), "pending": len(pending)},
     )
     return period
 
@@ -262,14 +290,74 @@ def _next_invoice_number(year: int) -> str:
     return f"FM-INV-{year}-{sequence.last:06d}"
 
 
+def period_ends_at(period: SettlementPeriod) -> datetime:
+    """When the last delivery day of the period is over in every market's time zone."""
+    zones = set(Market.objects.values_list("time_zone", flat=True)) or {"Europe/Amsterdam"}
+    return max(ptus.day_bounds_utc(period.end, tz)[1] for tz in zones)
+
+
+def period_lock_blockers(*, period: SettlementPeriod, now: datetime | None = None) -> dict:
+    """What stands between an approved period and its invoices.
+
+    `override` lists what the FMO may override with a reason (the period is not over; contracts are unverified
+    or disputed: they are carried into a later adjustment); `stale` lists what needs a recompute first (results
+    changed after the statements were computed).
+    """
+    now = now or timezone.now()
+    override, stale = [], []
+    ends_at = period_ends_at(period)
+    if now < ends_at:
+        override.append(f"the period is not over until {ends_at.isoformat()}")
+    contracts = list(_period_contracts(period))
+    unverified = [c.reference for c in contracts if not _is_payable(c)]
+    if unverified:
+        override.append(
+            f"{len(unverified)} contract(s) not verified or disputed: {', '.join(unverified[:10])}"
+        )
+    if period.computed_at is not None:
+        changed = DeliveryVerification.objects.filter(
+            contract__in=contracts, computed_at__gt=period.computed_at
+        ).count()
+        changed += (
+            Dispute.objects.filter(verification__contract__in=contracts)
+            .filter(Q(created_at__gt=period.computed_at) | Q(resolved_at__gt=period.computed_at))
+            .count()
+        )
+        if changed:
+            stale.append(f"{changed} verification result(s) or dispute(s) changed since computing")
+    return {"override": override, "stale": stale, "carried": unverified}
+
+
 @transaction.atomic
-def period_lock(*, actor: Actor, period: SettlementPeriod) -> SettlementPeriod:
-    """Lock an approved period and number its invoices (gapless per year); contracts become settled."""
+def period_lock(
+    *, actor: Actor, period: SettlementPeriod, override_reason: str = "", now: datetime | None = None
+) -> SettlementPeriod:
+    """Lock an approved period and number its invoices (gapless per year); the contracts paid become settled.
+
+    Refused while the period is not over or holds unverified or disputed contracts, unless the FMO overrides with
+    a reason (audited; those contracts are carried into an adjustment once verified), and refused while results
+    changed after the statements were computed (recompute first).
+    """
     _require_fmo(actor)
+    now = now or timezone.now()
     period = SettlementPeriod.objects.select_for_update().get(pk=period.pk)
     if period.state != SettlementPeriod.State.APPROVED:
         raise DomainError(Code.INVALID_STATE, "Approve the period before locking it.")
-    now = timezone.now()
+    blockers = period_lock_blockers(period=period, now=now)
+    if blockers["stale"]:
+        raise DomainError(
+            Code.LOCK_REFUSED,
+            "Recompute and approve the period again: " + "; ".join(blockers["stale"]) + ".",
+            extra={"stale": blockers["stale"]},
+        )
+    reason = override_reason.strip()
+    if blockers["override"] and not reason:
+        raise DomainError(
+            Code.LOCK_REFUSED,
+            "Not locked: " + "; ".join(blockers["override"]) + ". Give a reason to lock anyway.",
+            field="override_reason",
+            extra={"blockers": blockers["override"]},
+        )
     for statement in period.statements.filter(invoice__isnull=True).order_by("organisation__legal_name"):
         Invoice.objects.create(statement=statement, number=_next_invoice_number(now.year), issued_at=now)
         notify_organisation(
@@ -278,49 +366,107 @@ def period_lock(*, actor: Actor, period: SettlementPeriod) -> SettlementPeriod:
             link=f"/settlement/statements/{statement.pk}/",
             email=True,
         )
-    _period_contracts(period).filter(verification__state=DeliveryVerification.State.VERIFIED).update(
-        state=Contract.State.SETTLED
-    )
+    paid = StatementLine.objects.filter(statement__period=period, contract__isnull=False).values("contract")
+    Contract.objects.filter(pk__in=paid).update(state=Contract.State.SETTLED)
     period.state, period.locked_at = SettlementPeriod.State.LOCKED, now
-    period.save(update_fields=["state", "locked_at"])
-    audit_record(actor=actor, action="settlement.lock", target=period)
+    period.lock_override_reason = reason if blockers["override"] else ""
+    period.save(update_fields=["state", "locked_at", "lock_override_reason"])
+    audit_record(
+        actor=actor,
+        action="settlement.lock",
+        target=period,
+        after={"overridden": blockers["override"], "carried": blockers["carried"]},
+        reason=period.lock_override_reason,
+    )
     return period
+
+
+# --- after the lock: re-verification and adjustments ------------------------------------------------
+
+
+def period_pending_adjustment(*, actor: Actor, period: SettlementPeriod) -> dict[int, list[amounts.Line]]:
+    """Per organisation, the typed lines an adjustment would issue now: for each contract that is verified now
+    (a disputed or unverified one keeps what was invoiced: an adjustment never reverses a contract) and each
+    agreement, what is owed now minus what all earlier statements of the period hold, per line type."""
+    _require_fmo(actor)
+    if period.state != SettlementPeriod.State.LOCKED:
+        return {}
+    fresh, pending = _fresh_lines(period, actor.organisation.pk)
+    carried = {contract.pk for contract in pending}
+    owed: dict[tuple, list] = defaultdict(lambda: [amounts.ZERO, amounts.ZERO])
+    for line in fresh:
+        key = (line.organisation, line.contract, line.agreement, line.kind)
+        owed[key][0] += line.amount
+        owed[key][1] += line.quantity
+    for organisation_id, contract_id, agreement_id, kind, amount, quantity in StatementLine.objects.filter(
+        statement__period=period
+    ).values_list(
+        "statement__organisation_id", "contract_id", "agreement_id", "kind", "amount_eur", "quantity"
+    ):
+        if contract_id in carried:
+            continue
+        key = (organisation_id, contract_id, agreement_id, kind)
+        owed[key][0] -= amount
+        owed[key][1] -= quantity
+    result: dict[int, list[amounts.Line]] = defaultdict(list)
+    for (organisation_id, contract_id, agreement_id, kind), (amount, quantity) in sorted(
+        owed.items(), key=lambda item: (item[0][0], item[0][1] or 0, item[0][2] or 0, item[0][3])
+    ):
+        if amount != 0:
+            result[organisation_id].append(
+                amounts.Line(organisation_id, kind, amount, abs(quantity), contract_id, agreement_id)
+            )
+    return dict(result)
 
 
 @transaction.atomic
 def period_adjust(*, actor: Actor, period: SettlementPeriod) -> list[SettlementStatement]:
-    """Correct a locked period: per organisation, an adjustment statement with the difference to what was invoiced."""
+    """Issue the pending adjustment of a locked period: per organisation, an adjustment statement (typed lines,
+    its own invoice); contracts paid for the first time become settled."""
     _require_fmo(actor)
     period = SettlementPeriod.objects.select_for_update().get(pk=period.pk)
     if period.state != SettlementPeriod.State.LOCKED:
         raise DomainError(Code.INVALID_STATE, "Only locked periods are adjusted; recompute an unlocked one.")
-    by_org, _ = _compute_totals(period)
-    invoiced = defaultdict(Decimal)
-    for statement in period.statements.all():
-        invoiced[statement.organisation_id] += statement.total_eur
-    adjustments = []
+    pending = period_pending_adjustment(actor=actor, period=period)
     now = timezone.now()
-    for organisation_id in set(by_org) | set(invoiced):
-        fresh = sum((_money(line["amount"]) for _, line in by_org.get(organisation_id, [])), Decimal("0"))
-        difference = fresh - invoiced[organisation_id]
-        if difference:
-            statement = SettlementStatement.objects.create(
-                period=period,
-                organisation_id=organisation_id,
-                kind=SettlementStatement.Kind.ADJUSTMENT,
-                total_eur=difference,
-            )
-            StatementLine.objects.create(
-                statement=statement,
-                kind=StatementLine.Kind.ACTIVATION,
-                description="Correction after updated meter data or disputes",
-                quantity=Decimal("1"),
-                unit_price=difference,
-                amount_eur=difference,
-            )
-            Invoice.objects.create(statement=statement, number=_next_invoice_number(now.year), issued_at=now)
-            adjustments.append(statement)
+    adjustments = []
+    for organisation_id, lines in sorted(pending.items()):
+        statement = _write_statement(
+            period, organisation_id, lines, SettlementStatement.Kind.ADJUSTMENT, prefix="Correction: "
+        )
+        Invoice.objects.create(statement=statement, number=_next_invoice_number(now.year), issued_at=now)
+        notify_organisation(
+            organisation=statement.organisation,
+            title=f"Settlement {period}: adjustment statement {statement.total_eur:+} {statement.currency}",
+            link=f"/settlement/statements/{statement.pk}/",
+            email=True,
+        )
+        adjustments.append(statement)
+    contracts = {line.contract for lines in pending.values() for line in lines if line.contract}
+    Contract.objects.filter(pk__in=contracts, state=Contract.State.ACTIVE).update(
+        state=Contract.State.SETTLED
+    )
     audit_record(
-        actor=actor, action="settlement.adjust", target=period, after={"adjustments": len(adjustments)}
+        actor=actor,
+        action="settlement.adjust",
+        target=period,
+        after={
+            "adjustments": len(adjustments),
+            "totals": {str(s.organisation_id): str(s.total_eur) for s in adjustments},
+        },
     )
     return adjustments
+
+
+def period_reverify(*, actor: Actor, period: SettlementPeriod, now: datetime | None = None) -> int:
+    """Re-run verification of every payable contract of the period (whatever the period's state); returns how
+    many results changed. A contract with a dispute keeps its result until the FMO rules."""
+    _require_fmo(actor)
+    changed = 0
+    for contract in _period_contracts(period):
+        before = getattr(contract, "verification", None)
+        before_hash = before.inputs_hash if before is not None else None
+        after = verification_run(contract=contract, now=now)
+        changed += after.inputs_hash != before_hash
+    audit_record(actor=actor, action="settlement.reverify", target=period, after={"changed": changed})
+    return changed

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import holidays
 import numpy as np
 from django.db import transaction
 from django.db.models import Q
@@ -27,99 +28,204 @@ from settlement.models import (
     Prognosis,
 )
 from settlement.selectors import readings_fingerprint, readings_series
-from trading.models import Contract
+from trading.models import Contract, Market
 
-HISTORY_DAYS = 30
+HISTORY_DAYS = 30  # local calendar days before the delivery day
+RESOLUTION_KW = 3  # decimals kept for baseline, metered and delivered kW (the meter's resolution)
+# Contracts whose results settlement pays; a correction re-verifies them whatever the period's state.
+VERIFIABLE_STATES = [Contract.State.ACTIVE, Contract.State.SETTLED]
 
 
 # --- delivery verification --------------------------------------------------------------------------
 
 
-def _day_profile(series: dict[datetime, float], day: date, tz: str, *, event: bool) -> baselines.DayProfile:
+def non_working_days(market: Market | None, first: date, last: date) -> set[date]:
+    """Public holidays of the market's calendar (the `holidays` package) between `first` and `last`."""
+    if market is None or not market.holiday_country:
+        return set()
+    calendar = holidays.country_holidays(
+        market.holiday_country,
+        subdiv=market.holiday_subdivision or None,
+        years=range(first.year, last.year + 1),
+    )
+    return {day for day in calendar if first <= day <= last}
+
+
+def _day_values(series: dict[datetime, float], day: date, tz: str) -> tuple[np.ndarray, np.ndarray]:
     zone = ZoneInfo(tz)
     starts = ptus.ptu_starts(day, tz)
     values = np.array([series.get(s, np.nan) for s in starts])
     slots = np.array([s.astimezone(zone).hour * 60 + s.astimezone(zone).minute for s in starts])
-    return baselines.DayProfile(day, values, slots, event, day.weekday() >= 5)
+    return values, slots
+
+
+def _profiles(
+    series: dict[datetime, float],
+    days: list[date],
+    tz: str,
+    *,
+    event_days: set[date],
+    non_working: set[date],
+) -> dict[date, baselines.DayProfile]:
+    """One profile per local day, each with the previous and the next day's values (midnight windows)."""
+    values = {}
+    for day in [days[0] - timedelta(days=1), *days, days[-1] + timedelta(days=1)]:
+        values[day] = _day_values(series, day, tz)
+    profiles = {}
+    for day in days:
+        day_values, slots = values[day]
+        profiles[day] = baselines.DayProfile(
+            day,
+            day_values,
+            slots,
+            is_event_day=day in event_days,
+            is_weekend=day.weekday() >= 5 or day in non_working,
+            before=values[day - timedelta(days=1)][0],
+            after=values[day + timedelta(days=1)][0],
+        )
+    return profiles
 
 
 def _contract_assets(contract: Contract) -> list[FlexAsset]:
     offer = contract.offer
-    return [offer.asset] if offer.asset_id else list(offer.portfolio.assets.all())
+    return [offer.asset] if offer.asset_id else list(offer.portfolio.assets.order_by("pk"))
 
 
-def verification_run(*, contract: Contract) -> DeliveryVerification:
-    """Verify one contract (idempotent: unchanged inputs leave the stored result untouched)."""
+def _prognoses(contract: Contract, day: date, asset_ids: list[int]) -> tuple[list | None, dict[int, list]]:
+    """The portfolio's D-prognosis (a portfolio contract), and each asset's."""
+    portfolio = None
+    if contract.offer.portfolio_id:
+        portfolio = (
+            Prognosis.objects.filter(portfolio_id=contract.offer.portfolio_id, delivery_day=day)
+            .values_list("values_kw", flat=True)
+            .first()
+        )
+    per_asset = dict(
+        Prognosis.objects.filter(asset_id__in=asset_ids, delivery_day=day).values_list(
+            "asset_id", "values_kw"
+        )
+    )
+    return portfolio, per_asset
+
+
+def _frozen_by_dispute(verification: DeliveryVerification | None) -> bool:
+    """An open dispute holds the result; a resolved one makes it final until the FMO reopens the dispute."""
+    return verification is not None and verification.disputes.exists()
+
+
+def verification_run(
+    *, contract: Contract, now: datetime | None = None, force: bool = False
+) -> DeliveryVerification:
+    """Verify one contract (idempotent: unchanged inputs leave the stored result untouched).
+
+    Readings count only once their PTU has passed (`now`), so a delivery that has not happened yet is never
+    verified. A result with a dispute is not recomputed (`force` is for the FMO's ruling).
+    """
+    now = now or timezone.now()
     contract = Contract.objects.select_related(
         "product__market", "offer__asset", "offer__portfolio", "session"
     ).get(pk=contract.pk)
+    existing = DeliveryVerification.objects.filter(contract=contract).first()
+    if not force and _frozen_by_dispute(existing):
+        return existing
     product = contract.product
-    tz = product.market.time_zone
+    market = product.market
+    tz = market.time_zone
     day = contract.session.delivery_day if contract.session else ptus.local_day_of(contract.ptu_start, tz)
     start, end = ptus.day_bounds_utc(day, tz)
-    history_start = start - timedelta(days=HISTORY_DAYS)
+    first_day = day - timedelta(days=HISTORY_DAYS)
+    load_start = ptus.day_bounds_utc(first_day - timedelta(days=1), tz)[0]
+    load_end = min(ptus.day_bounds_utc(day + timedelta(days=1), tz)[1], ptus.floor_to_ptu(now))
+    delivered_ptus = [i for i, kw in enumerate(contract.quantities_kw) if kw]
+    contract_end = contract.ptu_start + (delivered_ptus[-1] + 1 if delivered_ptus else 0) * ptus.PTU
+    delivery_over = now >= contract_end
     assets = _contract_assets(contract)
     asset_ids = [a.pk for a in assets]
-    existing = DeliveryVerification.objects.filter(contract=contract).first()
-    if existing is not None and existing.disputes.filter(state=Dispute.State.OPEN).exists():
-        return existing
+    event_days = _event_days(asset_ids, load_start, start, tz)
+    non_working = non_working_days(market, first_day - timedelta(days=1), day + timedelta(days=1))
+    portfolio_prognosis, asset_prognoses = _prognoses(contract, day, asset_ids)
     fingerprint = hashlib.sha256(
         json.dumps(
-            [str(x) for x in readings_fingerprint(asset_ids=asset_ids, start=history_start, end=end)]
+            [str(x) for x in readings_fingerprint(asset_ids=asset_ids, start=load_start, end=load_end)]
             + [
+                asset_ids,
                 product.baseline_method,
                 product.baseline_params,
                 str(product.delivery_tolerance),
                 contract.quantities_kw,
+                sorted(f"{a}:{d}" for a, d in event_days),
+                sorted(str(d) for d in non_working),
+                portfolio_prognosis,
+                sorted(asset_prognoses.items()),
+                delivery_over,
             ]
         ).encode()
     ).hexdigest()
-    if existing is not None and existing.inputs_hash == fingerprint:
+    if existing is not None and existing.inputs_hash == fingerprint and not force:
         return existing
-    series = readings_series(asset_ids=asset_ids, start=history_start, end=end)
-    event_days = _event_days(asset_ids, history_start, start, tz)
+    series = readings_series(asset_ids=asset_ids, start=load_start, end=load_end)
+    days = [first_day + timedelta(days=k) for k in range(HISTORY_DAYS + 1)]
     n = int((end - start) / ptus.PTU)
     offset = int((contract.ptu_start - start) / ptus.PTU)
     contracted = np.zeros(n)
     contracted[offset : offset + len(contract.quantities_kw)] = contract.quantities_kw[: n - offset]
     event_mask = contracted > 0
+    nominated_whole = product.baseline_method == "nominated" and portfolio_prognosis is not None
     baseline_sum, metered_sum, complete, days_used, notes = np.zeros(n), np.zeros(n), True, set(), []
     for asset in assets:
-        history = [
-            _day_profile(
-                series[asset.pk],
-                day - timedelta(days=k),
-                tz,
-                event=(asset.pk, day - timedelta(days=k)) in event_days,
-            )
-            for k in range(1, HISTORY_DAYS + 1)
-        ]
-        target = _day_profile(series[asset.pk], day, tz, event=True)
-        prognosis = (
-            Prognosis.objects.filter(asset=asset, delivery_day=day)
-            .values_list("values_kw", flat=True)
-            .first()
+        profiles = _profiles(
+            series[asset.pk],
+            days,
+            tz,
+            event_days={d for a, d in event_days if a == asset.pk},
+            non_working=non_working,
         )
+        target = profiles[day]
+        metered_sum += target.values
+        if nominated_whole:
+            continue
+        prognosis = asset_prognoses.get(asset.pk)
         result = baselines.compute_baseline(
             product.baseline_method,
             product.baseline_params,
             target=target,
-            history=history,
+            history=[profiles[d] for d in days[:-1]],
             event_mask=event_mask,
-            nominated=np.array(prognosis) if prognosis else None,
+            nominated=np.array(prognosis, dtype=float) if prognosis else None,
         )
         baseline_sum += result.values
-        metered_sum += target.values
         complete &= result.complete
         days_used.update(str(d) for d in result.days_used)
         if result.note:
             notes.append(f"{asset.name}: {result.note}")
+    if nominated_whole:
+        # A portfolio's own D-prognosis is the baseline of the whole portfolio (UFTP D-prognosis per congestion
+        # point); the members' individual prognoses are then not used.
+        values = np.array(portfolio_prognosis, dtype=float)
+        if values.size == n:
+            baseline_sum = values
+            complete = bool(np.isfinite(values).all())
+        else:
+            baseline_sum, complete = np.full(n, np.nan), False
+            notes.append("the portfolio's D-prognosis does not have one value per PTU")
+    if not delivery_over:
+        notes.insert(0, f"the delivery is not over until {contract_end.isoformat()}")
     outcome = baselines.verify_delivery(
-        contract.direction, baseline_sum, metered_sum, contracted, tolerance=float(product.delivery_tolerance)
+        contract.direction,
+        np.round(baseline_sum, RESOLUTION_KW),
+        np.round(metered_sum, RESOLUTION_KW),
+        contracted,
+        tolerance=float(product.delivery_tolerance),
     )
-    awaiting = (outcome.status == "awaiting_data").any() or not complete
-    delivered_kwh = float(np.nansum(np.clip(outcome.delivered[event_mask], 0, None))) / 4
+    awaiting = (outcome.status == "awaiting_data").any() or not complete or not delivery_over
     to_list = lambda a: [None if not np.isfinite(v) else round(float(v), 3) for v in a]  # noqa: E731
+    delivered_kw = to_list(outcome.delivered)
+    delivered_kwh = None
+    if not awaiting:
+        energy = sum(
+            (max(Decimal(str(delivered_kw[i])), Decimal(0)) for i in np.flatnonzero(event_mask)), Decimal(0)
+        )
+        delivered_kwh = (energy / 4).quantize(Decimal("0.001"))
     fields = {
         "state": DeliveryVerification.State.AWAITING_DATA
         if awaiting
@@ -129,11 +235,13 @@ def verification_run(*, contract: Contract) -> DeliveryVerification:
         "days_used": sorted(days_used),
         "baseline_kw": to_list(outcome.baseline),
         "metered_kw": to_list(outcome.metered),
-        "delivered_kw": to_list(outcome.delivered),
+        "delivered_kw": delivered_kw,
         "ratio": to_list(outcome.ratio),
         "status": outcome.status.tolist(),
-        "contracted_kwh": Decimal(str(round(float(contracted.sum()) / 4, 3))),
-        "delivered_kwh": Decimal(str(round(delivered_kwh, 3))),
+        "contracted_kwh": (sum((Decimal(str(q)) for q in contract.quantities_kw), Decimal(0)) / 4).quantize(
+            Decimal("0.001")
+        ),
+        "delivered_kwh": delivered_kwh,
         "note": "; ".join(notes)[:300],
         "inputs_hash": fingerprint,
         "computed_at": timezone.now(),
@@ -143,12 +251,13 @@ def verification_run(*, contract: Contract) -> DeliveryVerification:
 
 
 def _event_days(asset_ids, start, end, tz) -> set[tuple[int, date]]:
+    """(asset, local day) of every contract on the assets, whatever the contract's state: once a contract was
+    made for a day, that day may hold an activation and never returns to the baseline history."""
     days = set()
     for asset_id, portfolio_assets, ptu_start in Contract.objects.filter(
         Q(offer__asset_id__in=asset_ids) | Q(offer__portfolio__assets__in=asset_ids),
         ptu_start__gte=start,
         ptu_start__lt=end,
-        state=Contract.State.ACTIVE,
     ).values_list("offer__asset_id", "offer__portfolio__assets", "ptu_start"):
         for asset in (asset_id, portfolio_assets):
             if asset:
@@ -158,55 +267,131 @@ def _event_days(asset_ids, start, end, tz) -> set[tuple[int, date]]:
 
 @transaction.atomic
 def dispute_open(*, actor: Actor, verification: DeliveryVerification, comment: str) -> Dispute:
+    """The seller disputes a verified result; once a dispute was resolved only the FMO reopens it."""
+    verification = DeliveryVerification.objects.select_for_update().get(pk=verification.pk)
     if verification.contract.seller_id != actor.organisation.pk:
         raise DomainError(Code.DISPUTE, "Only the seller disputes a verification result.")
     if not comment.strip():
         raise DomainError(Code.DISPUTE, "Explain what is wrong.", field="comment")
     if verification.disputes.filter(state=Dispute.State.OPEN).exists():
         raise DomainError(Code.DISPUTE, "A dispute is already open.")
+    if verification.disputes.exists():
+        raise DomainError(
+            Code.DISPUTE, "The dispute on this result was resolved; only the market operator can reopen it."
+        )
+    if verification.state != DeliveryVerification.State.VERIFIED:
+        raise DomainError(Code.DISPUTE, "Only a verified result can be disputed; this one awaits data.")
     dispute = Dispute.objects.create(verification=verification, opened_by=actor.user, comment=comment.strip())
     DeliveryVerification.objects.filter(pk=verification.pk).update(state=DeliveryVerification.State.DISPUTED)
     audit_record(actor=actor, action="dispute.open", target=dispute, after={"comment": comment.strip()[:200]})
     return dispute
 
 
+def _require_operator(actor: Actor, what: str) -> None:
+    if not (actor.is_fmo and not actor.on_behalf):
+        raise DomainError(Code.ROLE, f"Only the market operator {what}.")
+
+
 @transaction.atomic
 def dispute_resolve(
-    *, actor: Actor, dispute: Dispute, uphold: bool, resolution: str, accepted_delivered_kwh=None
+    *,
+    actor: Actor,
+    dispute: Dispute,
+    uphold: bool,
+    resolution: str,
+    accepted_delivered_kwh=None,
+    now: datetime | None = None,
 ) -> Dispute:
-    """The FMO upholds (optionally with a corrected delivered energy) or rejects a dispute; audited."""
-    if not (actor.is_fmo and not actor.on_behalf):
-        raise DomainError(Code.ROLE, "Only the market operator resolves disputes.")
+    """The FMO rules on an open dispute (audited): the result is recomputed from the current data, and an upheld
+    dispute may set the accepted delivered energy. The ruling is final unless the FMO reopens the dispute."""
+    _require_operator(actor, "resolves disputes")
+    dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
     if dispute.state != Dispute.State.OPEN:
         raise DomainError(Code.INVALID_STATE, "The dispute is already resolved.")
     if not resolution.strip():
         raise DomainError(Code.DISPUTE, "Give the resolution.", field="resolution")
-    before = {"state": dispute.state, "delivered_kwh": str(dispute.verification.delivered_kwh)}
+    accepted = None
+    if uphold and accepted_delivered_kwh not in (None, ""):
+        try:
+            accepted = Decimal(str(accepted_delivered_kwh)).quantize(Decimal("0.001"))
+        except ArithmeticError:
+            raise DomainError(
+                Code.DISPUTE, "Give the accepted energy in kWh.", field="accepted_delivered_kwh"
+            )
+        if not accepted.is_finite() or accepted < 0 or accepted >= Decimal("1e11"):
+            raise DomainError(
+                Code.DISPUTE, "The accepted energy is a non-negative kWh.", field="accepted_delivered_kwh"
+            )
+    verification = dispute.verification
+    before = {
+        "state": dispute.state,
+        "delivered_kwh": None if verification.delivered_kwh is None else str(verification.delivered_kwh),
+    }
+    verification = verification_run(contract=verification.contract, now=now, force=True)
     dispute.state = Dispute.State.UPHELD if uphold else Dispute.State.REJECTED
     dispute.resolution, dispute.resolved_by, dispute.resolved_at = (
         resolution.strip(),
         actor.user,
         timezone.now(),
     )
-    verification = dispute.verification
-    if uphold and accepted_delivered_kwh is not None:
-        dispute.accepted_delivered_kwh = Decimal(str(accepted_delivered_kwh))
-        verification.delivered_kwh = dispute.accepted_delivered_kwh
-    verification.state = DeliveryVerification.State.VERIFIED
-    verification.save(update_fields=["state", "delivered_kwh"])
+    dispute.accepted_delivered_kwh = accepted
+    if accepted is not None:
+        verification.delivered_kwh = accepted
+        verification.state = DeliveryVerification.State.VERIFIED
+        verification.save(update_fields=["state", "delivered_kwh"])
     dispute.save()
     audit_record(
         actor=actor,
         action="dispute.resolve",
         target=dispute,
         before=before,
-        after={"state": dispute.state, "delivered_kwh": str(verification.delivered_kwh)},
+        after={
+            "state": dispute.state,
+            "delivered_kwh": None if verification.delivered_kwh is None else str(verification.delivered_kwh),
+        },
         reason=resolution,
     )
     notify_organisation(
         organisation=verification.contract.seller,
         title=f"Dispute on {verification.contract.reference}: {dispute.get_state_display()}",
         body=resolution,
+    )
+    return dispute
+
+
+@transaction.atomic
+def dispute_reopen(*, actor: Actor, dispute: Dispute, reason: str) -> Dispute:
+    """The FMO reopens a resolved dispute (audited): the result is held again until a new ruling."""
+    _require_operator(actor, "reopens disputes")
+    dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
+    if dispute.state == Dispute.State.OPEN:
+        raise DomainError(Code.INVALID_STATE, "The dispute is open.")
+    if not reason.strip():
+        raise DomainError(Code.DISPUTE, "Give the reason for reopening.", field="reason")
+    before = {
+        "state": dispute.state,
+        "resolution": dispute.resolution,
+        "accepted_delivered_kwh": None
+        if dispute.accepted_delivered_kwh is None
+        else str(dispute.accepted_delivered_kwh),
+    }
+    dispute.state = Dispute.State.OPEN
+    dispute.save(update_fields=["state"])
+    DeliveryVerification.objects.filter(pk=dispute.verification_id).update(
+        state=DeliveryVerification.State.DISPUTED
+    )
+    audit_record(
+        actor=actor,
+        action="dispute.reopen",
+        target=dispute,
+        before=before,
+        after={"state": dispute.state},
+        reason=reason.strip(),
+    )
+    notify_organisation(
+        organisation=dispute.verification.contract.seller,
+        title=f"Dispute on {dispute.verification.contract.reference} reopened",
+        body=reason.strip(),
     )
     return dispute
 
@@ -225,20 +410,18 @@ def accuracy_compute(
     *, asset: FlexAsset, until: date, tz: str = "Europe/Amsterdam"
 ) -> list[BaselineAccuracy]:
     """Score each method on the asset's last 30 days without activation (an evening window is pretended)."""
-    start, _ = ptus.day_bounds_utc(until - timedelta(days=HISTORY_DAYS + 20), tz)
-    end, _ = ptus.day_bounds_utc(until, tz)
+    first = until - timedelta(days=HISTORY_DAYS + 20)
+    start, _ = ptus.day_bounds_utc(first - timedelta(days=1), tz)
+    end, _ = ptus.day_bounds_utc(until + timedelta(days=1), tz)
     series = readings_series(asset_ids=[asset.pk], start=start, end=end)[asset.pk]
-    events = _event_days([asset.pk], start, end, tz)
-    days = [
-        _day_profile(
-            series, until - timedelta(days=k), tz, event=(asset.pk, until - timedelta(days=k)) in events
-        )
-        for k in range(1, HISTORY_DAYS + 21)
-    ]
+    events = {d for _, d in _event_days([asset.pk], start, end, tz)}
+    days = [until - timedelta(days=k) for k in range(HISTORY_DAYS + 20, 0, -1)]
+    profiles = _profiles(series, days, tz, event_days=events, non_working=set())
+    scored = [profiles[d] for d in reversed(days)]
     scores = baselines.score_methods(
-        days, {name.split("+")[0]: params for name, params in ACCURACY_METHODS.items() if "+" not in name}
+        scored, {name.split("+")[0]: params for name, params in ACCURACY_METHODS.items() if "+" not in name}
     )
-    adjusted = baselines.score_methods(days, {"high_x_of_y": ACCURACY_METHODS["high_x_of_y+additive"]})[
+    adjusted = baselines.score_methods(scored, {"high_x_of_y": ACCURACY_METHODS["high_x_of_y+additive"]})[
         "high_x_of_y"
     ]
     scores["high_x_of_y+additive"] = adjusted

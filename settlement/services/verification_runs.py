@@ -54,11 +54,16 @@ def verification_runs_request(
 
 @transaction.atomic
 def verification_runs_request_due(*, now: datetime | None = None) -> list[VerificationRun]:
-    """Safety net (beat, hourly): queue runs for active contracts of the last 7 days not yet verified."""
+    """Safety net (beat, hourly): queue runs for the payable (active or settled) contracts of the last 7 days
+    whose result is missing or awaiting data."""
+    from settlement.services.verification import VERIFIABLE_STATES
+
     now = now or timezone.now()
     due = Contract.objects.filter(
-        state=Contract.State.ACTIVE, ptu_start__lt=now, ptu_start__gte=now - timedelta(days=SAFETY_NET_DAYS)
-    ).exclude(verification__state=DeliveryVerification.State.VERIFIED)
+        state__in=VERIFIABLE_STATES, ptu_start__lt=now, ptu_start__gte=now - timedelta(days=SAFETY_NET_DAYS)
+    ).exclude(
+        verification__state__in=[DeliveryVerification.State.VERIFIED, DeliveryVerification.State.DISPUTED]
+    )
     return verification_runs_request(
         contract_ids=due.values_list("pk", flat=True), reason=VerificationRun.Reason.SAFETY_NET
     )

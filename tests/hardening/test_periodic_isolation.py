@@ -12,6 +12,7 @@ from flexmarket.models import TaskFailure
 from settlement import services as settlement
 from settlement.models import DeliveryVerification, VerificationRun
 from tests.grid.factories import FlexAssetFactory
+from tests.settlement.fixtures import TRADED_AT
 from tests.trading.factories import MarketFactory, ProductFactory
 from trading import services as trading
 from trading.models import AvailabilityAgreement, Contract, FlexOffer, MarketSession
@@ -109,17 +110,25 @@ def _second_contract(settled_setup, actor_dso, actor_esp, baseline_params) -> Co
     )
     start = first.delivery_start + timedelta(hours=19)
     zone = settled_setup["asset"].grid_location
-    trading.request_submit(
-        actor=actor_dso, grid_location=zone, product=product, ptu_start=start, quantities_kw=[50], price=200
-    )
-    trading.offer_submit(
-        actor=actor_esp,
-        asset=settled_setup["asset"],
-        product=product,
-        ptu_start=start,
-        quantities_kw=[50],
-        price=80,
-    )
+    with time_machine.travel(
+        TRADED_AT, tick=False
+    ):  # traded before the gate closure, like the first contract
+        trading.request_submit(
+            actor=actor_dso,
+            grid_location=zone,
+            product=product,
+            ptu_start=start,
+            quantities_kw=[50],
+            price=200,
+        )
+        trading.offer_submit(
+            actor=actor_esp,
+            asset=settled_setup["asset"],
+            product=product,
+            ptu_start=start,
+            quantities_kw=[50],
+            price=80,
+        )
     MarketSession.objects.filter(pk=session.pk).update(state="closed")
     trading.session_clear(session=session, actor=SYSTEM)
     return Contract.objects.get(session=session)

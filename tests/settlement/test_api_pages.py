@@ -1,11 +1,20 @@
 import io
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from settlement import services
-from settlement.models import MeterReading
-from tests.settlement.fixtures import DELIVERY_DAY
+from settlement.models import MeterReading, SettlementStatement
+from tests.settlement.fixtures import (
+    DELIVERY_DAY,
+    flat_history_and_day,
+    make_contract,
+    readings_csv,
+    settle,
+    upload,
+)
 
 
 @pytest.mark.django_db
@@ -155,3 +164,148 @@ def test_prognosis_form_and_csv(client, esp_user, settled_setup):
     response = client.post("/settlement/prognoses/", {"file": upload})
     assert response.status_code == 400 and response.context["row_errors"][0]["row"] == 3
     assert Prognosis.objects.count() == 1
+
+
+# --- the FMO's periods, pending adjustments and dispute rulings by API and page -----------------------------
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
+WEDNESDAY = date(2026, 6, 10)
+
+
+def locked_period_with_a_correction(world, actor_esp, actor_fmo):
+    """A June period locked with a 60 % delivery, then the meter data corrected to 100 % (re-verified)."""
+    contract = make_contract(
+        product=world["product"], day=WEDNESDAY, seller_asset=world["asset"], buyer=world["dso"]
+    )
+    flat_history_and_day(actor_esp, world["asset"], WEDNESDAY, 60)
+    services.verification_run(contract=contract)
+    period = settle(actor_fmo, date(2026, 6, 1), date(2026, 6, 30))
+    upload(actor_esp, readings_csv(world["asset"], WEDNESDAY, 1, lambda d, i: 100 if 68 <= i < 72 else 200))
+    services.verification_run(contract=contract)
+    return period
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_the_fmo_sees_and_issues_the_pending_adjustment_by_api(
+    client_for, api_client, world, actor_esp, actor_fmo, fmo_user, esp_user
+):
+    period = locked_period_with_a_correction(world, actor_esp, actor_fmo)
+    fmo = client_for(fmo_user)
+    pending = fmo.get(f"/api/v1/settlement-periods/{period.pk}/pending-adjustment/")
+    assert pending.status_code == 200
+    seller = next(row for row in pending.json() if row["organisation"] == world["esp"].pk)
+    assert seller["total_eur"] == "4.80"
+    assert {line["kind"]: line["amount_eur"] for line in seller["lines"]} == {
+        "activation": "3.20",
+        "penalty": "1.60",
+    }
+    for client, code in ((client_for(esp_user), 404), (api_client, 401)):
+        assert client.get(f"/api/v1/settlement-periods/{period.pk}/pending-adjustment/").status_code == code
+        assert client.post(f"/api/v1/settlement-periods/{period.pk}/adjust/").status_code == code
+    issued = fmo.post(f"/api/v1/settlement-periods/{period.pk}/adjust/")
+    assert issued.status_code == 201
+    esp_statement = next(s for s in issued.json() if s["organisation"] == world["esp"].legal_name)
+    assert esp_statement["kind"] == "adjustment" and esp_statement["invoice"].startswith("FM-INV-")
+    assert sorted(line["kind"] for line in esp_statement["lines"]) == ["activation", "penalty"]
+    assert fmo.get(f"/api/v1/settlement-periods/{period.pk}/pending-adjustment/").json() == []
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_the_console_shows_the_pending_adjustment_and_issues_it(
+    client, world, actor_esp, actor_fmo, fmo_user
+):
+    period = locked_period_with_a_correction(world, actor_esp, actor_fmo)
+    client.force_login(fmo_user)
+    page = client.get("/settlement/console/").content.decode()
+    assert f'data-testid="pending-adjustment-{period.pk}"' in page and "4.80" in page
+    client.post(f"/settlement/periods/{period.pk}/adjust/")
+    assert SettlementStatement.objects.filter(kind="adjustment").count() == 2
+    assert (
+        f'data-testid="pending-adjustment-{period.pk}"'
+        not in client.get("/settlement/console/").content.decode()
+    )
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_locking_a_future_period_by_api_needs_a_reason(client_for, fmo_user, esp_user):
+    fmo = client_for(fmo_user)
+    created = fmo.post(
+        "/api/v1/settlement-periods/", {"name": "Next week", "start": "2026-11-23", "end": "2026-11-29"}
+    )
+    assert created.status_code == 201
+    pk = created.json()["id"]
+    assert client_for(esp_user).post(f"/api/v1/settlement-periods/{pk}/compute/").status_code == 404
+    assert fmo.post(f"/api/v1/settlement-periods/{pk}/compute/").json()["state"] == "computed"
+    assert fmo.post(f"/api/v1/settlement-periods/{pk}/approve/").json()["state"] == "approved"
+    refused = fmo.post(f"/api/v1/settlement-periods/{pk}/lock/", {})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "period_lock_refused"
+    locked = fmo.post(f"/api/v1/settlement-periods/{pk}/lock/", {"override_reason": "Early invoice agreed"})
+    assert locked.status_code == 200 and locked.json()["lock_override_reason"] == "Early invoice agreed"
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_the_console_asks_for_a_reason_and_lists_what_blocks_the_lock(client, fmo_user, actor_fmo):
+    period = services.period_create(
+        actor=actor_fmo, name="Next week", start=date(2026, 11, 23), end=date(2026, 11, 29)
+    )
+    services.period_compute(actor=actor_fmo, period=period)
+    services.period_approve(actor=actor_fmo, period=period)
+    client.force_login(fmo_user)
+    page = client.get("/settlement/console/").content.decode()
+    assert f'data-testid="override-{period.pk}"' in page and "not over" in page
+    client.post(f"/settlement/periods/{period.pk}/lock/")
+    period.refresh_from_db()
+    assert period.state == "approved"
+    client.post(f"/settlement/periods/{period.pk}/lock/", {"override_reason": "Early invoice agreed"})
+    period.refresh_from_db()
+    assert period.state == "locked"
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_disputes_by_api_resolve_and_reopen(client_for, world, actor_esp, fmo_user, esp_user, esp2_user):
+    contract = make_contract(
+        product=world["product"], day=WEDNESDAY, seller_asset=world["asset"], buyer=world["dso"]
+    )
+    flat_history_and_day(actor_esp, world["asset"], WEDNESDAY, 60)
+    verification = services.verification_run(contract=contract)
+    seller = client_for(esp_user)
+    assert (
+        seller.post(
+            f"/api/v1/verifications/{verification.pk}/dispute/", {"comment": "Recalibrated"}
+        ).status_code
+        == 201
+    )
+    dispute = seller.get("/api/v1/disputes/").json()["results"][0]
+    assert client_for(esp2_user).get(f"/api/v1/disputes/{dispute['id']}/").status_code == 404
+    ruling = {"uphold": True, "resolution": "Report accepted", "accepted_delivered_kwh": "95"}
+    assert seller.post(f"/api/v1/disputes/{dispute['id']}/resolve/", ruling).status_code == 400
+    fmo = client_for(fmo_user)
+    bad = fmo.post(f"/api/v1/disputes/{dispute['id']}/resolve/", {**ruling, "accepted_delivered_kwh": "-1"})
+    assert bad.status_code == 400 and "accepted_delivered_kwh" in str(bad.json())
+    resolved = fmo.post(f"/api/v1/disputes/{dispute['id']}/resolve/", ruling)
+    assert resolved.status_code == 200 and resolved.json()["state"] == "upheld"
+    assert fmo.post(f"/api/v1/disputes/{dispute['id']}/reopen/", {}).status_code == 400
+    reopened = fmo.post(f"/api/v1/disputes/{dispute['id']}/reopen/", {"reason": "New report"})
+    assert reopened.status_code == 200 and reopened.json()["state"] == "open"
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_statement_page_shows_currency_vat_and_gross(client, world, actor_esp, actor_fmo, esp_user):
+    contract = make_contract(
+        product=world["product"], day=WEDNESDAY, seller_asset=world["asset"], buyer=world["dso"]
+    )
+    flat_history_and_day(actor_esp, world["asset"], WEDNESDAY, 100)
+    services.verification_run(contract=contract)
+    settle(actor_fmo, date(2026, 6, 1), date(2026, 6, 30))
+    statement = SettlementStatement.objects.get(organisation=world["esp"])
+    client.force_login(esp_user)
+    page = client.get(f"/settlement/statements/{statement.pk}/").content.decode()
+    assert "VAT 21 %" in page and 'data-testid="statement-gross">9.56<' in page
+    api = client.get(f"/api/v1/settlements/{statement.pk}/").json()
+    assert (api["currency"], api["vat_eur"], api["gross_eur"]) == ("EUR", "1.66", "9.56")

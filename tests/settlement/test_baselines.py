@@ -240,12 +240,12 @@ def test_batch_adjustment_matches_the_single_asset_function(kind):
     rng = np.random.default_rng(2)
     baseline = rng.uniform(10, 100, size=(5, 96))
     actual = rng.uniform(10, 100, size=(5, 96))
-    actual[4, 66] = np.nan  # gap in the window: no adjustment
+    actual[4, 66] = np.nan  # gap in the window: the baseline waits for the reading
     batch = b.adjust_same_day_batch(baseline, actual, WINDOW, kind=kind, window_ptus=4, gap_ptus=1, cap=0.2)
     for asset in range(5):
         single = b.adjust_same_day(baseline[asset], actual[asset], WINDOW, kind=kind, cap=0.2)
-        assert np.allclose(batch[asset], single)
-    assert np.allclose(batch[4], baseline[4])
+        assert np.allclose(batch[asset], single, equal_nan=True)
+    assert np.isnan(batch[4]).all()
 
 
 def test_day_slot_minutes_on_dst_days():
@@ -308,3 +308,203 @@ def test_accuracy_of_a_perfect_prediction_is_zero(values):
     scores = b.accuracy_scores(np.array(values), np.array(values))
     assert scores["nmae"] == 0.0 and scores["n"] == len(values)
     assert scores["bias"] in (0.0, None)  # None only when the mean load is exactly zero
+
+
+# --- DST: a skipped clock hour in history is filled by a documented rule ----------------------------------------
+
+
+def test_the_skipped_spring_hour_of_a_history_day_is_interpolated():
+    # High 1 of 3 on Saturday 4 April 2026: the best weekend day is Sunday 29 March, which has no 02:00-02:45.
+    saturday, spring = date(2026, 4, 4), date(2026, 3, 29)
+    slots = b.day_slot_minutes(spring, "Europe/Amsterdam")
+    best = b.DayProfile(spring, 100 + slots / 60.0, slots, is_weekend=True)  # load = 100 + local hour
+    others = [day(saturday - timedelta(days=k), 10.0) for k in (1, 7, 8)]  # Fri (weekday), Sat, Fri
+    result = b.baseline_x_of_y(day(saturday, 0), [best, *others], x=1, y=3, event_mask=WINDOW)
+    assert result.complete and result.days_used == (spring,)
+    # 01:45 is 101.75 and 03:00 is 103; the four missing slots lie on the straight line between them.
+    assert np.allclose(result.values[7:13], [101.75, 102.0, 102.25, 102.5, 102.75, 103.0])
+
+
+def test_align_leaves_a_missing_reading_missing():
+    spring = date(2026, 3, 29)
+    values = np.full(92, 5.0)
+    values[7] = np.nan  # 01:45 missing: the skipped hour next to it cannot be interpolated either
+    aligned = b.align(day(spring, values, weekend=True), b.STANDARD_SLOTS)
+    assert np.isnan(aligned[7:12]).all() and np.isfinite(aligned[12:]).all()
+
+
+# --- same-day adjustment: waits for its inputs, reads the previous day at midnight ------------------------------
+
+
+def flat_history(target: date, level: float, *, before=None):
+    return [
+        b.DayProfile(d.day, d.values, d.slot_minutes, before=None if before is None else np.full(96, before))
+        for d in weekdays_before(target, [level] * 5)
+    ]
+
+
+def test_an_adjusted_baseline_waits_for_missing_pre_event_readings():
+    target_values = np.full(96, 150.0)
+    target_values[65] = np.nan  # one of the four PTUs before the event (gap 1) is missing
+    result = b.compute_baseline(
+        "high_x_of_y",
+        {"x": 5, "y": 5, "adjustment": "additive", "cap": None},
+        target=day(MONDAY, target_values),
+        history=flat_history(MONDAY, 100.0),
+        event_mask=WINDOW,
+    )
+    assert not result.complete and np.isnan(result.values).all() and "adjustment" in result.note
+
+
+def test_the_adjustment_window_reaches_into_the_previous_day():
+    # Event at 00:30 (PTU 2), window 4 PTUs ending 1 before it: the previous day's 23:15-23:45 and today's 00:00.
+    mask = np.zeros(96, dtype=bool)
+    mask[2:4] = True
+    target = b.DayProfile(MONDAY, np.full(96, 130.0), before=np.full(96, 110.0))
+    history = flat_history(MONDAY, 100.0, before=100.0)
+    params = {"x": 5, "y": 5, "adjustment": "additive", "cap": None}
+    result = b.compute_baseline("high_x_of_y", params, target=target, history=history, event_mask=mask)
+    # Errors in the window: 10, 10, 10 (yesterday) and 30 (today): the mean is +15 over every PTU.
+    assert result.complete and np.allclose(result.values, 115.0)
+    without_yesterday = b.DayProfile(MONDAY, np.full(96, 130.0))
+    waiting = b.compute_baseline(
+        "high_x_of_y", params, target=without_yesterday, history=history, event_mask=mask
+    )
+    assert not waiting.complete
+
+
+def test_a_positive_only_adjustment_never_lowers_the_baseline():
+    low = b.adjust_same_day(np.full(96, 100.0), np.full(96, 80.0), WINDOW, cap=None, positive_only=True)
+    high = b.adjust_same_day(np.full(96, 100.0), np.full(96, 120.0), WINDOW, cap=None, positive_only=True)
+    scaled = b.adjust_same_day(
+        np.full(96, 100.0), np.full(96, 80.0), WINDOW, kind="multiplicative", cap=None, positive_only=True
+    )
+    assert np.allclose(low, 100.0) and np.allclose(high, 120.0) and np.allclose(scaled, 100.0)
+
+
+# --- meter before / after at midnight --------------------------------------------------------------------------
+
+
+def test_meter_before_at_midnight_reads_the_previous_day():
+    actual = np.full(96, 50.0)
+    yesterday = np.full(96, 20.0)
+    yesterday[-4:] = [10, 20, 30, 40]
+    at_midnight = np.zeros(96, dtype=bool)
+    at_midnight[:4] = True
+    values = b.baseline_meter_before_after(actual, at_midnight, before_ptus=4, actual_before=yesterday)
+    assert np.allclose(values[:4], 25.0)  # (10 + 20 + 30 + 40) / 4
+    quarter_past = np.zeros(96, dtype=bool)
+    quarter_past[1:3] = True
+    values = b.baseline_meter_before_after(actual, quarter_past, before_ptus=4, actual_before=yesterday)
+    assert np.allclose(values[1:3], 35.0)  # 20, 30, 40 from yesterday and 50 at 00:00: (20+30+40+50) / 4
+    missing = b.baseline_meter_before_after(actual, at_midnight, before_ptus=4)
+    assert np.isnan(missing[:4]).all()
+
+
+def test_meter_after_at_the_end_of_the_day_reads_the_next_day():
+    actual = np.full(96, 50.0)
+    last_hour = np.zeros(96, dtype=bool)
+    last_hour[92:] = True
+    values = b.baseline_meter_before_after(
+        actual, last_hour, before_ptus=2, after_ptus=2, actual_after=np.full(96, 110.0)
+    )
+    assert np.allclose(values[92:], [62, 74, 86, 98])  # from 50 to 110 in five steps
+    waiting = b.baseline_meter_before_after(actual, last_hour, before_ptus=2, after_ptus=2)
+    assert np.isnan(waiting[92:]).all()
+
+
+# --- strict NODES: the five preceding working days, event days kept -------------------------------------------
+
+
+def test_nodes_averages_the_five_preceding_working_days_with_event_days():
+    # Before Monday 8 June 2026: Fri 5 (event day), Thu 4 (a holiday: not a working day), Wed 3, Tue 2, Mon 1,
+    # Fri 29 May. Weekend days and the holiday are skipped; the event day counts.
+    target = date(2026, 6, 8)
+    history = [
+        day(date(2026, 6, 7), 999),
+        day(date(2026, 6, 6), 999),
+        day(date(2026, 6, 5), 10, event=True),
+        day(date(2026, 6, 4), 999, weekend=True),
+        day(date(2026, 6, 3), 20),
+        day(date(2026, 6, 2), 30),
+        day(date(2026, 6, 1), 40),
+        day(date(2026, 5, 29), 50),
+        day(date(2026, 5, 28), 999),
+    ]
+    result = b.compute_baseline(
+        "nodes", {"days": 5}, target=day(target, 0), history=history, event_mask=WINDOW
+    )
+    assert result.complete and np.allclose(result.values, 30.0)  # (10 + 20 + 30 + 40 + 50) / 5
+    assert result.days_used == (
+        date(2026, 5, 29),
+        date(2026, 6, 1),
+        date(2026, 6, 2),
+        date(2026, 6, 3),
+        date(2026, 6, 5),
+    )
+
+
+def test_nodes_does_not_refill_a_day_with_a_gap():
+    gappy = np.full(96, 20.0)
+    gappy[70] = np.nan
+    history = [day(date(2026, 6, 5), gappy), *weekdays_before(date(2026, 6, 5), [10, 10, 10, 10, 10])]
+    result = b.compute_baseline(
+        "nodes", {}, target=day(date(2026, 6, 8), 0), history=history, event_mask=WINDOW
+    )
+    assert not result.complete and np.isnan(result.values[70]) and "missing" in result.note
+
+
+def test_nodes_reference_on_random_days():
+    # The strict NODES mean against a plain loop over calendar days.
+    rng = np.random.default_rng(4)
+    target = date(2026, 6, 10)
+    history = []
+    for k in range(1, 15):
+        d = target - timedelta(days=k)
+        history.append(
+            day(d, rng.uniform(0, 100, 96), event=bool(k % 3 == 0), weekend=d.weekday() >= 5 or k == 4)
+        )
+    expected, count, k = np.zeros(96), 0, 0
+    while count < 5:
+        k += 1
+        profile = history[k - 1]
+        if not profile.is_weekend:
+            expected += profile.values
+            count += 1
+    result = b.baseline_working_days(day(target, 0), history)
+    assert np.allclose(result.values, expected / 5)
+
+
+def test_exactly_the_tolerance_is_delivered_despite_binary_floats():
+    result = b.verify_delivery("up", np.array([200.0]), np.array([110.9]), np.array([99.0]), tolerance=0.1)
+    assert result.status[0] == "delivered"
+    short = b.verify_delivery("up", np.array([200.0]), np.array([110.901]), np.array([99.0]), tolerance=0.1)
+    assert short.status[0] == "partial"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 10),
+    st.integers(1, 6),
+    st.integers(0, 2),
+    st.lists(st.floats(0, 500), min_size=192, max_size=192),
+    st.lists(st.floats(0, 500), min_size=192, max_size=192),
+)
+def test_midnight_adjustment_matches_a_reference_on_the_joined_days(first, window, gap, base, actual):
+    # Reference: join yesterday and today into one 192-PTU array and take the window there, by hand.
+    base, actual = np.array(base), np.array(actual)
+    mask = np.zeros(96, dtype=bool)
+    mask[first : first + 4] = True
+    adjusted = b.adjust_same_day(
+        base[96:],
+        actual[96:],
+        mask,
+        window_ptus=window,
+        gap_ptus=gap,
+        cap=None,
+        baseline_before=base[:96],
+        actual_before=actual[:96],
+    )
+    end = 96 + first - gap
+    expected = base[96:] + np.mean(actual[end - window : end] - base[end - window : end])
+    assert np.allclose(adjusted, expected)

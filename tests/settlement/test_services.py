@@ -111,7 +111,7 @@ def test_prognosis_before_and_after_gate_closure(actor_esp, settled_setup):
 def test_missing_data_gives_awaiting_data_never_zero(settled_setup):
     verification = services.verification_run(contract=settled_setup["contract"])
     assert verification.state == "awaiting_data"
-    assert verification.delivered_kwh == 0 and "eligible" in verification.note
+    assert verification.delivered_kwh is None and "eligible" in verification.note
 
 
 @pytest.mark.django_db
