@@ -146,6 +146,16 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.OrganisationSignupForm"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[flexmarket] "
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Sign-in throttling (accounts/login_throttle.py, docs/operations.md): per client IP and per account, with
+# back-off; a browser that signed in to the account before is trusted and counts only its own failures.
+LOGIN_THROTTLE = {
+    "client": {"free": 10, "base": 1.0, "cap": 900.0, "forget_after": 24 * 3600.0},
+    "account": {"free": 5, "base": 2.0, "cap": 900.0, "forget_after": 24 * 3600.0},
+    "device": {"free": 5, "base": 1.0, "cap": 300.0, "forget_after": 3600.0},
+}
+LOGIN_THROTTLE_DEVICE_COOKIE = "fm_device"
+LOGIN_THROTTLE_DEVICE_COOKIE_AGE = 365 * 24 * 3600
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "flexmarket"
 
