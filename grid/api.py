@@ -14,11 +14,26 @@ from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid import selectors, services
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun
 
+FEATURE_COLLECTION = {
+    "type": "object",
+    "description": "An RFC 7946 GeoJSON FeatureCollection.",
+    "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["type", "features"],
+}
+
 
 class GridLocationSerializer(serializers.ModelSerializer):
     dso = serializers.CharField(source="dso.legal_name", read_only=True)
     geometry = serializers.JSONField(help_text="GeoJSON Polygon or MultiPolygon, [lon, lat] (RFC 7946)")
-    warnings = serializers.ListField(child=serializers.CharField(), read_only=True, required=False)
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        default=list,
+        help_text="Overlaps with other DSOs' zones found when the zone was written; empty when read later.",
+    )
 
     class Meta:
         model = GridLocation
@@ -82,15 +97,17 @@ class GridLocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={(200, "application/geo+json"): FEATURE_COLLECTION})
     @action(detail=False, url_path="geojson")
     def geojson(self, request):
         """All visible zones as an RFC 7946 FeatureCollection."""
         zones = self.filter_queryset(self.get_queryset())
         return Response(services.grid_locations_as_geojson(zones), content_type="application/geo+json")
 
-    @extend_schema(request=dict, responses={201: GridLocationSerializer(many=True)})
-    @action(detail=False, methods=["post"], url_path="import")
+    @extend_schema(
+        request={"application/json": FEATURE_COLLECTION}, responses={201: GridLocationSerializer(many=True)}
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[JSONParser])
     def import_geojson(self, request):
         """Import a FeatureCollection (properties: name, code, voltage_level, status). All or nothing."""
         zones = services.grid_locations_import_geojson(actor=self.get_actor(), data=request.data)
@@ -99,7 +116,7 @@ class GridLocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
 
 class FlexAssetSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.legal_name", read_only=True)
-    grid_location = serializers.PrimaryKeyRelatedField(read_only=True)
+    grid_location = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     can_trade = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -251,6 +268,7 @@ class PowerFlowRequestSerializer(serializers.Serializer):
 
 class NetworkModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
     model = NetworkModel
+    enqueue_actions = ("power_flow",)
     serializer_class = NetworkModelSerializer
     permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
 

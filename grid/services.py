@@ -103,6 +103,7 @@ def grid_location_create(
     geometry: dict,
     voltage_level: str = GridLocation.VoltageLevel.MV,
     status: str = GridLocation.Status.NORMAL,
+    status_reason: str = "",
 ) -> GridLocation:
     """A DSO registers a congestion zone. `zone.warnings` lists overlaps with other DSOs' zones."""
     _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
@@ -123,6 +124,7 @@ def grid_location_create(
         code=code,
         voltage_level=voltage_level,
         status=status,
+        status_reason=status_reason.strip(),
         status_changed_at=timezone.now(),
         geometry=geometry.get("geometry", geometry) if geometry.get("type") == "Feature" else geometry,
         min_lon=min_lon,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from flexmarket.api.viewsets import OrganisationScopedViewSet
-from grid.selectors import assets_get_owned
+from grid.selectors import assets_get_owned, portfolios_get_visible
 from settlement import invoices, selectors, services
 from settlement.models import DeliveryVerification, MeterReading, Prognosis, SettlementStatement
 
@@ -44,6 +44,7 @@ class MeterReadingViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
 
     model = MeterReading
     serializer_class = ReadingSerializer
+    enqueue_actions = ("create",)  # changed readings queue verifications
     filterset_fields = ["asset", "source"]
 
     def get_visible_queryset(self, actor):
@@ -67,6 +68,9 @@ class PrognosisSerializer(serializers.ModelSerializer):
         super().__init__(*args, **kwargs)
         if actor is not None:
             self.fields["asset"].queryset = assets_get_owned(actor=actor)
+            self.fields["portfolio"].queryset = portfolios_get_visible(actor=actor).filter(
+                owner=actor.organisation
+            )
 
 
 class PrognosisViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
@@ -169,7 +173,10 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
             .prefetch_related("lines__contract")
         )
 
-    @extend_schema(responses={(200, "application/pdf"): bytes, (200, "text/csv"): str})
+    @extend_schema(
+        parameters=[OpenApiParameter("type", str, enum=["pdf", "csv"])],
+        responses={(200, "application/pdf"): bytes, (200, "text/csv"): str},
+    )
     @action(detail=True)
     def invoice(self, request, pk=None):
         statement = self.get_object()
