@@ -30,7 +30,8 @@ class AccountAdapter(DefaultAccountAdapter):
             seconds = math.ceil(self._login_attempt.wait_seconds)
             self._login_attempt = None  # refused before the password was checked: not a failure
             raise forms.ValidationError(
-                f"Too many failed sign-in attempts. Try again in {seconds} seconds, or reset your password.",
+                f"Too many failed sign-in attempts. Try again in {seconds} second{'s' if seconds != 1 else ''}, "
+                "or reset your password.",
                 code="too_many_login_attempts",
             )
 
