@@ -210,6 +210,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsApprovedMember"],
+    # JSON bodies only (file uploads declare MultiPartParser on their action): DRF reads an empty form field
+    # as "not given", so form bodies would bypass documented constraints such as minLength.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "flexmarket.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

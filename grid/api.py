@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.models import Role
@@ -153,7 +153,6 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
     model = FlexAsset
     serializer_class = FlexAssetSerializer
     filterset_fields = ["prequalification", "asset_type", "grid_location"]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_visible_queryset(self, actor):
         return selectors.assets_get_visible(actor=actor)
@@ -173,7 +172,7 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
         },
         responses={201: FlexAssetSerializer(many=True)},
     )
-    @action(detail=False, methods=["post"], url_path="import")
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def import_csv(self, request):
         """CSV with columns name, asset_type, connection_ean, latitude, longitude, max_up_kw, max_down_kw[, ...]."""
         upload = request.FILES.get("file")

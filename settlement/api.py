@@ -140,7 +140,7 @@ class VerificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
 class StatementSerializer(serializers.ModelSerializer):
     organisation = serializers.CharField(source="organisation.legal_name")
     period = serializers.CharField(source="period.name")
-    invoice = serializers.CharField(source="invoice.number", default=None)
+    invoice = serializers.CharField(source="invoice.number", default=None, allow_null=True)
     lines = serializers.SerializerMethodField()
 
     class Meta:
@@ -180,6 +180,8 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
     @action(detail=True)
     def invoice(self, request, pk=None):
         statement = self.get_object()
+        if request.query_params.get("type", "pdf") not in ("pdf", "csv"):
+            raise serializers.ValidationError({"type": ["Give pdf or csv."]})
         if request.query_params.get("type") == "csv":
             return HttpResponse(invoices.invoice_csv(statement), content_type="text/csv")
         return HttpResponse(invoices.invoice_pdf(statement), content_type="application/pdf")

@@ -242,6 +242,8 @@ class ContractViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisa
     @action(detail=True, url_path="schedule")
     def schedule(self, request, pk=None):
         contract = self.get_object()
+        if request.query_params.get("type", "json") not in ("json", "csv"):
+            raise serializers.ValidationError({"type": ["Give json or csv."]})
         if request.query_params.get("type") == "csv":
             response = HttpResponse(exports.schedule_csv(contract), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="{contract.reference}-schedule.csv"'

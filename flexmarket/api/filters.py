@@ -12,6 +12,7 @@ from django.db import models
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+from rest_framework.exceptions import ValidationError
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -19,6 +20,12 @@ class IdFilter(filters.NumberFilter):
     """Filters a relation by its integer id without checking that the id exists."""
 
     field_class = forms.IntegerField
+    BIGINT = 2**63  # ids are 64-bit; a larger number names nothing (and would overflow SQLite)
+
+    def filter(self, qs, value):
+        if value is not None and not -self.BIGINT <= value < self.BIGINT:
+            return qs.none()
+        return super().filter(qs, value)
 
 
 @extend_schema_field(OpenApiTypes.BOOL)
@@ -46,4 +53,18 @@ class FilterSet(filters.FilterSet):
 
 
 class FilterBackend(filters.DjangoFilterBackend):
+    """Also refuses a filter given with no value (`?state=`), which django-filter would silently ignore."""
+
     filterset_base = FilterSet
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None:
+            empty = sorted(
+                name
+                for name in filterset_class.base_filters
+                if name in request.query_params and not request.query_params.get(name, "").strip()
+            )
+            if empty:
+                raise ValidationError({name: ["Give a value, or leave the parameter out."] for name in empty})
+        return super().filter_queryset(request, queryset, view)

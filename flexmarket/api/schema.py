@@ -81,8 +81,11 @@ class AutoSchema(SpectacularAutoSchema):
         has_path_id = "{" in self.path
         if has_path_id or self._paginated():
             codes.append("404")  # a missing or invisible object; a page past the end
-        if self.method in ("POST", "PUT", "PATCH", "DELETE") or self._get_filter_parameters():
-            codes.append("400")
+        query_parameters = any(
+            getattr(p, "location", None) == "query" for p in self.get_override_parameters()
+        )
+        if self.method in ("POST", "PUT", "PATCH", "DELETE") or self._paginated() or query_parameters:
+            codes.append("400")  # invalid body, filter, page or query value
         if self.method in ("POST", "PUT", "PATCH") and self.map_parsers():
             codes.append("415")
         if getattr(self.view, "action", None) in getattr(self.view, "enqueue_actions", ()):

@@ -97,6 +97,15 @@ def test_csv_and_pdf_downloads_are_documented(spec):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("query", ["?type=", "?type=xml"])
+def test_a_download_of_an_unknown_type_is_a_400(spec, client_for, dso_user, settled_setup, query):
+    contract = settled_setup["contract"]
+    response = client_for(dso_user).get(f"/api/v1/contracts/{contract.pk}/schedule/{query}")
+    assert response.status_code == 400
+    assert_matches(spec, "/api/v1/contracts/{id}/schedule/", "get", response)
+
+
+@pytest.mark.django_db
 def test_grid_location_import_is_documented_as_json_only(spec, client_for, dso_user):
     assert set(operation(spec, "/api/v1/grid-locations/import/", "post")["requestBody"]["content"]) == {
         "application/json"
@@ -184,7 +193,9 @@ def test_every_operation_documents_its_error_statuses(spec):
             expected = {"401", "403", "429"}
             if "{" in path:
                 expected.add("404")
-            if method in ("post", "put", "patch", "delete"):
+            if method in ("post", "put", "patch", "delete") or any(
+                p["in"] == "query" for p in op.get("parameters", [])
+            ):
                 expected.add("400")
             if "requestBody" in op:
                 expected.add("415")
@@ -218,12 +229,30 @@ def test_an_enqueuing_operation_documents_503(spec):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "query", ["page_size=abc", "page_size=0", "page_size=1001", "page=0", "page=", "page=x"]
+    "query",
+    [
+        "page_size=abc",
+        "page_size=0",
+        "page_size=1001",
+        "page=0",
+        "page=",
+        "page=x",
+        "status=",
+        "status=nope",
+        "dso=x",
+    ],
 )
-def test_a_malformed_page_parameter_is_a_400(spec, client_for, esp_user, query):
+def test_a_malformed_page_or_filter_parameter_is_a_400(spec, client_for, esp_user, query):
     response = client_for(esp_user).get(f"/api/v1/grid-locations/?{query}")
     assert response.status_code == 400
     assert_matches(spec, "/api/v1/grid-locations/", "get", response)
+
+
+@pytest.mark.django_db
+@pytest.mark.django_db
+def test_a_filter_id_beyond_64_bits_finds_nothing(client_for, esp_user):
+    response = client_for(esp_user).get("/api/v1/flex-offers/?asset=22363654073607159545856")
+    assert response.status_code == 200 and response.json()["count"] == 0
 
 
 @pytest.mark.django_db
