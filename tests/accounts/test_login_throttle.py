@@ -198,3 +198,15 @@ def test_a_forged_device_cookie_is_not_trusted(owner):
         for _ in range(6):
             sign_in(attacker, owner.email, WRONG, ATTACKER_IP)
         assert LOCKED_OUT in sign_in(attacker, owner.email, PASSWORD, ATTACKER_IP).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_successful_sign_in_does_not_wipe_the_account_failures(owner):
+    attacker = Client()
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(6):
+            sign_in(attacker, owner.email, WRONG, ATTACKER_IP)
+        clock.shift(2)
+        assert signed_in(sign_in(Client(), owner.email, PASSWORD, OWNER_IP))  # the wait was over
+        sign_in(attacker, owner.email, WRONG, ATTACKER_IP)  # the 7th failure, not a fresh first one
+        assert "Try again in 4 seconds" in sign_in(attacker, owner.email, WRONG, ATTACKER_IP).content.decode()
