@@ -19,22 +19,19 @@ DEAD_REDIS = "redis://127.0.0.1:1/0"  # port 1: connection refused at once
 
 @pytest.fixture
 def broker_down():
-    """Point Celery at a Redis that refuses connections, and send tasks for real (not inline)."""
+    """Point Celery at a Redis that refuses connections, and send tasks for real (not inline).
+
+    The app's connection and producer pools are set aside and put back afterwards; none is closed, because
+    kombu keeps producer pools in a global registry and would hand a closed one to the next user.
+    """
     from flexmarket.celery import app
 
-    def reset_pools():
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
-        app.amqp._producer_pool = None
-
-    saved = app.conf.broker_url
-    reset_pools()
+    saved = (app.conf.broker_url, app._pool, app.amqp._producer_pool)
+    app._pool = app.amqp._producer_pool = None
     app.conf.broker_url = DEAD_REDIS
     app.conf.task_always_eager = False
     yield
-    reset_pools()
-    app.conf.broker_url = saved
+    app.conf.broker_url, app._pool, app.amqp._producer_pool = saved
 
 
 @pytest.fixture
