@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from flexmarket.errors import DomainError
 
@@ -114,12 +115,15 @@ def run_send(model: type[Run], *, pk: int, task: Task, now: datetime | None = No
     return True
 
 
-def run_enqueue_on_commit(run: models.Model, *, task: Task) -> None:
+def run_enqueue_on_commit(run: models.Model, *, task: Task, refuse_when_unavailable: bool = False) -> None:
     """Queue `task(run.pk)` after the surrounding transaction commits.
 
     If the broker refuses the message (Redis down), the run is failed at once with a clear error rather than
-    left `pending` with no message anywhere; the in-memory `run` shows it too, so an API answer built from it
-    is truthful. A run whose message was sent but lost is re-sent by `run_sweep`.
+    left `pending` with no message anywhere; the in-memory `run` shows it too. With `refuse_when_unavailable`
+    (a run someone asked for, such as a power flow) the broker's error is then raised to the caller, so the
+    API answers 503 and the page says so; without it (runs queued as a side effect, such as verification after
+    a meter upload, which the safety net requests again) the caller's work stands. A run whose message was sent
+    but lost is re-sent by `run_sweep`.
     """
     model = type(run)
 
@@ -135,6 +139,8 @@ def run_enqueue_on_commit(run: models.Model, *, task: Task) -> None:
             state=RunState.FAILED, error=message, finished_at=now
         ):
             run.state, run.error, run.finished_at = RunState.FAILED, message, now
+        if refuse_when_unavailable:
+            raise BrokerOperationalError(message)
 
     transaction.on_commit(enqueue)
 

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "bulma",
+    "csp",
     "flexmarket",
     "accounts",
     "grid",
@@ -68,6 +69,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "flexmarket.middleware.UploadSizeLimitMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "flexmarket.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -79,6 +82,7 @@ MIDDLEWARE = [
     "accounts.middleware.RequestIdMiddleware",
     "accounts.middleware.OrganisationMiddleware",
     "accounts.middleware.FmoMfaRequiredMiddleware",
+    "flexmarket.middleware.BrokerUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "flexmarket.urls"
@@ -116,10 +120,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: Celery's broker and Django's cache when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# The "imports" cache carries the progress of background imports from the worker to the web process.
+# The default cache holds only throttling counters: while Redis is down it acts as an empty cache
+# (flexmarket.cache). The "imports" cache carries the progress of background imports from the worker to the web
+# process.
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        "default": {
+            "BACKEND": "flexmarket.cache.ResilientRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+        },
         "imports": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
@@ -161,6 +171,16 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.OrganisationSignupForm"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[flexmarket] "
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Sign-in throttling (accounts/login_throttle.py, docs/operations.md): per client IP and per account, with
+# back-off; a browser that signed in to the account before is trusted and counts only its own failures.
+LOGIN_THROTTLE = {
+    "client": {"free": 10, "base": 1.0, "cap": 900.0, "forget_after": 24 * 3600.0},
+    "account": {"free": 5, "base": 2.0, "cap": 900.0, "forget_after": 24 * 3600.0},
+    "device": {"free": 5, "base": 1.0, "cap": 300.0, "forget_after": 3600.0},
+}
+LOGIN_THROTTLE_DEVICE_COOKIE = "fm_device"
+LOGIN_THROTTLE_DEVICE_COOKIE_AGE = 365 * 24 * 3600
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "flexmarket"
 
@@ -204,18 +224,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsApprovedMember"],
+    # JSON bodies only (file uploads declare MultiPartParser on their action): DRF reads an empty form field
+    # as "not given", so form bodies would bypass documented constraints such as minLength.
+    # JSON only (bounded nesting); file uploads take multipart on their own import actions.
+    "DEFAULT_PARSER_CLASSES": ["flexmarket.api.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "flexmarket.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "flexmarket.api.filters.FilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PARSER_CLASSES": [
-        "flexmarket.api.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "flexmarket.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "flexmarket.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -323,12 +342,66 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+
+# Content-Security-Policy (django-csp): scripts only from our own origin (no inline scripts anywhere);
+# inline styles are allowed because Plotly, Leaflet and Swagger UI set element styles. Map tiles may come
+# from MAP_TILE_URL's origin. Permissions-Policy turns off browser features no page uses.
+def _tile_origin(url: str) -> list[str]:
+    if not url.startswith(("http://", "https://")):
+        return []
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].replace("{s}", "*")
+    return [f"{scheme}://{host}"]
+
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:", *_tile_origin(MAP_TILE_URL)],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
+
+# One handler (the root's): Django's own "django" logger handlers are removed so that DEBUG does not print
+# every django.request record twice. Every record carries the request id (flexmarket.log).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "flexmarket.log.RequestIdFilter"}},
+    "formatters": {
+        "default": {"format": "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "default"}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # Clearing runs hold a lease of the product's solver time limit plus this margin (seconds) for loading and

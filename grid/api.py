@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from accounts.models import Role
@@ -18,11 +18,26 @@ from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid import selectors, services
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun
 
+FEATURE_COLLECTION = {
+    "type": "object",
+    "description": "An RFC 7946 GeoJSON FeatureCollection.",
+    "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["type", "features"],
+}
+
 
 class GridLocationSerializer(serializers.ModelSerializer):
     dso = serializers.CharField(source="dso.legal_name", read_only=True)
     geometry = serializers.JSONField(help_text="GeoJSON Polygon or MultiPolygon, [lon, lat] (RFC 7946)")
-    warnings = serializers.ListField(child=serializers.CharField(), read_only=True, required=False)
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        default=list,
+        help_text="Overlaps with other DSOs' zones found when the zone was written; empty when read later.",
+    )
 
     class Meta:
         model = GridLocation
@@ -86,15 +101,17 @@ class GridLocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={(200, "application/geo+json"): FEATURE_COLLECTION})
     @action(detail=False, url_path="geojson")
     def geojson(self, request):
         """All visible zones as an RFC 7946 FeatureCollection."""
         zones = self.filter_queryset(self.get_queryset())
         return Response(services.grid_locations_as_geojson(zones), content_type="application/geo+json")
 
-    @extend_schema(request=dict, responses={201: GridLocationSerializer(many=True)})
-    @action(detail=False, methods=["post"], url_path="import")
+    @extend_schema(
+        request={"application/json": FEATURE_COLLECTION}, responses={201: GridLocationSerializer(many=True)}
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[BoundedJSONParser])
     def import_geojson(self, request):
         """Import a FeatureCollection (properties: name, code, voltage_level, status). All or nothing."""
         zones = services.grid_locations_import_geojson(actor=self.get_actor(), data=request.data)
@@ -103,7 +120,7 @@ class GridLocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
 
 class FlexAssetSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.legal_name", read_only=True)
-    grid_location = serializers.PrimaryKeyRelatedField(read_only=True)
+    grid_location = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     can_trade = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -147,7 +164,6 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
     model = FlexAsset
     serializer_class = FlexAssetSerializer
     filterset_fields = ["prequalification", "asset_type", "grid_location"]
-    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def get_visible_queryset(self, actor):
         return selectors.assets_get_visible(actor=actor)
@@ -167,7 +183,7 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
         },
         responses={201: FlexAssetSerializer(many=True), 202: ImportJobSerializer},
     )
-    @action(detail=False, methods=["post"], url_path="import")
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def import_csv(self, request):
         """CSV with columns name, asset_type, connection_ean, latitude, longitude, max_up_kw, max_down_kw[, ...].
 
@@ -283,6 +299,7 @@ class PowerFlowRequestSerializer(serializers.Serializer):
 
 class NetworkModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
     model = NetworkModel
+    enqueue_actions = ("power_flow",)
     serializer_class = NetworkModelSerializer
     permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
 

@@ -155,6 +155,7 @@ def grid_location_create(
     geometry: dict,
     voltage_level: str = GridLocation.VoltageLevel.MV,
     status: str = GridLocation.Status.NORMAL,
+    status_reason: str = "",
 ) -> GridLocation:
     """A DSO registers a congestion zone. `zone.warnings` lists overlaps with other DSOs' zones."""
     _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
@@ -170,12 +171,29 @@ def grid_location_create(
         shape=shape,
         voltage_level=voltage_level,
         status=status,
+        status_reason=validation.clean_text(
+            status_reason or "",
+            field="status_reason",
+            code=GridErrorCode.INVALID_STATUS,
+            max_length=300,
+            required=False,
+        ),
         warnings=warnings,
     )
 
 
 def _zone_write(
-    *, actor, name, code, geometry, shape, voltage_level, status, warnings, place_assets=True
+    *,
+    actor,
+    name,
+    code,
+    geometry,
+    shape,
+    voltage_level,
+    status,
+    warnings,
+    place_assets=True,
+    status_reason="",
 ) -> GridLocation:
     min_lon, min_lat, max_lon, max_lat = geo.bounds(shape)
     zone = GridLocation.objects.create(
@@ -184,6 +202,7 @@ def _zone_write(
         code=code,
         voltage_level=voltage_level,
         status=status,
+        status_reason=status_reason.strip(),
         status_changed_at=timezone.now(),
         geometry=_plain_geometry(geometry),
         display_geometry=geo.simplify_for_display(
@@ -972,7 +991,7 @@ def power_flow_run_request(
     )
     from grid.tasks import power_flow_run_task
 
-    runs.run_enqueue_on_commit(run, task=power_flow_run_task)
+    runs.run_enqueue_on_commit(run, task=power_flow_run_task, refuse_when_unavailable=True)
     return run
 
 

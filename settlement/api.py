@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from flexmarket.api.viewsets import OrganisationScopedViewSet
-from grid.selectors import assets_get_owned
+from grid.selectors import assets_get_owned, portfolios_get_visible
 from settlement import invoices, selectors, services
 from settlement.models import (
     DeliveryVerification,
@@ -51,6 +51,7 @@ class MeterReadingViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
 
     model = MeterReading
     serializer_class = ReadingSerializer
+    enqueue_actions = ("create",)  # changed readings queue verifications
     filterset_fields = ["asset", "source"]
 
     def get_visible_queryset(self, actor):
@@ -74,6 +75,9 @@ class PrognosisSerializer(serializers.ModelSerializer):
         super().__init__(*args, **kwargs)
         if actor is not None:
             self.fields["asset"].queryset = assets_get_owned(actor=actor)
+            self.fields["portfolio"].queryset = portfolios_get_visible(actor=actor).filter(
+                owner=actor.organisation
+            )
 
 
 class PrognosisViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
@@ -153,7 +157,7 @@ class StatementLineSerializer(serializers.Serializer):
 class StatementSerializer(serializers.ModelSerializer):
     organisation = serializers.CharField(source="organisation.legal_name")
     period = serializers.CharField(source="period.name")
-    invoice = serializers.CharField(source="invoice.number", default=None)
+    invoice = serializers.CharField(source="invoice.number", default=None, allow_null=True)
     gross_eur = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
     lines = serializers.SerializerMethodField()
 
@@ -206,10 +210,15 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
             .prefetch_related("lines__contract")
         )
 
-    @extend_schema(responses={(200, "application/pdf"): bytes, (200, "text/csv"): str})
+    @extend_schema(
+        parameters=[OpenApiParameter("type", str, enum=["pdf", "csv"])],
+        responses={(200, "application/pdf"): bytes, (200, "text/csv"): str},
+    )
     @action(detail=True)
     def invoice(self, request, pk=None):
         statement = self.get_object()
+        if request.query_params.get("type", "pdf") not in ("pdf", "csv"):
+            raise serializers.ValidationError({"type": ["Give pdf or csv."]})
         if request.query_params.get("type") == "csv":
             return HttpResponse(invoices.invoice_csv(statement), content_type="text/csv")
         return HttpResponse(invoices.invoice_pdf(statement), content_type="application/pdf")

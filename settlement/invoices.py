@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import io
 
 from fpdf import FPDF
 
+from flexmarket import csvsafe
 from settlement.models import SettlementStatement
 
 
 def invoice_csv(statement: SettlementStatement) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csvsafe.writer(buffer)
     writer.writerow(
         [
             "invoice",

@@ -244,11 +244,14 @@ def prognoses(request):
     from settlement.selectors import prognoses_get_visible
 
     actor = request_actor(request)
+    # Only a POST binds a form (to the one it came from): a GET shows both blank, without errors.
+    posted = request.method == "POST"
     form = PrognosisForm(
-        request.POST if "values_kw" in request.POST else None, assets=assets_get_owned(actor=actor)
+        request.POST if posted and "values_kw" in request.POST else None, assets=assets_get_owned(actor=actor)
     )
     csv_form = PrognosisCsvForm(
-        request.POST if "values_kw" not in request.POST else None, request.FILES or None
+        request.POST if posted and "values_kw" not in request.POST else None,
+        request.FILES if posted else None,
     )
     row_errors = []
     if request.method == "POST":

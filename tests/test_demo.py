@@ -57,7 +57,9 @@ def test_demo_loads_at_any_hour(moment, time_machine):
     )
 
 
-@pytest.mark.django_db(transaction=True)  # --reset empties the database with TRUNCATE, outside any transaction
+@pytest.mark.django_db(
+    transaction=True
+)  # --reset empties the database with TRUNCATE, outside any transaction
 def test_second_run_changes_nothing_and_reset_loads_afresh(time_machine):
     time_machine.move_to(MOMENTS["after noon"])
     run_demo()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -154,6 +154,7 @@ class OrderViewSetMixin:
         return Response(self.serializer_class(orders, many=True).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(destroy=extend_schema(responses={200: FlexRequestSerializer}))
 class FlexRequestViewSet(
     OrderViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet
 ):
@@ -163,6 +164,7 @@ class FlexRequestViewSet(
     serializer_class = FlexRequestSerializer
     submit = staticmethod(services.request_submit)
     filterset_fields = ["state", "grid_location", "product", "session", "is_tso"]
+    paginated_actions = ("opportunities",)
 
     def get_visible_queryset(self, actor):
         return selectors.requests_get_visible(actor=actor)
@@ -178,10 +180,13 @@ class FlexRequestViewSet(
     @extend_schema(responses=FlexRequestSerializer(many=True))
     @action(detail=False)
     def opportunities(self, request):
-        page = self.paginate_queryset(selectors.opportunities_get(actor=self.get_actor()))
+        page = self.paginate_queryset(
+            self.filter_queryset(selectors.opportunities_get(actor=self.get_actor()))
+        )
         return self.get_paginated_response(FlexRequestSerializer(page, many=True).data)
 
 
+@extend_schema_view(destroy=extend_schema(responses={200: FlexOfferSerializer}))
 class FlexOfferViewSet(
     OrderViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet
 ):
@@ -240,10 +245,15 @@ class ContractViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisa
     def get_visible_queryset(self, actor):
         return selectors.contracts_get_visible(actor=actor)
 
-    @extend_schema(parameters=[OpenApiParameter("type", str, enum=["json", "csv"])], responses={200: dict})
+    @extend_schema(
+        parameters=[OpenApiParameter("type", str, enum=["json", "csv"])],
+        responses={(200, "application/json"): dict, (200, "text/csv"): str},
+    )
     @action(detail=True, url_path="schedule")
     def schedule(self, request, pk=None):
         contract = self.get_object()
+        if request.query_params.get("type", "json") not in ("json", "csv"):
+            raise serializers.ValidationError({"type": ["Give json or csv."]})
         if request.query_params.get("type") == "csv":
             response = HttpResponse(exports.schedule_csv(contract), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="{contract.reference}-schedule.csv"'
@@ -384,6 +394,10 @@ class AgreementSerializer(serializers.ModelSerializer):
         super().__init__(*args, **kwargs)
         if actor is not None:
             self.fields["asset"].queryset = assets_in_zones_of(actor=actor)
+            # Only portfolios in the DSO's own zones: another's answers "does not exist", like a missing id.
+            self.fields["portfolio"].queryset = portfolios_get_visible(actor=actor).filter(
+                grid_location__dso=actor.organisation
+            )
 
 
 class AgreementAnswerSerializer(serializers.Serializer):

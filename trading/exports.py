@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import timedelta
 
+from flexmarket.csvsafe import SafeDictWriter
 from trading.models import Contract
 
 
@@ -43,7 +43,7 @@ def schedule_json(contract: Contract) -> dict:
 
 def schedule_csv(contract: Contract) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["ptu_start", "ptu_end", "direction", "power_kw", "price"])
+    writer = SafeDictWriter(buffer, fieldnames=["ptu_start", "ptu_end", "direction", "power_kw", "price"])
     writer.writeheader()
     writer.writerows(schedule_rows(contract))
     return buffer.getvalue()

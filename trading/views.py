@@ -37,6 +37,14 @@ def session_list(request):
     return render(request, "trading/session_list.html", {"sessions": sessions, "now": timezone.now()})
 
 
+def _int_param(value: str | None, *, default: int) -> int:
+    """A whole-number query parameter; anything else (`?ptu=abc`) falls back to the default."""
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default
+
+
 @role_required()
 def session_detail(request, pk: int):
     actor = request_actor(request)
@@ -45,8 +53,8 @@ def session_detail(request, pk: int):
     current = next((run for run in runs if run.is_current), None)
     zones = {z.pk: z.name for z in grid_locations_get_visible(actor=actor)}
     n_ptus = int((session.delivery_end - session.delivery_start).total_seconds() // 900)
-    zone_id = int(request.GET.get("zone") or next(iter(zones), 0) or 0)
-    ptu = int(request.GET.get("ptu") or 68)
+    zone_id = _int_param(request.GET.get("zone"), default=next(iter(zones), 0) or 0)
+    ptu = min(max(_int_param(request.GET.get("ptu"), default=68), 0), max(n_ptus - 1, 0))
     book = (
         selectors.order_book(session=session, grid_location_id=zone_id)
         if zone_id

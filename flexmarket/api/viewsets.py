@@ -11,10 +11,12 @@ from accounts.permissions import request_actor
 class OrganisationScopedMixin:
     """Subclasses set `model` and implement `get_visible_queryset(actor)` with a selector.
 
-    Objects of other organisations are simply not in the queryset, so they answer 404.
+    Objects of other organisations are simply not in the queryset, so they answer 404. Ids are integers:
+    any other path segment matches no URL and answers 404 too, never a 500 from a failed cast.
     """
 
     model = None
+    lookup_value_regex = "[0-9]+"
 
     def get_actor(self) -> Actor:
         return request_actor(self.request)

@@ -60,12 +60,24 @@ def page(browser, request, live_server):
     context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=live_server.url)
     page = context.new_page()
     page.set_default_timeout(15000)
+    violations = csp_violations(page)
     yield page
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"FAILED-{request.node.name}.png"), full_page=True)
     context.close()
+    assert not violations, f"Content-Security-Policy blocked something: {violations}"
+
+
+def csp_violations(page) -> list[str]:
+    """Chromium reports every Content-Security-Policy refusal on the console; collect them for the page."""
+    found: list[str] = []
+    page.on(
+        "console",
+        lambda message: found.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    return found
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -98,19 +98,26 @@ def test_an_expected_network_error_shows_its_own_message(
 def test_broker_down_fails_the_run_visibly_instead_of_leaving_it_pending(
     cigre, actor_dso, django_capture_on_commit_callbacks, broker_down
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        run = services.power_flow_run_request(actor=actor_dso, network_model=cigre)
-    assert run.state == "failed" and "task broker is unreachable" in run.error  # what the API answers with
-    run.refresh_from_db()
-    assert run.state == "failed" and "Request it again" in run.error
+    from kombu.exceptions import OperationalError
+
+    with pytest.raises(OperationalError), django_capture_on_commit_callbacks(execute=True):
+        services.power_flow_run_request(actor=actor_dso, network_model=cigre)  # the caller hears it (503)
+    run = PowerFlowRun.objects.get()
+    assert (
+        run.state == "failed"
+        and "task broker is unreachable" in run.error
+        and "Request it again" in run.error
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_api_answers_a_run_the_broker_refused_as_failed(cigre, dso_user, client_for, broker_down):
+def test_the_api_answers_503_and_the_run_the_broker_refused_is_failed(
+    cigre, dso_user, client_for, broker_down
+):
     response = client_for(dso_user).post(f"/api/v1/network-models/{cigre.pk}/power-flow/", {}, format="json")
-    assert response.status_code == 202
-    assert response.json()["state"] == "failed" and "broker is unreachable" in response.json()["error"]
-    assert PowerFlowRun.objects.get().state == "failed"
+    assert response.status_code == 503 and response.json()["error"]["code"] == "broker_unavailable"
+    run = PowerFlowRun.objects.get()  # never left pending with no message anywhere
+    assert run.state == "failed" and "broker is unreachable" in run.error
 
 
 @pytest.mark.django_db
