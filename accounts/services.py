@@ -428,6 +428,47 @@ def notify_organisation(
     return notification
 
 
+def notify_organisations(items: list[dict], *, email: bool = False) -> list[Notification]:
+    """Many in-app notifications in one insert ({"organisation_id", "title", "body", "link"} each); with `email`,
+    one task mails them after commit, so a busy market's hot path does not wait for mail or member lookups."""
+    notifications = Notification.objects.bulk_create(
+        [
+            Notification(
+                organisation_id=item["organisation_id"],
+                title=item["title"][:200],
+                body=item.get("body", ""),
+                link=item.get("link", "")[:300],
+            )
+            for item in items
+        ]
+    )
+    if email and notifications:
+        from accounts.tasks import notifications_email_task
+
+        ids = [n.pk for n in notifications]
+        transaction.on_commit(lambda: notifications_email_task.delay(ids))
+    return notifications
+
+
+def notifications_email(*, notification_ids: list[int]) -> int:
+    """Mail notifications to their organisations' members; returns how many mails were sent."""
+    sent = 0
+    for notification in Notification.objects.filter(pk__in=notification_ids).select_related("organisation"):
+        recipients = list(notification.organisation.memberships.values_list("user__email", flat=True))
+        if not recipients:
+            continue
+        link = notification.link
+        full_link = f"{settings.SITE_URL.rstrip('/')}{link}" if link.startswith("/") else link
+        sent += send_mail(
+            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{notification.title}",
+            message=f"{notification.body}\n\n{full_link}".strip(),
+            from_email=None,
+            recipient_list=recipients,
+            fail_silently=True,
+        )
+    return sent
+
+
 def notification_mark_read(*, actor: Actor, notification_ids: list[int]) -> int:
     return Notification.objects.filter(
         organisation=actor.organisation, pk__in=notification_ids, read_at__isnull=True

@@ -20,10 +20,8 @@ The bench writes its sessions into the database it runs on (codes bench-<run>-..
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from datetime import date, timedelta
@@ -32,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import ean18, setup_django  # noqa: E402
+
 N_ZONES, N_PTUS = 50, 96
 MWH_PER_KW_PTU = 0.25 / 1000
 
@@ -225,36 +225,6 @@ def engine_part(sizes: list[int], pulp_max: int, repeat: int) -> None:
 
 
 # --- Part 2: the full gate closure through the service ----------------------------------------------------------
-
-
-def setup_django() -> str:
-    """Use DATABASE_URL when set, else a throwaway SQLite database; migrate; return a printable description."""
-    if not os.environ.get("DATABASE_URL"):
-        os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='fm-bench-')}/bench.sqlite3"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flexmarket.settings")
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0)
-    settings = connection.settings_dict
-    where = settings.get("HOST") or "local file"
-    version = ""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            version = " " + cursor.fetchone()[0]
-    return f"{connection.vendor}{version}, database {settings['NAME']} on {where}"
-
-
-def ean18(number: int) -> str:
-    """An EAN-18 with a valid GS1 check digit."""
-    digits = f"{number:017d}"
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
-    return digits + str((10 - total % 10) % 10)
 
 
 def load_session(n_offers: int, arrays, tag: str, serial: int):

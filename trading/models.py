@@ -269,6 +269,9 @@ class Order(models.Model):
     )
     direction = models.CharField(max_length=4, choices=Direction.choices)
     ptu_start = models.DateTimeField(help_text="UTC start of the first PTU of `quantities_kw`")
+    ptu_end = models.DateTimeField(
+        null=True, blank=True, help_text="UTC end of the last PTU (for book reads)"
+    )
     quantities_kw = models.JSONField(help_text="kW per consecutive PTU from ptu_start")
     remaining_kw = models.JSONField(help_text="kW per PTU not yet matched")
     price = models.DecimalField(
@@ -307,7 +310,11 @@ class FlexRequest(Order):
     is_tso = models.BooleanField(default=False, help_text="Posted by a TSO: stands out in every list")
 
     class Meta(Order.Meta):
-        indexes = [models.Index(fields=["grid_location", "product", "state"])]
+        indexes = [
+            models.Index(fields=["grid_location", "product", "state"]),
+            # The continuous book: open requests of a zone in a session, best price first.
+            models.Index(fields=["session", "grid_location", "state", "price"], name="request_book"),
+        ]
 
     def __str__(self) -> str:
         return f"Request #{self.pk} {self.grid_location.code} {self.direction}"
@@ -346,7 +353,10 @@ class FlexOffer(Order):
     )
 
     class Meta(Order.Meta):
-        indexes = [models.Index(fields=["grid_location", "product", "state"])]
+        indexes = [
+            models.Index(fields=["grid_location", "product", "state"]),
+            models.Index(fields=["session", "grid_location", "state", "price"], name="offer_book"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(asset__isnull=False) | models.Q(portfolio__isnull=False),

@@ -273,3 +273,61 @@ def test_sessions_open_ahead_in_parallel_generates_one_offer_per_agreement(
     assert errors == []
     per_session = FlexOffer.objects.filter(availability_agreement=agreement).values_list("session", flat=True)
     assert len(per_session) == len(set(per_session)) == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_many_aggressors_on_overlapping_ptus_never_over_allocate(
+    actor_esp, zone, continuous_session, dso_org
+):
+    """Issue 10.1: aggressors on different PTUs fill the same multi-PTU resting orders at once (per-PTU locks,
+    row locks only on what is filled); every resting order's contracts plus remaining equal what it offered."""
+    _postgres_only()
+    from decimal import Decimal
+
+    from tests.grid.factories import FlexAssetFactory
+
+    product, start = continuous_session.product, continuous_session.delivery_start + timedelta(hours=17)
+    asset = FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone, max_up_kw=Decimal("100000"))
+    resting = [
+        services.offer_submit(
+            actor=actor_esp,
+            asset=asset,
+            product=product,
+            ptu_start=start + (i % 4) * timedelta(minutes=15),
+            quantities_kw=[40.0] * 6,
+            price=30 + i,
+        )
+        for i in range(12)
+    ]
+    buyer = Actor(user=member_of(dso_org, email="many@dso.example"), organisation=dso_org)
+
+    def buyer_at(ptu_offset):
+        def run():
+            for _ in range(6):
+                services.request_submit(
+                    actor=buyer,
+                    grid_location=zone,
+                    product=product,
+                    ptu_start=start + ptu_offset * timedelta(minutes=15),
+                    quantities_kw=[25.0, 25.0],
+                    price=100,
+                    order_mode=OrderMode.AGGRESSOR,
+                )
+            return "done"
+
+        return run
+
+    results, errors = _run_parallel([buyer_at(k) for k in range(8)])
+    assert errors == [] and results == ["done"] * 8
+    for offer in resting:
+        offer.refresh_from_db()
+        sold = [0.0] * 6
+        for contract in Contract.objects.filter(offer=offer):
+            shift = round((contract.ptu_start - offer.ptu_start).total_seconds() / 900)
+            for i, kw in enumerate(contract.quantities_kw):
+                if kw:
+                    sold[i + shift] += kw
+        assert all(r >= -1e-9 for r in offer.remaining_kw)
+        assert [round(s + r, 3) for s, r in zip(sold, offer.remaining_kw, strict=True)] == [40.0] * 6
+    assert Contract.objects.exists()

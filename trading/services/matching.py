@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import time
+import json
+import zlib
 from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.services import notify_organisation
+from accounts.services import notify_organisations
 from flexmarket import ptu as ptus
+from grid.models import FlexAsset, Portfolio
 from trading.clearing.continuous import Aggressor, RestingOrder, match_aggressor
 from trading.models import (
     Contract,
@@ -25,6 +28,16 @@ from trading.selectors import OPEN_STATES
 from trading.services.capacity import LedgerChanges
 
 # --- continuous matching ----------------------------------------------------------------------------
+#
+# How concurrent aggressors stay exact and fast (docs/trading.md, "Matching"):
+# - an aggressor holds an advisory lock per (session, zone, PTU) it spans, taken in one ordered statement, so two
+#   aggressors on the same PTUs queue while aggressors on other PTUs (and zones) run in parallel;
+# - it reads the book as plain values, best price first, in pages (most aggressors are filled by the first page);
+# - it row-locks only the resting orders its fills touch (one statement, id order), re-reads them and redoes the
+#   match if a cancellation or expiry changed them meanwhile; writes are applied to the freshly read rows;
+# - contracts, order updates and notifications are written in bulk; mail goes out after commit.
+
+PAGE = 64
 
 
 def offer_backing_tradable(offer: FlexOffer) -> bool:
@@ -36,42 +49,131 @@ def offer_backing_tradable(offer: FlexOffer) -> bool:
     return portfolio.archived_at is None and bool(members) and all(a.can_trade for a in members)
 
 
-def _candidates(order, *, side: str, now: datetime):
-    """The resting orders the aggressor may trade with, row-locked in id order (no deadlocks, no double fills)."""
+def _lock_book_ptus(order, n: int) -> None:
+    """Advisory locks on the (session, zone, PTU) cells the aggressor spans (PostgreSQL; SQLite serialises)."""
+    if connection.vendor != "postgresql":
+        return
+    first = int(order.ptu_start.timestamp()) // 900
+    keys = sorted(
+        zlib.crc32(f"book:{order.session_id}:{order.grid_location_id}:{first + i}".encode()) - 2**31
+        for i in range(n)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [keys])
+
+
+BOOK_FIELDS = ["pk", "price", "created_at", "ptu_start", "remaining_kw", "state", "valid_until", "owner_id"]
+
+
+def _book_query(order, *, side: str, now: datetime):
     n = len(order.quantities_kw)
     end = order.ptu_start + n * ptus.PTU
     opposite = FlexOffer if side == "buy" else FlexRequest
     qs = (
         opposite.objects.filter(
-            session=order.session,
-            grid_location=order.grid_location,
-            product=order.product,
-            direction=order.direction,
+            session_id=order.session_id,
+            grid_location_id=order.grid_location_id,
             state__in=OPEN_STATES,
+            product_id=order.product_id,
+            direction=order.direction,
             ptu_start__lt=end,
+            ptu_end__gt=order.ptu_start,
         )
-        .exclude(owner=order.owner)
+        .exclude(owner_id=order.owner_id)
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
     )
     if side == "buy":
-        qs = qs.filter(price__lte=order.price)
+        qs = qs.filter(price__lte=order.price).order_by("price", "created_at", "pk")
         if order.is_tso:
             qs = qs.filter(tso_eligible=True)  # only TSO-eligible flexibility is sold to a TSO
-        qs = qs.select_related("asset", "portfolio")
+        fields = [
+            *BOOK_FIELDS,
+            "min_quantity_kw",
+            "all_or_nothing",
+            "asset_id",
+            "portfolio_id",
+            "asset__prequalification",
+            "asset__grid_location_id",
+            "asset__archived_at",
+        ]
     else:
-        qs = qs.filter(price__gte=order.price)
+        qs = qs.filter(price__gte=order.price).order_by("-price", "created_at", "pk")
         if not order.tso_eligible:
             qs = qs.filter(is_tso=False)
-    candidates = list(qs.select_for_update(of=("self",)).order_by("pk"))
-    if side == "buy":
-        candidates = [c for c in candidates if offer_backing_tradable(c)]
-    return candidates
+        fields = BOOK_FIELDS
+    return qs, fields
+
+
+def _tradable(rows: list[dict]) -> list[dict]:
+    """Book rows whose asset, or every asset of whose portfolio, is still approved (portfolios: one query)."""
+    kept = []
+    portfolio_ids = {r["portfolio_id"] for r in rows if r["portfolio_id"]}
+    good_portfolios = set()
+    for portfolio in (
+        Portfolio.objects.filter(pk__in=portfolio_ids).prefetch_related("assets") if portfolio_ids else []
+    ):
+        members = list(portfolio.assets.all())
+        if portfolio.archived_at is None and members and all(a.can_trade for a in members):
+            good_portfolios.add(portfolio.pk)
+    for row in rows:
+        if row["asset_id"]:
+            if (
+                row["asset__prequalification"] == FlexAsset.Prequalification.APPROVED
+                and row["asset__grid_location_id"] is not None
+                and row["asset__archived_at"] is None
+            ):
+                kept.append(row)
+        elif row["portfolio_id"] in good_portfolios:
+            kept.append(row)
+    return kept
+
+
+def _resting(order, rows: list[dict], n: int) -> list[RestingOrder]:
+    resting = []
+    for row in rows:
+        values = np.asarray(row["remaining_kw"], dtype=float)
+        offset = round((row["ptu_start"] - order.ptu_start).total_seconds() / 900)
+        positions = offset + np.arange(values.size)
+        inside = (positions >= 0) & (positions < n)
+        aligned = np.zeros(n)
+        aligned[positions[inside]] = values[inside]
+        resting.append(
+            RestingOrder(
+                row["pk"],
+                float(row["price"]),
+                int(row["created_at"].timestamp() * 1e6),
+                aligned,
+                float(row.get("min_quantity_kw") or 0),
+                bool(row.get("all_or_nothing", False)),
+                float(values[~inside].sum()),
+            )
+        )
+    return resting
+
+
+def _book_match(order, aggressor: Aggressor, *, side: str, now: datetime) -> tuple[list, dict[int, dict]]:
+    """Fills against the book read in priority pages: a page that fills the aggressor decides; else read it all."""
+    qs, fields = _book_query(order, side=side, now=now)
+    n = len(order.quantities_kw)
+    rows = list(qs.values(*fields)[:PAGE])
+    complete = len(rows) < PAGE
+    while True:
+        if side == "buy":
+            rows = _tradable(rows)
+        fills = match_aggressor(aggressor, _resting(order, rows, n))
+        filled = np.zeros(n)
+        for fill in fills:
+            filled[fill.ptu] += fill.kw
+        wanted = np.asarray(aggressor.quantity, dtype=float)
+        if complete or np.all(filled >= wanted - 1e-9) or (aggressor.all_or_nothing and fills):
+            return fills, {r["pk"]: r for r in rows}
+        rows, complete = list(qs.values(*fields)), True
 
 
 def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> None:
     """Aggressors (and every order of a continuous product) match now against the resting book.
 
-    The caller holds the session share-locked and has just written `order`; resting orders are row-locked.
+    The caller holds the session share-locked and has just written `order` (not yet visible to others).
     """
     continuous = order.product.clearing_rule == Product.ClearingRule.CONTINUOUS
     if not continuous and order.order_mode != OrderMode.AGGRESSOR:
@@ -79,27 +181,8 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
     now = now or timezone.now()
     if side == "sell" and not offer_backing_tradable(order):
         return
-    candidates = _candidates(order, side=side, now=now)
     n = len(order.quantities_kw)
-    offset = {c.pk: int((c.ptu_start - order.ptu_start) / ptus.PTU) for c in candidates}
-    resting = []
-    for c in candidates:
-        values = np.asarray(c.remaining_kw, dtype=float)
-        positions = offset[c.pk] + np.arange(values.size)
-        inside = (positions >= 0) & (positions < n)
-        aligned = np.zeros(n)
-        aligned[positions[inside]] = values[inside]
-        resting.append(
-            RestingOrder(
-                c.pk,
-                float(c.price),
-                int(c.created_at.timestamp() * 1e6),
-                aligned,
-                float(getattr(c, "min_quantity_kw", 0) or 0),
-                bool(getattr(c, "all_or_nothing", False)),
-                float(values[~inside].sum()),
-            )
-        )
+    opposite = FlexOffer if side == "buy" else FlexRequest
     aggressor = Aggressor(
         side,
         float(order.price),
@@ -107,32 +190,82 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
         float(getattr(order, "min_quantity_kw", 0) or 0),
         bool(getattr(order, "all_or_nothing", False)),
     )
-    fills = match_aggressor(aggressor, resting)
+    _lock_book_ptus(order, n)
+    while True:
+        savepoint = transaction.savepoint()
+        fills, book = _book_match(order, aggressor, side=side, now=now)
+        touched = sorted({fill.order_id for fill in fills})
+        locked = {
+            row["pk"]: row
+            for row in opposite.objects.select_for_update(of=("self",))
+            .filter(pk__in=touched)
+            .order_by("pk")
+            .values("pk", "state", "remaining_kw", "quantities_kw", "ptu_start", "owner_id")
+        }
+        if all(_unchanged(order, book[pk], locked.get(pk), n) for pk in touched):
+            transaction.savepoint_commit(savepoint)
+            break
+        # A cancellation or expiry committed since the read: release the row locks and read the book again.
+        transaction.savepoint_rollback(savepoint)
+    _apply_fills(order, fills, locked, side=side, opposite=opposite, now=now)
+
+
+def _unchanged(order, read: dict, locked: dict | None, n: int) -> bool:
+    """The resting order is still open and holds what was read in the aggressor's PTUs (others' PTUs may move:
+    aggressors on other PTUs fill the same order concurrently, each under its own PTU locks)."""
+    if locked is None or locked["state"] not in OPEN_STATES:
+        return False
+    offset = round((read["ptu_start"] - order.ptu_start).total_seconds() / 900)
+    before, now = read["remaining_kw"], locked["remaining_kw"]
+    return all(before[j] == now[j] for j in range(max(0, -offset), min(len(before), n - offset)))
+
+
+def _apply_fills(order, fills, locked: dict[int, dict], *, side: str, opposite, now: datetime) -> None:
+    n = len(order.quantities_kw)
     by_counterparty: dict[int, list] = {}
     for fill in fills:
         by_counterparty.setdefault(fill.order_id, []).append(fill)
-    counterparts = {c.pk: c for c in candidates}
-    for counterparty_id, counterparty_fills in by_counterparty.items():
-        other = counterparts[counterparty_id]
+    resting_updates, contracts = [], []
+    for number, (counterparty_id, counterparty_fills) in enumerate(sorted(by_counterparty.items()), start=1):
+        row = locked[counterparty_id]
+        offset = round((row["ptu_start"] - order.ptu_start).total_seconds() / 900)
+        remaining = list(row["remaining_kw"])
         quantities = [0.0] * n
         prices = ["0"] * n
         for fill in counterparty_fills:
             quantities[fill.ptu] = round(quantities[fill.ptu] + fill.kw, 3)
             prices[fill.ptu] = str(Decimal(repr(fill.price)).quantize(Decimal("0.0001")))
             order.remaining_kw[fill.ptu] = round(order.remaining_kw[fill.ptu] - fill.kw, 3)
-            resting_index = fill.ptu - offset[other.pk]  # the fill's PTU in the resting order's own frame
-            other.remaining_kw[resting_index] = round(other.remaining_kw[resting_index] - fill.kw, 3)
-        _set_fill_state(other)
-        other.save(update_fields=["remaining_kw", "state", "updated_at"])
-        request, offer = (order, other) if side == "buy" else (other, order)
-        _contract_create(
-            request=request,
-            offer=offer,
-            ptu_start=order.ptu_start,
-            quantities=quantities,
-            prices=prices,
-            run=None,
+            index = fill.ptu - offset  # the fill's PTU in the resting order's own frame
+            remaining[index] = round(remaining[index] - fill.kw, 3)
+        resting_updates.append(
+            (counterparty_id, row["state"], remaining, _fill_state(remaining, row["quantities_kw"]))
         )
+        request_id, offer_id = (order.pk, counterparty_id) if side == "buy" else (counterparty_id, order.pk)
+        buyer_id, seller_id = (
+            (order.owner_id, row["owner_id"]) if side == "buy" else (row["owner_id"], order.owner_id)
+        )
+        contracts.append(
+            Contract(
+                reference=f"FM-{now:%Y%m%d}-C{order.pk}-{number:03d}",
+                session_id=order.session_id,
+                request_id=request_id,
+                offer_id=offer_id,
+                buyer_id=buyer_id,
+                seller_id=seller_id,
+                grid_location_id=order.grid_location_id,
+                product_id=order.product_id,
+                direction=order.direction,
+                ptu_start=order.ptu_start,
+                quantities_kw=quantities,
+                prices=prices,
+                created_at=now,
+            )
+        )
+    if resting_updates:
+        _bulk_set_remaining(opposite, resting_updates)
+        created = Contract.objects.bulk_create(contracts)
+        _notify_contracts(created, order.grid_location)
     if order.order_mode == OrderMode.AGGRESSOR and any(kw > 0 for kw in order.remaining_kw):
         # An aggressor matches now or dies: the unmatched rest (kept in remaining_kw) is cancelled.
         matched = sum(f.kw for f in fills) / 4
@@ -147,55 +280,51 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
             else "Aggressor: nothing to match; cancelled"
         )
         order.save(update_fields=["remaining_kw", "state", "state_reason", "updated_at"])
-    else:
-        _set_fill_state(order)
+    elif fills:
+        order.state = _fill_state(order.remaining_kw, order.quantities_kw)
         order.save(update_fields=["remaining_kw", "state", "updated_at"])
 
 
-def _set_fill_state(order) -> None:
-    if all(kw <= 1e-9 for kw in order.remaining_kw):
-        order.state = OrderState.FILLED
-    elif any(abs(r - q) > 1e-9 for r, q in zip(order.remaining_kw, order.quantities_kw, strict=True)):
-        order.state = OrderState.PARTIALLY_FILLED
+def _fill_state(remaining, quantities) -> str:
+    if all(kw <= 1e-9 for kw in remaining):
+        return OrderState.FILLED
+    if any(abs(r - q) > 1e-9 for r, q in zip(remaining, quantities, strict=True)):
+        return OrderState.PARTIALLY_FILLED
+    return OrderState.ACTIVE
 
 
-def _contract_reference(created: datetime, number: int) -> str:
-    return f"FM-{created:%Y%m%d}-{number:06d}"
-
-
-def _contract_create(*, request, offer, ptu_start, quantities, prices, run) -> Contract:
+def _bulk_set_remaining(model, rows: list[tuple]) -> None:
+    """remaining_kw and state of many locked resting orders in one statement (PostgreSQL) or one each."""
     now = timezone.now()
-    contract = Contract.objects.create(
-        reference=f"tmp-{time.monotonic_ns()}",
-        session=request.session,
-        clearing_run=run,
-        request=request,
-        offer=offer,
-        buyer_id=request.owner_id,
-        seller_id=offer.owner_id,
-        grid_location_id=request.grid_location_id,
-        product_id=request.product_id,
-        direction=request.direction,
-        ptu_start=ptu_start,
-        quantities_kw=quantities,
-        prices=prices,
-        created_at=now,
-    )
-    contract.reference = _contract_reference(now, contract.pk)
-    contract.save(update_fields=["reference"])
-    _notify_contract(contract)
-    return contract
+    if connection.vendor == "postgresql":
+        params: list = [now]
+        for pk, _expected, remaining, state in rows:
+            params += [pk, json.dumps(remaining), state]
+        values = ", ".join(["(%s::bigint, %s::jsonb, %s)"] * len(rows))
+        table = model._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS t SET remaining_kw = v.remaining, state = v.state, updated_at = %s "
+                f"FROM (VALUES {values}) AS v(id, remaining, state) WHERE t.id = v.id",
+                params,
+            )
+        return
+    for pk, _expected, remaining, state in rows:
+        model.objects.filter(pk=pk).update(remaining_kw=remaining, state=state, updated_at=now)
 
 
-def _notify_contract(contract: Contract) -> None:
-    energy = sum(contract.quantities_kw) / 4
-    for organisation_id, role in ((contract.buyer_id, "bought"), (contract.seller_id, "sold")):
-        from accounts.models import Organisation
-
-        notify_organisation(
-            organisation=Organisation.objects.get(pk=organisation_id),
-            title=f"Contract {contract.reference}: you {role} {energy:g} kWh in {contract.grid_location.name}",
-            body=f"Delivery from {contract.ptu_start:%Y-%m-%d %H:%M} UTC. The activation schedule is on the contract page.",
-            link=f"/trading/contracts/{contract.pk}/",
-            email=True,
-        )
+def _notify_contracts(contracts: list[Contract], zone) -> None:
+    items = []
+    for contract in contracts:
+        energy = sum(contract.quantities_kw) / 4
+        for organisation_id, role in ((contract.buyer_id, "bought"), (contract.seller_id, "sold")):
+            items.append(
+                {
+                    "organisation_id": organisation_id,
+                    "title": f"Contract {contract.reference}: you {role} {energy:g} kWh in {zone.name}",
+                    "body": f"Delivery from {contract.ptu_start:%Y-%m-%d %H:%M} UTC. "
+                    "The activation schedule is on the contract page.",
+                    "link": f"/trading/contracts/{contract.pk}/",
+                }
+            )
+    notify_organisations(items, email=True)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.context import Actor
@@ -42,17 +43,21 @@ def _clean_price(price) -> Decimal:
     return limits.clean_price(price)
 
 
-def session_lock_shared(session_id: int) -> MarketSession:
+def session_lock_shared(session_id: int, *, product: Product | None = None) -> MarketSession:
     """Hold the session row in share mode for this transaction and return its latest committed state.
 
     Order writes take this lock; gate closure and clearing take the row exclusively, so an order is either
     committed before the session closes or sees it closed (PostgreSQL; SQLite serialises all writers anyway).
     """
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT 1 FROM {MarketSession._meta.db_table} WHERE id = %s FOR SHARE", [session_id]
-            )
+        table = MarketSession._meta.db_table
+        session = next(
+            iter(MarketSession.objects.raw(f"SELECT * FROM {table} WHERE id = %s FOR SHARE", [session_id]))
+        )
+        if product is None or product.pk != session.product_id:
+            product = Product.objects.select_related("market").get(pk=session.product_id)
+        session.product = product
+        return session
     return MarketSession.objects.select_related("product__market").get(pk=session_id)
 
 
@@ -65,9 +70,9 @@ def _gate_closed_error(session: MarketSession) -> DomainError:
     )
 
 
-def session_accepting(session_id: int, now: datetime) -> MarketSession:
+def session_accepting(session_id: int, now: datetime, *, product: Product | None = None) -> MarketSession:
     """The session, share-locked, if it still takes order changes at `now`; else a gate_closed error."""
-    session = session_lock_shared(session_id)
+    session = session_lock_shared(session_id, product=product)
     if session.state != MarketSession.State.OPEN or session.gate_closure <= now:
         raise _gate_closed_error(session)
     return session
@@ -78,20 +83,24 @@ def _open_session(*, product: Product, ptu_start: datetime, n_ptus: int, now: da
         raise DomainError(
             Code.INVALID_PTU, "The first PTU must start on a quarter hour (aware time).", field="ptu_start"
         )
-    session = MarketSession.objects.filter(
-        product=product, delivery_start__lte=ptu_start, delivery_end__gt=ptu_start
-    ).first()
+    session = (
+        MarketSession.objects.filter(
+            product=product, delivery_start__lte=ptu_start, delivery_end__gt=ptu_start
+        )
+        .values("pk", "delivery_end")
+        .first()
+    )
     if session is None:
         raise DomainError(
             Code.NO_SESSION,
             f"No session of {product} is open for {ptu_start:%Y-%m-%d %H:%M} UTC.",
             field="ptu_start",
         )
-    if ptu_start + n_ptus * ptus.PTU > session.delivery_end:
+    if ptu_start + n_ptus * ptus.PTU > session["delivery_end"]:
         raise DomainError(
             Code.INVALID_PTU, "The PTUs run past the end of the delivery day.", field="quantities_kw"
         )
-    return session_accepting(session.pk, now)
+    return session_accepting(session["pk"], now, product=product)
 
 
 def _clean_valid_until(valid_until: datetime | None, now: datetime) -> datetime | None:
@@ -111,10 +120,11 @@ def _clean_valid_until(valid_until: datetime | None, now: datetime) -> datetime 
 def _check_zone(grid_location: GridLocation, product: Product) -> None:
     if grid_location.archived_at is not None:
         raise DomainError(Code.WRONG_ZONE, "The grid location is archived.", field="grid_location")
-    if (
-        product.market.grid_locations.exists()
-        and not product.market.grid_locations.filter(pk=grid_location.pk).exists()
-    ):
+    # A market with no zones listed takes every zone; otherwise the zone must be one of them (one query).
+    zones = product.market.grid_locations.through.objects.filter(market_id=product.market_id).aggregate(
+        listed=Count("pk"), this=Count("pk", filter=Q(gridlocation_id=grid_location.pk))
+    )
+    if zones["listed"] and not zones["this"]:
         raise DomainError(
             Code.WRONG_ZONE, f"{grid_location} is not part of market {product.market}.", field="grid_location"
         )
@@ -142,6 +152,7 @@ def _order_fields(
         "session": session,
         "direction": direction,
         "ptu_start": ptu_start,
+        "ptu_end": ptu_start + len(quantities) * ptus.PTU,
         "quantities_kw": quantities,
         "remaining_kw": list(quantities),
         "price": price,
