@@ -30,6 +30,7 @@ from trading.models import (
     OrderState,
 )
 from trading.services.capacity import ledger_actual, ledger_expected
+from trading.services.matching import contract_reference
 
 
 def aggressor_request(actor, zone, product, start, qty, price=90, **kw):
@@ -500,6 +501,54 @@ def test_poisoned_order_is_left_out_and_everyone_else_clears(
     assert poisoned.state == OrderState.REJECTED
 
 
+@pytest.mark.django_db
+def test_a_poisoned_session_clears_everyone_else_exactly_as_without_the_poisoner(
+    actor_dso, actor_dso2, actor_esp, actor_esp2, actor_stranger, zone, product
+):
+    """Issue 15 "poisoned market": one participant's worst-case orders (stored past the door's checks) are left out
+    and every other participant's contracts and zone prices equal those of the same session without them."""
+    from tests.grid.factories import GridLocationFactory, square
+
+    other_zone = GridLocationFactory(dso=actor_dso2.organisation, geometry=square(6.0, 52.5))
+    a = FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone)
+    b = FlexAssetFactory(owner=actor_esp2.organisation, grid_location=other_zone)
+    hostile = FlexAssetFactory(owner=actor_stranger.organisation, grid_location=zone)
+
+    def market(day, *, poisoned):
+        session = session_for(product, day)
+        t = session.delivery_start + timedelta(hours=17)
+        request(actor_dso, zone, product, t, qty=(50, 20), price=90)
+        request(actor_dso, zone, product, t, qty=(10,), price=60)
+        offer(actor_esp, a, product, t, qty=(35, 35), price=40)
+        request(actor_dso2, other_zone, product, t, qty=(30,), price=90)
+        offer(actor_esp2, b, product, t, qty=(30,), price=40)
+        bad = []
+        if poisoned:
+            worst = ([1e308], [-5], ["abc"], [10] * 200, [None])
+            for quantities in worst:
+                order = offer(actor_stranger, hostile, product, t, qty=(10,), price=1)
+                FlexOffer.objects.filter(pk=order.pk).update(
+                    remaining_kw=quantities, quantities_kw=quantities
+                )
+                bad.append(order.pk)
+        close(session)
+        run = services.session_clear(session=session, actor=SYSTEM)
+        assert run.state == "succeeded", run.error
+        contracts = sorted(
+            (c.buyer_id, c.seller_id, c.grid_location_id, c.quantities_kw, c.prices)
+            for c in Contract.objects.filter(session=session)
+        )
+        return run, contracts, bad
+
+    clean_run, clean, _ = market(tomorrow() + timedelta(days=1), poisoned=False)
+    poisoned_run, contracts, bad = market(tomorrow(), poisoned=True)
+    assert contracts == clean and clean
+    assert poisoned_run.prices == clean_run.prices
+    assert sorted(int(entry["order"].split(":")[1]) for entry in poisoned_run.excluded) == sorted(bad)
+    assert set(FlexOffer.objects.filter(pk__in=bad).values_list("state", flat=True)) == {OrderState.REJECTED}
+    assert_ledger_consistent()
+
+
 # --- 11. continuous matching across different PTU starts --------------------------------------------
 
 
@@ -516,6 +565,15 @@ def test_aggressor_starting_later_takes_the_right_ptu_of_the_resting_offer(
     assert resting.remaining_kw == [50, 0, 50]
     assert second.state == OrderState.CANCELLED and Contract.objects.count() == 1
     assert_ledger_consistent()
+
+
+def test_an_offer_and_a_request_with_the_same_id_get_different_contract_references():
+    """Offers and requests number their ids separately; found by the reference-book property as a unique-key
+    error when an offer aggressor and a request aggressor with the same id traded on the same day."""
+    now = timezone.now()
+    assert contract_reference(side="buy", order_id=7, number=1, now=now) != contract_reference(
+        side="sell", order_id=7, number=1, now=now
+    )
 
 
 @pytest.mark.django_db

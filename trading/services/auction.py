@@ -32,6 +32,7 @@ from django.utils import timezone
 from accounts.context import SYSTEM, Actor
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
+from flexmarket.bulk import bulk_insert
 from flexmarket.errors import DomainError
 from trading.clearing.auction import AuctionOrders, clear_auction
 from trading.errors import TradingErrorCode as Code
@@ -44,7 +45,7 @@ from trading.models import (
     OrderState,
     Product,
 )
-from trading.services.capacity import LedgerChanges
+from trading.services.capacity import LedgerChanges, ledger_resync
 from trading.services.matching import offer_backing_tradable
 
 # What an order may hold and still be cleared: beyond this it is left out with a reason (the door should
@@ -358,9 +359,11 @@ def _write(*, run, session, result, offers, requests) -> list[Contract]:
             ledger.contract_released(contract, offer_by_id.get(contract.offer_id, contract.offer))
         Contract.objects.filter(pk__in=[c.pk for c in old]).update(state=Contract.State.SUPERSEDED)
     excluded = {entry["order"]: entry["reason"] for entry in run.excluded}
-    _reject_excluded(session, excluded, ledger)
+    resync = _reject_excluded(session, excluded)
     contracts = _contracts(run=run, session=session, result=result, offers=offers, requests=requests)
-    created = Contract.objects.bulk_create(contracts, batch_size=2000)
+    # COPY on PostgreSQL: the instances keep no ids, and nothing below needs them.
+    bulk_insert(Contract, contracts)
+    created = contracts
     n = int((session.delivery_end - session.delivery_start) / ptus.PTU)
     for contract in created:
         ledger.offer(offer_by_id[contract.offer_id], contract.quantities_kw, start=contract.ptu_start)
@@ -391,6 +394,8 @@ def _write(*, run, session, result, offers, requests) -> list[Contract]:
             updates.append((order.pk, order.state, remaining.tolist(), state, reason))
         _bulk_set_orders(model, updates)
     ledger.write()
+    # Offers left out may hold quantities that cannot be read: their assets' rows are rebuilt from the result.
+    ledger_resync(asset_ids=resync)
     return created
 
 
@@ -401,7 +406,9 @@ def _open_before(order) -> list[float]:
     return [0.0] * len(order.quantities_kw)
 
 
-def _reject_excluded(session, excluded: dict[str, str], ledger: LedgerChanges) -> None:
+def _reject_excluded(session, excluded: dict[str, str]) -> set[int]:
+    """Reject the orders the clearing left out; returns the assets whose ledger rows must be rebuilt."""
+    assets: set[int] = set()
     for model, kind in ((FlexOffer, "offer"), (FlexRequest, "request")):
         ids = [int(key.split(":")[1]) for key in excluded if key.startswith(f"{kind}:")]
         if not ids:
@@ -409,10 +416,15 @@ def _reject_excluded(session, excluded: dict[str, str], ledger: LedgerChanges) -
         rows = []
         for order in model.objects.filter(pk__in=ids):
             if model is FlexOffer:
-                ledger.close(order, OrderState.REJECTED)
+                assets |= (
+                    {order.asset_id}
+                    if order.asset_id
+                    else set(order.portfolio.assets.values_list("pk", flat=True))
+                )
             reason = f"Left out of the clearing: {excluded[f'{kind}:{order.pk}']}"
             rows.append((order.pk, order.state, order.remaining_kw, OrderState.REJECTED, reason[:300]))
         _bulk_set_orders(model, rows)
+    return assets
 
 
 def _bulk_set_orders(model, rows: list[tuple]) -> None:

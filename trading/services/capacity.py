@@ -337,18 +337,39 @@ def agreement_capacity_check(agreement: AvailabilityAgreement) -> None:
             )
 
 
-def ledger_expected() -> dict[tuple[int, str, datetime], float]:
-    """Recompute the ledger from scratch (for checks and tests): open remaining plus standing contracts."""
-    rows: dict[tuple[int, str, datetime], float] = defaultdict(float)
-    changes = LedgerChanges()
-    for offer in FlexOffer.objects.filter(availability_agreement__isnull=True):
-        changes.offer(offer, open_part(offer))
-    for contract in Contract.objects.filter(
+def _recompute(asset_ids: set[int] | None = None) -> dict[tuple[int, str, datetime], float]:
+    """The ledger recomputed from offers and contracts (all assets, or those named): open remaining plus
+    standing contracts, per (asset, direction, PTU)."""
+    offers = FlexOffer.objects.filter(availability_agreement__isnull=True)
+    contracts = Contract.objects.filter(
         state__in=[Contract.State.ACTIVE, Contract.State.SETTLED], offer__availability_agreement__isnull=True
-    ).select_related("offer"):
+    )
+    if asset_ids is not None:
+        touching = Q(asset_id__in=asset_ids) | Q(portfolio__assets__in=asset_ids)
+        offers = offers.filter(touching).distinct()
+        contracts = contracts.filter(offer__in=offers.values("pk"))
+    changes = LedgerChanges()
+    for offer in offers:
+        changes.offer(offer, open_part(offer))
+    for contract in contracts.select_related("offer"):
         changes.offer(contract.offer, contract.quantities_kw, start=contract.ptu_start)
-    rows = changes.rows
-    return {key: round(kw, 3) for key, kw in rows.items() if abs(kw) > 1e-3}
+    return {key: kw for key, kw in changes.rows.items() if asset_ids is None or key[0] in asset_ids}
+
+
+def ledger_resync(*, asset_ids: Iterable[int]) -> None:
+    """Rebuild the ledger rows of these assets from their offers and contracts. Used where an order was
+    rejected whose stored quantities cannot be read, so what it held cannot be released as a difference."""
+    ids = set(asset_ids)
+    if not ids:
+        return
+    rows = _recompute(ids)
+    CapacityReservation.objects.filter(asset_id__in=ids).delete()
+    _ledger_add(rows)
+
+
+def ledger_expected() -> dict[tuple[int, str, datetime], float]:
+    """Recompute the ledger from scratch (for checks and tests)."""
+    return {key: round(kw, 3) for key, kw in _recompute().items() if abs(kw) > 1e-3}
 
 
 def ledger_actual() -> dict[tuple[int, str, datetime], float]:

@@ -247,7 +247,7 @@ def _apply_fills(order, fills, locked: dict[int, dict], *, side: str, opposite, 
         )
         contracts.append(
             Contract(
-                reference=f"FM-{now:%Y%m%d}-C{order.pk}-{number:03d}",
+                reference=contract_reference(side=side, order_id=order.pk, number=number, now=now),
                 session_id=order.session_id,
                 request_id=request_id,
                 offer_id=offer_id,
@@ -283,6 +283,12 @@ def _apply_fills(order, fills, locked: dict[int, dict], *, side: str, opposite, 
     elif fills:
         order.state = _fill_state(order.remaining_kw, order.quantities_kw)
         order.save(update_fields=["remaining_kw", "state", "updated_at"])
+
+
+def contract_reference(*, side: str, order_id: int, number: int, now: datetime) -> str:
+    """A continuous trade's reference, made before insert: the aggressor's kind and id (offers and requests number
+    their ids separately) and the counterparty's rank."""
+    return f"FM-{now:%Y%m%d}-C{'R' if side == 'buy' else 'O'}{order_id}-{number:03d}"
 
 
 def _fill_state(remaining, quantities) -> str:
