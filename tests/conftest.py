@@ -198,9 +198,14 @@ def celery_worker(transactional_db):
     from flexmarket.celery import app
     from tests.worker import start_worker, stop_worker
 
+    from celery.result import allow_join_result
+
     app.conf.task_always_eager = False
     process = start_worker()
-    yield process
+    # Eager tasks run in parallel threads by earlier tests can leave Celery's process-wide "joining would block"
+    # flag set (its save/restore is not thread-safe); the test process is not a worker, so joins are allowed.
+    with allow_join_result():
+        yield process
     stop_worker(process)
 
 
