@@ -13,11 +13,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def setup_django() -> str:
-    """Use DATABASE_URL when set, else a throwaway SQLite database; migrate; return a printable description."""
+    """Use DATABASE_URL when set, else a throwaway SQLite database; migrate; return a printable description.
+
+    With REDIS_URL set, follow-up tasks (notification mail) are queued as in production, for a worker to run (the
+    bench purges its queue at exit); without it they run inline, as in the embedded default."""
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='fm-bench-')}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flexmarket.settings")
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
+    queued = bool(os.environ.get("REDIS_URL"))
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0" if queued else "1"
     os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
     import django
 
@@ -33,7 +37,14 @@ def setup_django() -> str:
         with connection.cursor() as cursor:
             cursor.execute("SHOW server_version")
             version = " " + cursor.fetchone()[0]
-    return f"{connection.vendor}{version}, database {settings['NAME']} on {where}"
+    if queued:
+        import atexit
+
+        from flexmarket.celery import app
+
+        atexit.register(app.control.purge)
+    tasks = "follow-up tasks queued to Redis" if queued else "follow-up tasks run inline"
+    return f"{connection.vendor}{version}, database {settings['NAME']} on {where}; {tasks}"
 
 
 def ean18(number: int) -> str:

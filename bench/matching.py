@@ -114,6 +114,7 @@ def build_market(n_resting: int, tag: str) -> dict:
                 session=session,
                 direction="up",
                 ptu_start=start + first * ptu.PTU,
+                ptu_end=start + (first + length) * ptu.PTU,
                 quantities_kw=quantities,
                 remaining_kw=list(quantities),
                 price=Decimal(str(round(float(rng.uniform(20, 200)), 2))),

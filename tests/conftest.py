@@ -195,10 +195,10 @@ def broker_down():
 @pytest.fixture
 def celery_worker(transactional_db):
     """A real `celery worker` process on the test database; tasks are sent, not run inline."""
+    from celery.result import allow_join_result
+
     from flexmarket.celery import app
     from tests.worker import start_worker, stop_worker
-
-    from celery.result import allow_join_result
 
     app.conf.task_always_eager = False
     process = start_worker()

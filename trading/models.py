@@ -6,7 +6,7 @@ so a session of 10,000 offers x 96 PTUs loads into numpy without a million rows.
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import time, timedelta
 from decimal import Decimal
 
 import holidays
@@ -270,7 +270,7 @@ class Order(models.Model):
     direction = models.CharField(max_length=4, choices=Direction.choices)
     ptu_start = models.DateTimeField(help_text="UTC start of the first PTU of `quantities_kw`")
     ptu_end = models.DateTimeField(
-        null=True, blank=True, help_text="UTC end of the last PTU (for book reads)"
+        help_text="UTC end of the last PTU (for book reads); set from ptu_start and quantities_kw on save"
     )
     quantities_kw = models.JSONField(help_text="kW per consecutive PTU from ptu_start")
     remaining_kw = models.JSONField(help_text="kW per PTU not yet matched")
@@ -298,6 +298,12 @@ class Order(models.Model):
     class Meta:
         abstract = True
         ordering = ["-created_at"]
+
+    def save(self, *args, **kwargs):
+        # Bulk writes bypass this and must set ptu_end themselves (the column is NOT NULL, so they cannot forget).
+        if self.ptu_start is not None and isinstance(self.quantities_kw, list):
+            self.ptu_end = self.ptu_start + timedelta(minutes=15 * len(self.quantities_kw))
+        super().save(*args, **kwargs)
 
     @property
     def ptu_count(self) -> int:

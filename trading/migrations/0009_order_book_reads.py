@@ -45,4 +45,14 @@ class Migration(migrations.Migration):
             index=models.Index(fields=['session', 'grid_location', 'state', 'price'], name='request_book'),
         ),
         migrations.RunPython(backfill_ptu_end, migrations.RunPython.noop),
+        migrations.AlterField(
+            model_name='flexoffer',
+            name='ptu_end',
+            field=models.DateTimeField(help_text='UTC end of the last PTU (for book reads); set from ptu_start and quantities_kw on save'),
+        ),
+        migrations.AlterField(
+            model_name='flexrequest',
+            name='ptu_end',
+            field=models.DateTimeField(help_text='UTC end of the last PTU (for book reads); set from ptu_start and quantities_kw on save'),
+        ),
     ]
