@@ -7,7 +7,8 @@ per 15-minute PTU; NaN means missing. Days are aligned by local wall-clock slot 
 skipped spring hour is absent on the target day and, on a history day, is filled by linear interpolation between
 the PTU before and the PTU after it (`align`). Windows that reach back past midnight read the previous day's
 readings (`DayProfile.before`), windows that reach past the end of the day the next day's (`DayProfile.after`).
-Methods follow digests/baselines.md (NODES, Piclo, PJM, CAISO, UK Flexibility Services, CalTRACK).
+Methods follow digests/baselines.md (NODES, Piclo, PJM, CAISO, UK Flexibility Services, CalTRACK). The
+temperature method (`baseline_temperature`) reads each day's outdoor temperatures (`DayProfile.temperatures`).
 """
 
 from __future__ import annotations
@@ -38,10 +39,15 @@ class DayProfile:
     is_weekend: bool = False
     before: np.ndarray | None = None
     after: np.ndarray | None = None
+    temperatures: np.ndarray | None = None  # °C per PTU, like `values`; None = no temperatures for the zone
 
     @property
     def complete(self) -> bool:
         return bool(np.isfinite(self.values).all())
+
+    @property
+    def has_temperatures(self) -> bool:
+        return self.temperatures is not None and bool(np.isfinite(self.temperatures).all())
 
 
 @dataclass(frozen=True)
@@ -316,6 +322,154 @@ def baseline_regression(
     )
 
 
+# CalTRACK-style balance points (°C) tried per bucket; a heating point is never above the cooling point.
+HEATING_BALANCE_POINTS = (8.0, 10.0, 12.0, 14.0, 16.0, 18.0)
+COOLING_BALANCE_POINTS = (16.0, 18.0, 20.0, 22.0, 24.0, 26.0)
+MIN_TEMPERATURE_DAYS = 5
+# Two fits whose squared errors differ by less than this (relative) are a tie: the simpler candidate wins.
+SSE_TIE = 1e-9
+
+
+def temperature_candidates() -> list[tuple[float | None, float | None]]:
+    """(heating point, cooling point) pairs in preference order: intercept only, heating only, cooling only,
+    both; None = that term is left out."""
+    heating = [(h, None) for h in HEATING_BALANCE_POINTS]
+    cooling = [(None, c) for c in COOLING_BALANCE_POINTS]
+    both = [(h, c) for h in HEATING_BALANCE_POINTS for c in COOLING_BALANCE_POINTS if h <= c]
+    return [(None, None), *heating, *cooling, *both]
+
+
+def _degree_columns(temperatures: np.ndarray, heating: float | None, cooling: float | None) -> np.ndarray:
+    """Design matrix [1, max(0, Th − T), max(0, T − Tc)] with the left-out terms dropped."""
+    columns = [np.ones(temperatures.size)]
+    if heating is not None:
+        columns.append(np.maximum(0.0, heating - temperatures))
+    if cooling is not None:
+        columns.append(np.maximum(0.0, temperatures - cooling))
+    return np.column_stack(columns)
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """One bucket's chosen model: load = intercept + heating_slope·HDD + cooling_slope·CDD."""
+
+    heating_point: float | None
+    cooling_point: float | None
+    coefficients: tuple[float, ...]
+    samples: int
+
+    def predict(self, temperatures: np.ndarray) -> np.ndarray:
+        design = _degree_columns(
+            np.asarray(temperatures, dtype=float), self.heating_point, self.cooling_point
+        )
+        return design @ np.asarray(self.coefficients)
+
+
+def fit_temperature_bucket(temperatures: np.ndarray, load: np.ndarray) -> TemperatureFit | None:
+    """Least squares over every candidate balance-point pair; keep the lowest squared error among fits whose
+    degree slopes are ≥ 0 (more heating or cooling never lowers the load) and whose design has full rank with
+    more samples than coefficients. Near-ties (SSE_TIE) go to the earlier, simpler candidate. None: no sample.
+
+    Candidates with the same number of coefficients are solved together by one stacked SVD (the pseudo-inverse
+    that least squares uses), so a bucket costs three SVD calls rather than one per candidate."""
+    temperatures, load = np.asarray(temperatures, dtype=float), np.asarray(load, dtype=float)
+    if load.size == 0:
+        return None
+    candidates = temperature_candidates()
+    heating = {h: np.maximum(0.0, h - temperatures) for h in HEATING_BALANCE_POINTS}
+    cooling = {c: np.maximum(0.0, temperatures - c) for c in COOLING_BALANCE_POINTS}
+    ones = np.ones(load.size)
+    sse = np.full(len(candidates), np.inf)
+    solutions: dict[int, np.ndarray] = {}
+    for columns in (1, 2, 3):
+        group = [i for i, (h, c) in enumerate(candidates) if 1 + (h is not None) + (c is not None) == columns]
+        if columns > 1 and load.size <= columns:
+            continue
+        designs = np.stack(
+            [
+                np.column_stack(
+                    [ones] + ([heating[h]] if h is not None else []) + ([cooling[c]] if c is not None else [])
+                )
+                for h, c in (candidates[i] for i in group)
+            ]
+        )  # (candidates, samples, coefficients)
+        u, singular, vt = np.linalg.svd(designs, full_matrices=False)
+        tolerance = singular.max(axis=1, keepdims=True) * max(load.size, columns) * np.finfo(float).eps
+        full_rank = (singular > tolerance).all(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inverse = np.where(singular > tolerance, 1.0 / singular, 0.0)
+        projected = inverse * np.einsum("mnj,n->mj", u, load)
+        coefficients = np.einsum("mji,mj->mi", vt, projected)
+        residual = np.einsum("mnk,mk->mn", designs, coefficients) - load
+        accepted = full_rank & (coefficients[:, 1:] >= 0).all(axis=1)
+        for row, index in enumerate(group):
+            solutions[index] = coefficients[row]
+            if accepted[row]:
+                sse[index] = float(np.sum(residual[row] ** 2))
+    best = None
+    for index in range(len(candidates)):  # preference order, so a near-tie keeps the simpler candidate
+        if np.isfinite(sse[index]) and (
+            best is None or sse[index] < sse[best] - SSE_TIE * max(sse[best], 1.0)
+        ):
+            best = index
+    if best is None:
+        return None
+    heating, cooling = candidates[best]
+    return TemperatureFit(heating, cooling, tuple(float(c) for c in solutions[best]), int(load.size))
+
+
+def baseline_temperature(target: DayProfile, history: Sequence[DayProfile], *, y: int = 30) -> BaselineResult:
+    """CalTRACK-style hourly temperature model: per local wall-clock hour h, over the Y most recent like-days
+    with complete load and temperatures, load = a_h + b_h·max(0, Th_h − T) + c_h·max(0, T − Tc_h) with the
+    balance points chosen from a grid by least squares; the target day's PTUs are predicted from the target
+    day's own temperatures, never from its load (so a raised morning load does not move it).
+
+    Fewer than MIN_TEMPERATURE_DAYS such like-days → incomplete. A target PTU without a temperature is NaN
+    (awaiting data). Pooling by wall-clock hour needs no interpolation: a DST history day simply adds 0 or 8
+    samples to hour 02, and a 100-PTU target predicts both of its 02:xx hours from that hour's model."""
+    n = target.values.size
+    params = {"y": y}
+    eligible = [day for day in _like_days(target, history, len(history)) if day.has_temperatures][:y]
+    if len(eligible) < MIN_TEMPERATURE_DAYS:
+        return BaselineResult(
+            np.full(n, np.nan),
+            "temperature",
+            params,
+            tuple(d.day for d in eligible),
+            False,
+            f"only {len(eligible)} like-days with load and temperatures; {MIN_TEMPERATURE_DAYS} needed",
+        )
+    hours = np.concatenate([np.asarray(day.slot_minutes) // 60 for day in eligible])
+    temperatures = np.concatenate([np.asarray(day.temperatures, dtype=float) for day in eligible])
+    load = np.concatenate([np.asarray(day.values, dtype=float) for day in eligible])
+    target_hours = np.asarray(target.slot_minutes) // 60
+    target_temperatures = (
+        np.full(n, np.nan) if target.temperatures is None else np.asarray(target.temperatures, dtype=float)
+    )
+    values = np.full(n, np.nan)
+    fits = {}
+    for hour in np.unique(target_hours):
+        chosen = hours == hour
+        fit = fit_temperature_bucket(temperatures[chosen], load[chosen])
+        if fit is None:
+            continue
+        fits[int(hour)] = fit
+        slots = target_hours == hour
+        values[slots] = fit.predict(target_temperatures[slots])
+    complete = bool(np.isfinite(values).all())
+    note = ""
+    if not complete:
+        note = (
+            "awaiting the day's temperatures"
+            if not np.isfinite(target_temperatures).all()
+            else "an hour of the day has no history"
+        )
+    params["balance_points"] = {
+        str(hour): [fit.heating_point, fit.cooling_point] for hour, fit in sorted(fits.items())
+    }
+    return BaselineResult(values, "temperature", params, tuple(d.day for d in eligible), complete, note)
+
+
 def baseline_working_days(
     target: DayProfile, history: Sequence[DayProfile], *, days: int = 5
 ) -> BaselineResult:
@@ -427,6 +581,8 @@ def compute_baseline(
         )
     if method == "regression":
         return baseline_regression(target, history, y=int(params.get("y", 20)), event_mask=event_mask)
+    if method == "temperature":
+        return baseline_temperature(target, history, y=int(params.get("y", 30)))
     raise ValueError(f"unknown baseline method {method!r}")
 
 
