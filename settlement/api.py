@@ -123,8 +123,8 @@ class TemperatureResultSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     zones = serializers.ListField(child=serializers.CharField())
-    first = serializers.DateTimeField()
-    last = serializers.DateTimeField()
+    first = serializers.CharField(help_text="Earliest time in the upload, UTC")
+    last = serializers.CharField(help_text="Latest time in the upload, UTC")
 
 
 class TemperatureViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):

@@ -123,8 +123,8 @@ def _temperatures_write(
         "created": len(new),
         "updated": len(changed),
         "zones": [zones[zone_id].code for zone_id in zone_ids],
-        "first": min(starts).isoformat(),
-        "last": max(starts).isoformat(),
+        "first": min(starts).isoformat().replace("+00:00", "Z"),
+        "last": max(starts).isoformat().replace("+00:00", "Z"),
     }
     audit_record(actor=actor, action="temperatures.upload", after=result)
     if new or changed:
