@@ -365,70 +365,96 @@ class TemperatureFit:
         return design @ np.asarray(self.coefficients)
 
 
-def fit_temperature_bucket(temperatures: np.ndarray, load: np.ndarray) -> TemperatureFit | None:
-    """Least squares over every candidate balance-point pair; keep the lowest squared error among fits whose
-    degree slopes are ≥ 0 (more heating or cooling never lowers the load) and whose design has full rank with
-    more samples than coefficients. Near-ties (SSE_TIE) go to the earlier, simpler candidate. None: no sample.
+def fit_temperature_buckets(
+    temperatures: np.ndarray, load: np.ndarray, counts: np.ndarray
+) -> list[TemperatureFit | None]:
+    """Fit every bucket at once. Row b of `temperatures` and `load` (buckets, samples) holds bucket b's samples
+    in its first counts[b] columns; the rest is padding, sent to zero rows that change neither the least-squares
+    solution nor its rank nor its squared error.
 
-    Candidates with the same number of coefficients are solved together by one stacked SVD (the pseudo-inverse
-    that least squares uses), so a bucket costs three SVD calls rather than one per candidate."""
+    Per bucket: least squares over every candidate balance-point pair; keep the lowest squared error among fits
+    whose degree slopes are ≥ 0 (more heating or cooling never lowers the load) and whose design has full rank
+    with more samples than coefficients. Near-ties (SSE_TIE) go to the earlier, simpler candidate. None: the
+    bucket has no sample. All candidates with the same number of coefficients are solved by one stacked SVD
+    (the pseudo-inverse that least squares uses)."""
     temperatures, load = np.asarray(temperatures, dtype=float), np.asarray(load, dtype=float)
-    if load.size == 0:
-        return None
+    counts = np.asarray(counts, dtype=int)
+    n_buckets, width = load.shape
+    real = np.arange(width)[None, :] < counts[:, None]
+    temperatures, load = np.where(real, temperatures, 0.0), np.where(real, load, 0.0)
     candidates = temperature_candidates()
-    heating = {h: np.maximum(0.0, h - temperatures) for h in HEATING_BALANCE_POINTS}
-    cooling = {c: np.maximum(0.0, temperatures - c) for c in COOLING_BALANCE_POINTS}
-    ones = np.ones(load.size)
-    sse = np.full(len(candidates), np.inf)
-    solutions: dict[int, np.ndarray] = {}
+    heating = {h: np.where(real, np.maximum(0.0, h - temperatures), 0.0) for h in HEATING_BALANCE_POINTS}
+    cooling = {c: np.where(real, np.maximum(0.0, temperatures - c), 0.0) for c in COOLING_BALANCE_POINTS}
+    ones = real.astype(float)
+    sse = np.full((n_buckets, len(candidates)), np.inf)
+    solutions = np.zeros((n_buckets, len(candidates), 3))
     for columns in (1, 2, 3):
         group = [i for i, (h, c) in enumerate(candidates) if 1 + (h is not None) + (c is not None) == columns]
-        if columns > 1 and load.size <= columns:
-            continue
         designs = np.stack(
             [
-                np.column_stack(
-                    [ones] + ([heating[h]] if h is not None else []) + ([cooling[c]] if c is not None else [])
+                np.stack(
+                    [ones]
+                    + ([heating[h]] if h is not None else [])
+                    + ([cooling[c]] if c is not None else []),
+                    axis=-1,
                 )
                 for h, c in (candidates[i] for i in group)
-            ]
-        )  # (candidates, samples, coefficients)
+            ],
+            axis=1,
+        )  # (buckets, candidates, samples, coefficients)
         u, singular, vt = np.linalg.svd(designs, full_matrices=False)
-        tolerance = singular.max(axis=1, keepdims=True) * max(load.size, columns) * np.finfo(float).eps
-        full_rank = (singular > tolerance).all(axis=1)
+        tolerance = (
+            singular.max(axis=-1, keepdims=True)
+            * np.maximum(counts, columns)[:, None, None]
+            * np.finfo(float).eps
+        )
+        kept = singular > tolerance
         with np.errstate(divide="ignore", invalid="ignore"):
-            inverse = np.where(singular > tolerance, 1.0 / singular, 0.0)
-        projected = inverse * np.einsum("mnj,n->mj", u, load)
-        coefficients = np.einsum("mji,mj->mi", vt, projected)
-        residual = np.einsum("mnk,mk->mn", designs, coefficients) - load
-        accepted = full_rank & (coefficients[:, 1:] >= 0).all(axis=1)
-        for row, index in enumerate(group):
-            solutions[index] = coefficients[row]
-            if accepted[row]:
-                sse[index] = float(np.sum(residual[row] ** 2))
-    best = None
+            inverse = np.where(kept, 1.0 / np.where(kept, singular, 1.0), 0.0)
+        projected = inverse * np.einsum("bmnj,bn->bmj", u, load)
+        coefficients = np.einsum("bmji,bmj->bmi", vt, projected)
+        residual = np.einsum("bmnk,bmk->bmn", designs, coefficients) - load[:, None, :]
+        accepted = kept.all(axis=-1) & (coefficients[..., 1:] >= 0).all(axis=-1)
+        if columns > 1:
+            accepted &= (counts > columns)[:, None]
+        sse[:, group] = np.where(accepted, (residual**2).sum(axis=-1), np.inf)
+        solutions[:, group, :columns] = coefficients
+    best = np.full(n_buckets, -1)
+    best_sse = np.full(n_buckets, np.inf)
     for index in range(len(candidates)):  # preference order, so a near-tie keeps the simpler candidate
-        if np.isfinite(sse[index]) and (
-            best is None or sse[index] < sse[best] - SSE_TIE * max(sse[best], 1.0)
-        ):
-            best = index
-    if best is None:
-        return None
-    heating, cooling = candidates[best]
-    return TemperatureFit(heating, cooling, tuple(float(c) for c in solutions[best]), int(load.size))
+        with np.errstate(invalid="ignore"):  # inf − inf before a bucket's first accepted fit
+            lower = sse[:, index] < best_sse - SSE_TIE * np.maximum(best_sse, 1.0)
+        better = np.isfinite(sse[:, index]) & ((best < 0) | lower)
+        best = np.where(better, index, best)
+        best_sse = np.where(better, sse[:, index], best_sse)
+    fits: list[TemperatureFit | None] = []
+    for bucket in range(n_buckets):
+        if best[bucket] < 0 or counts[bucket] == 0:
+            fits.append(None)
+            continue
+        heating_point, cooling_point = candidates[best[bucket]]
+        size = 1 + (heating_point is not None) + (cooling_point is not None)
+        coefficients = tuple(float(c) for c in solutions[bucket, best[bucket], :size])
+        fits.append(TemperatureFit(heating_point, cooling_point, coefficients, int(counts[bucket])))
+    return fits
 
 
-def baseline_temperature(target: DayProfile, history: Sequence[DayProfile], *, y: int = 30) -> BaselineResult:
-    """CalTRACK-style hourly temperature model: per local wall-clock hour h, over the Y most recent like-days
-    with complete load and temperatures, load = a_h + b_h·max(0, Th_h − T) + c_h·max(0, T − Tc_h) with the
-    balance points chosen from a grid by least squares; the target day's PTUs are predicted from the target
-    day's own temperatures, never from its load (so a raised morning load does not move it).
+def baseline_temperature(
+    target: DayProfile, history: Sequence[DayProfile], *, y: int = 30, bucket_minutes: int = 15
+) -> BaselineResult:
+    """CalTRACK-style temperature model: per local wall-clock bucket h (`bucket_minutes` = 15: each PTU slot;
+    60: each hour, as CalTRACK's hourly model), over the Y most recent like-days with complete load and
+    temperatures, load = a_h + b_h·max(0, Th_h − T) + c_h·max(0, T − Tc_h) with the balance points chosen from a
+    grid by least squares; the target day's PTUs are predicted from the target day's own temperatures, never
+    from its load (so a raised morning load does not move it).
 
     Fewer than MIN_TEMPERATURE_DAYS such like-days → incomplete. A target PTU without a temperature is NaN
-    (awaiting data). Pooling by wall-clock hour needs no interpolation: a DST history day simply adds 0 or 8
-    samples to hour 02, and a 100-PTU target predicts both of its 02:xx hours from that hour's model."""
+    (awaiting data). Pooling by wall-clock bucket needs no interpolation: a DST history day simply adds no
+    sample, or two, to the 02:xx buckets, and a 100-PTU target predicts both of its 02:xx hours from them."""
+    if bucket_minutes not in (15, 30, 60):
+        raise ValueError("bucket_minutes is 15, 30 or 60")
     n = target.values.size
-    params = {"y": y}
+    params = {"y": y, "bucket_minutes": bucket_minutes}
     eligible = [day for day in _like_days(target, history, len(history)) if day.has_temperatures][:y]
     if len(eligible) < MIN_TEMPERATURE_DAYS:
         return BaselineResult(
@@ -439,22 +465,30 @@ def baseline_temperature(target: DayProfile, history: Sequence[DayProfile], *, y
             False,
             f"only {len(eligible)} like-days with load and temperatures; {MIN_TEMPERATURE_DAYS} needed",
         )
-    hours = np.concatenate([np.asarray(day.slot_minutes) // 60 for day in eligible])
+    buckets = np.concatenate([np.asarray(day.slot_minutes) // bucket_minutes for day in eligible])
     temperatures = np.concatenate([np.asarray(day.temperatures, dtype=float) for day in eligible])
     load = np.concatenate([np.asarray(day.values, dtype=float) for day in eligible])
-    target_hours = np.asarray(target.slot_minutes) // 60
+    target_buckets = np.asarray(target.slot_minutes) // bucket_minutes
     target_temperatures = (
         np.full(n, np.nan) if target.temperatures is None else np.asarray(target.temperatures, dtype=float)
     )
     values = np.full(n, np.nan)
+    wanted = np.unique(target_buckets)
+    members = [np.flatnonzero(buckets == bucket) for bucket in wanted]
+    counts = np.array([m.size for m in members])
+    width = max(int(counts.max()), 1)
+    padded_temperatures, padded_load = np.zeros((wanted.size, width)), np.zeros((wanted.size, width))
+    for row, chosen in enumerate(members):
+        padded_temperatures[row, : chosen.size] = temperatures[chosen]
+        padded_load[row, : chosen.size] = load[chosen]
     fits = {}
-    for hour in np.unique(target_hours):
-        chosen = hours == hour
-        fit = fit_temperature_bucket(temperatures[chosen], load[chosen])
+    for bucket, fit in zip(
+        wanted, fit_temperature_buckets(padded_temperatures, padded_load, counts), strict=True
+    ):
         if fit is None:
             continue
-        fits[int(hour)] = fit
-        slots = target_hours == hour
+        fits[int(bucket)] = fit
+        slots = target_buckets == bucket
         values[slots] = fit.predict(target_temperatures[slots])
     complete = bool(np.isfinite(values).all())
     note = ""
@@ -462,10 +496,11 @@ def baseline_temperature(target: DayProfile, history: Sequence[DayProfile], *, y
         note = (
             "awaiting the day's temperatures"
             if not np.isfinite(target_temperatures).all()
-            else "an hour of the day has no history"
+            else "a time of day has no history"
         )
-    params["balance_points"] = {
-        str(hour): [fit.heating_point, fit.cooling_point] for hour, fit in sorted(fits.items())
+    params["balance_points"] = {  # keyed by the bucket's first local minute of the day
+        str(bucket * bucket_minutes): [fit.heating_point, fit.cooling_point]
+        for bucket, fit in sorted(fits.items())
     }
     return BaselineResult(values, "temperature", params, tuple(d.day for d in eligible), complete, note)
 
@@ -582,7 +617,9 @@ def compute_baseline(
     if method == "regression":
         return baseline_regression(target, history, y=int(params.get("y", 20)), event_mask=event_mask)
     if method == "temperature":
-        return baseline_temperature(target, history, y=int(params.get("y", 30)))
+        return baseline_temperature(
+            target, history, y=int(params.get("y", 30)), bucket_minutes=int(params.get("bucket_minutes", 15))
+        )
     raise ValueError(f"unknown baseline method {method!r}")
 
 
