@@ -111,3 +111,26 @@ def test_the_temperature_page_is_for_dsos_and_the_fmo(client, esp_user, fmo_user
         client.force_login(user)
         assert client.get("/settlement/temperatures/").status_code == 200
         assert "nav-temperatures" in client.get("/settlement/accuracy/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_large_temperature_file_becomes_an_import_job(
+    settings, client, dso_user, world, django_capture_on_commit_callbacks
+):
+    from flexmarket.models import ImportJob
+
+    settings.FLEXMARKET_IMPORT_INLINE_MAX_BYTES = 0
+    client.force_login(dso_user)
+    file = io.BytesIO(
+        f"grid_location_code,start,celsius\n{world['zone'].code},2026-01-15T07:00Z,3\n".encode()
+    )
+    file.name = "t.csv"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/settlement/temperatures/", {"file": file})
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/imports/{job.pk}/"
+    job.refresh_from_db()
+    assert (
+        job.kind == "temperatures" and job.state == "succeeded" and job.message == "Imported 1 temperatures."
+    )
+    assert ZoneTemperature.objects.count() == 1

@@ -58,6 +58,12 @@ def test_a_heating_relation_is_recovered_exactly():
     assert len(result.days_used) == 15
 
 
+def test_the_balance_point_grid_has_48_candidates_simplest_first():
+    candidates = b.temperature_candidates()
+    assert len(candidates) == 48 and candidates[0] == (None, None)
+    assert all(h <= c for h, c in candidates if h is not None and c is not None)
+
+
 def test_a_cooling_relation_is_recovered_exactly():
     def cooling(t):
         return 30.0 + 2.5 * np.maximum(0.0, np.asarray(t) - 20.0)

@@ -60,14 +60,19 @@ def test_the_zone_dso_uploads_hourly_temperatures_stored_in_utc(world, actor_dso
     result = temperatures_import_csv(
         actor=actor_dso,
         file=csv_file(
-            [f"{zone.code},2026-01-15T08:00+01:00,3.5", f"{zone.code},2026-01-15T09:00+01:00,-1.25"]
+            [
+                f"{zone.code},2026-01-15T08:00+01:00,3.5",
+                f"{zone.code},2026-01-15T09:00+01:00,-1.25",
+                f"{zone.code},2026-01-15T10:00+01:00,0.456",
+            ]
         ),
     )
-    assert result["count"] == 2 and result["created"] == 2 and result["zones"] == [zone.code]
+    assert result["count"] == 3 and result["created"] == 3 and result["zones"] == [zone.code]
     stored = list(ZoneTemperature.objects.values_list("start", "celsius"))
     assert stored == [
         (datetime(2026, 1, 15, 7, tzinfo=UTC), Decimal("3.50")),
         (datetime(2026, 1, 15, 8, tzinfo=UTC), Decimal("-1.25")),
+        (datetime(2026, 1, 15, 9, tzinfo=UTC), Decimal("0.46")),  # kept to 0.01 °C
     ]
     assert AuditEvent.objects.filter(action="temperatures.upload").count() == 1
 
@@ -214,6 +219,11 @@ def test_accuracy_ranks_the_temperature_model_only_where_the_zone_has_temperatur
     assert scores["temperature"].samples > 0
     assert scores["temperature"].nmae == pytest.approx(0, abs=1e-4)
     assert all(scores["temperature"].nmae < row.nmae for m, row in scores.items() if m != "temperature")
+    ZoneTemperature.objects.all().delete()
+    services.accuracy_compute(asset=asset, until=DELIVERY_DAY)
+    assert not BaselineAccuracy.objects.filter(
+        asset=asset, method="temperature"
+    ).exists()  # stale row removed
 
 
 @pytest.mark.django_db
@@ -250,3 +260,13 @@ def test_accuracy_is_not_recomputed_for_readings_older_than_the_window(world, ac
     upload(actor_esp, readings_csv(world["asset"], date(2026, 1, 5), 3, lambda d, i: 50))
     time_machine.move_to(datetime(2026, 6, 11, 3, 0, tzinfo=UTC), tick=False)
     assert services.accuracy_compute_due() == []
+
+
+def test_the_sample_series_is_regenerated_byte_for_byte(tmp_path):
+    from settlement.data import sample_temperatures
+
+    written = tmp_path / "sample.csv"
+    sample_temperatures.write(written)
+    assert written.read_bytes() == sample_temperatures.PATH.read_bytes()
+    values = [float(line.split(",")[1]) for line in written.read_text().splitlines()[1:]]
+    assert len(values) == 32 * 24 and -15 < min(values) < max(values) < 15  # a January, hour by hour
