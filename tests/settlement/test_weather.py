@@ -164,6 +164,7 @@ def heating_world(world, actor_dso, actor_esp):
     """30 days of heating load (100 kW + 5 kW per degree below 14 °C) and the zone's hourly temperatures."""
     product = world["product"]
     product.baseline_method, product.baseline_params = "temperature", {}
+    product.full_clean()  # a method products may choose
     product.save()
     first = DELIVERY_DAY - timedelta(days=30)
     upload(actor_esp, readings_csv(world["asset"], first, 30, load_kw))
