@@ -116,7 +116,14 @@ def _temperatures_write(
         elif row.celsius != celsius:
             row.celsius, row.uploaded_by, row.updated_at = celsius, actor.user, now
             changed.append(row)
-    ZoneTemperature.objects.bulk_create(new, batch_size=5000)
+    # An upsert: a concurrent upload of the same zone and time replaces the value instead of failing.
+    ZoneTemperature.objects.bulk_create(
+        new,
+        batch_size=5000,
+        update_conflicts=True,
+        unique_fields=["grid_location", "start"],
+        update_fields=["celsius", "uploaded_by", "updated_at"],
+    )
     ZoneTemperature.objects.bulk_update(changed, ["celsius", "uploaded_by", "updated_at"], batch_size=5000)
     result = {
         "count": len(values),
