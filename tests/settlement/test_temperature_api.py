@@ -134,3 +134,18 @@ def test_a_large_temperature_file_becomes_an_import_job(
         job.kind == "temperatures" and job.state == "succeeded" and job.message == "Imported 1 temperatures."
     )
     assert ZoneTemperature.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_fmo_sees_zone_temperatures_in_the_admin(client, fmo_user, world, actor_dso):
+    from settlement.services.weather import temperatures_import_csv
+
+    temperatures_import_csv(
+        actor=actor_dso,
+        file=io.BytesIO(
+            f"grid_location_code,start,celsius\n{world['zone'].code},2026-01-15T07:00Z,3\n".encode()
+        ),
+    )
+    client.force_login(fmo_user, backend="django.contrib.auth.backends.ModelBackend")
+    page = client.get("/admin/settlement/zonetemperature/")
+    assert page.status_code == 200 and world["zone"].name in page.content.decode()
