@@ -20,6 +20,7 @@ ROLE_GUIDE = {
         ("Prequalify FlexAssets in your zones", "grid:prequalification"),
         ("Post FlexRequests and follow contracts", "trading:my-requests"),
         ("Verify delivery and see costs", "settlement:verifications"),
+        ("Upload zone temperatures for the temperature baseline", "settlement:temperatures"),
     ],
     Role.TSO: [
         ("Post TSO FlexRequests", "trading:my-requests"),

@@ -60,6 +60,12 @@ KINDS = {
         "settlement:prognoses",
         (Role.ESP,),
     ),
+    "temperatures": ImportKind(
+        "temperatures",
+        "settlement.services.weather.temperatures_import_job",
+        "settlement:temperatures",
+        (Role.DSO, Role.FMO),
+    ),
 }
 
 

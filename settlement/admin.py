@@ -12,6 +12,7 @@ from settlement.models import (
     SettlementStatement,
     StatementLine,
     VerificationRun,
+    ZoneTemperature,
 )
 
 
@@ -78,3 +79,11 @@ class SettlementPeriodAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 admin.site.register([Prognosis, BaselineAccuracy])
+
+
+@admin.register(ZoneTemperature)
+class ZoneTemperatureAdmin(admin.ModelAdmin):
+    list_display = ["grid_location", "start", "celsius", "uploaded_by", "updated_at"]
+    list_filter = ["grid_location"]
+    date_hierarchy = "start"
+    raw_id_fields = ["grid_location", "uploaded_by"]

@@ -1,4 +1,4 @@
-"""REST endpoints: meter readings (bulk), D-prognoses, verifications, disputes, settlement statements and invoices."""
+"""REST endpoints: meter readings (bulk), D-prognoses, zone temperatures (bulk), verifications, disputes, settlement statements and invoices."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from settlement.models import (
     Prognosis,
     SettlementPeriod,
     SettlementStatement,
+    ZoneTemperature,
 )
 
 
@@ -97,6 +98,54 @@ class PrognosisViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
         data.is_valid(raise_exception=True)
         prognosis = services.prognosis_submit(actor=actor, **data.validated_data)
         return Response(PrognosisSerializer(prognosis).data, status=status.HTTP_201_CREATED)
+
+
+class TemperatureSerializer(serializers.ModelSerializer):
+    grid_location_code = serializers.CharField(source="grid_location.code")
+
+    class Meta:
+        model = ZoneTemperature
+        fields = ["id", "grid_location", "grid_location_code", "start", "celsius", "updated_at"]
+
+
+class TemperatureInputSerializer(serializers.Serializer):
+    grid_location_code = serializers.CharField()
+    start = serializers.CharField(help_text="ISO 8601 with offset, on a 15-minute boundary")
+    celsius = serializers.CharField(help_text="Outdoor temperature in °C, -90 to 70")
+
+
+class TemperaturesBulkSerializer(serializers.Serializer):
+    temperatures = TemperatureInputSerializer(many=True, allow_empty=False)
+
+
+class TemperatureResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    zones = serializers.ListField(child=serializers.CharField())
+    first = serializers.CharField(help_text="Earliest time in the upload, UTC")
+    last = serializers.CharField(help_text="Latest time in the upload, UTC")
+
+
+class TemperatureViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
+    """Zone temperatures for the temperature baseline: a DSO its own zones, the FMO all. POST a bulk list (all
+    or nothing; a value for a stored zone and time replaces it)."""
+
+    model = ZoneTemperature
+    serializer_class = TemperatureSerializer
+    filterset_fields = ["grid_location"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.temperatures_get_visible(actor=actor).order_by("grid_location_id", "start")
+
+    @extend_schema(request=TemperaturesBulkSerializer, responses={201: TemperatureResultSerializer})
+    def create(self, request):
+        data = TemperaturesBulkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.temperatures_submit(
+            actor=self.get_actor(), temperatures=data.validated_data["temperatures"]
+        )
+        return Response(TemperatureResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
 class VerificationSerializer(serializers.ModelSerializer):

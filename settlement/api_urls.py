@@ -6,12 +6,14 @@ from settlement.api import (
     PeriodViewSet,
     PrognosisViewSet,
     SettlementViewSet,
+    TemperatureViewSet,
     VerificationViewSet,
 )
 
 router = SimpleRouter()
 router.register("meter-readings", MeterReadingViewSet, basename="meter-reading")
 router.register("prognoses", PrognosisViewSet, basename="prognosis")
+router.register("temperatures", TemperatureViewSet, basename="temperature")
 router.register("verifications", VerificationViewSet, basename="verification")
 router.register("settlements", SettlementViewSet, basename="settlement")
 router.register("settlement-periods", PeriodViewSet, basename="settlement-period")

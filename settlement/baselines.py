@@ -7,7 +7,8 @@ per 15-minute PTU; NaN means missing. Days are aligned by local wall-clock slot 
 skipped spring hour is absent on the target day and, on a history day, is filled by linear interpolation between
 the PTU before and the PTU after it (`align`). Windows that reach back past midnight read the previous day's
 readings (`DayProfile.before`), windows that reach past the end of the day the next day's (`DayProfile.after`).
-Methods follow digests/baselines.md (NODES, Piclo, PJM, CAISO, UK Flexibility Services, CalTRACK).
+Methods follow digests/baselines.md (NODES, Piclo, PJM, CAISO, UK Flexibility Services, CalTRACK). The
+temperature method (`baseline_temperature`) reads each day's outdoor temperatures (`DayProfile.temperatures`).
 """
 
 from __future__ import annotations
@@ -38,10 +39,15 @@ class DayProfile:
     is_weekend: bool = False
     before: np.ndarray | None = None
     after: np.ndarray | None = None
+    temperatures: np.ndarray | None = None  # °C per PTU, like `values`; None = no temperatures for the zone
 
     @property
     def complete(self) -> bool:
         return bool(np.isfinite(self.values).all())
+
+    @property
+    def has_temperatures(self) -> bool:
+        return self.temperatures is not None and bool(np.isfinite(self.temperatures).all())
 
 
 @dataclass(frozen=True)
@@ -316,6 +322,189 @@ def baseline_regression(
     )
 
 
+# CalTRACK-style balance points (°C) tried per bucket; a heating point is never above the cooling point.
+HEATING_BALANCE_POINTS = (8.0, 10.0, 12.0, 14.0, 16.0, 18.0)
+COOLING_BALANCE_POINTS = (16.0, 18.0, 20.0, 22.0, 24.0, 26.0)
+MIN_TEMPERATURE_DAYS = 5
+# Two fits whose squared errors differ by less than this (relative) are a tie: the simpler candidate wins.
+SSE_TIE = 1e-9
+
+
+def temperature_candidates() -> list[tuple[float | None, float | None]]:
+    """(heating point, cooling point) pairs in preference order: intercept only, heating only, cooling only,
+    both; None = that term is left out."""
+    heating = [(h, None) for h in HEATING_BALANCE_POINTS]
+    cooling = [(None, c) for c in COOLING_BALANCE_POINTS]
+    both = [(h, c) for h in HEATING_BALANCE_POINTS for c in COOLING_BALANCE_POINTS if h <= c]
+    return [(None, None), *heating, *cooling, *both]
+
+
+def _degree_columns(temperatures: np.ndarray, heating: float | None, cooling: float | None) -> np.ndarray:
+    """Design matrix [1, max(0, Th − T), max(0, T − Tc)] with the left-out terms dropped."""
+    columns = [np.ones(temperatures.size)]
+    if heating is not None:
+        columns.append(np.maximum(0.0, heating - temperatures))
+    if cooling is not None:
+        columns.append(np.maximum(0.0, temperatures - cooling))
+    return np.column_stack(columns)
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """One bucket's chosen model: load = intercept + heating_slope·HDD + cooling_slope·CDD."""
+
+    heating_point: float | None
+    cooling_point: float | None
+    coefficients: tuple[float, ...]
+    samples: int
+
+    def predict(self, temperatures: np.ndarray) -> np.ndarray:
+        design = _degree_columns(
+            np.asarray(temperatures, dtype=float), self.heating_point, self.cooling_point
+        )
+        return design @ np.asarray(self.coefficients)
+
+
+def fit_temperature_buckets(
+    temperatures: np.ndarray, load: np.ndarray, counts: np.ndarray
+) -> list[TemperatureFit | None]:
+    """Fit every bucket at once. Row b of `temperatures` and `load` (buckets, samples) holds bucket b's samples
+    in its first counts[b] columns; the rest is padding, sent to zero rows that change neither the least-squares
+    solution nor its rank nor its squared error.
+
+    Per bucket: least squares over every candidate balance-point pair; keep the lowest squared error among fits
+    whose degree slopes are ≥ 0 (more heating or cooling never lowers the load) and whose design has full rank
+    with more samples than coefficients. Near-ties (SSE_TIE) go to the earlier, simpler candidate. None: the
+    bucket has no sample. All candidates with the same number of coefficients are solved by one stacked SVD
+    (the pseudo-inverse that least squares uses)."""
+    temperatures, load = np.asarray(temperatures, dtype=float), np.asarray(load, dtype=float)
+    counts = np.asarray(counts, dtype=int)
+    n_buckets, width = load.shape
+    real = np.arange(width)[None, :] < counts[:, None]
+    temperatures, load = np.where(real, temperatures, 0.0), np.where(real, load, 0.0)
+    candidates = temperature_candidates()
+    heating = {h: np.where(real, np.maximum(0.0, h - temperatures), 0.0) for h in HEATING_BALANCE_POINTS}
+    cooling = {c: np.where(real, np.maximum(0.0, temperatures - c), 0.0) for c in COOLING_BALANCE_POINTS}
+    ones = real.astype(float)
+    sse = np.full((n_buckets, len(candidates)), np.inf)
+    solutions = np.zeros((n_buckets, len(candidates), 3))
+    for columns in (1, 2, 3):
+        group = [i for i, (h, c) in enumerate(candidates) if 1 + (h is not None) + (c is not None) == columns]
+        designs = np.stack(
+            [
+                np.stack(
+                    [ones]
+                    + ([heating[h]] if h is not None else [])
+                    + ([cooling[c]] if c is not None else []),
+                    axis=-1,
+                )
+                for h, c in (candidates[i] for i in group)
+            ],
+            axis=1,
+        )  # (buckets, candidates, samples, coefficients)
+        u, singular, vt = np.linalg.svd(designs, full_matrices=False)
+        tolerance = (
+            singular.max(axis=-1, keepdims=True)
+            * np.maximum(counts, columns)[:, None, None]
+            * np.finfo(float).eps
+        )
+        kept = singular > tolerance
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inverse = np.where(kept, 1.0 / np.where(kept, singular, 1.0), 0.0)
+        projected = inverse * np.einsum("bmnj,bn->bmj", u, load)
+        coefficients = np.einsum("bmji,bmj->bmi", vt, projected)
+        residual = np.einsum("bmnk,bmk->bmn", designs, coefficients) - load[:, None, :]
+        accepted = kept.all(axis=-1) & (coefficients[..., 1:] >= 0).all(axis=-1)
+        if columns > 1:
+            accepted &= (counts > columns)[:, None]
+        sse[:, group] = np.where(accepted, (residual**2).sum(axis=-1), np.inf)
+        solutions[:, group, :columns] = coefficients
+    best = np.full(n_buckets, -1)
+    best_sse = np.full(n_buckets, np.inf)
+    for index in range(len(candidates)):  # preference order, so a near-tie keeps the simpler candidate
+        with np.errstate(invalid="ignore"):  # inf − inf before a bucket's first accepted fit
+            lower = sse[:, index] < best_sse - SSE_TIE * np.maximum(best_sse, 1.0)
+        better = np.isfinite(sse[:, index]) & ((best < 0) | lower)
+        best = np.where(better, index, best)
+        best_sse = np.where(better, sse[:, index], best_sse)
+    fits: list[TemperatureFit | None] = []
+    for bucket in range(n_buckets):
+        if best[bucket] < 0 or counts[bucket] == 0:
+            fits.append(None)
+            continue
+        heating_point, cooling_point = candidates[best[bucket]]
+        size = 1 + (heating_point is not None) + (cooling_point is not None)
+        coefficients = tuple(float(c) for c in solutions[bucket, best[bucket], :size])
+        fits.append(TemperatureFit(heating_point, cooling_point, coefficients, int(counts[bucket])))
+    return fits
+
+
+def baseline_temperature(
+    target: DayProfile, history: Sequence[DayProfile], *, y: int = 30, bucket_minutes: int = 15
+) -> BaselineResult:
+    """CalTRACK-style temperature model: per local wall-clock bucket h (`bucket_minutes` = 15: each PTU slot;
+    60: each hour, as CalTRACK's hourly model), over the Y most recent like-days with complete load and
+    temperatures, load = a_h + b_h·max(0, Th_h − T) + c_h·max(0, T − Tc_h) with the balance points chosen from a
+    grid by least squares; the target day's PTUs are predicted from the target day's own temperatures, never
+    from its load (so a raised morning load does not move it).
+
+    Fewer than MIN_TEMPERATURE_DAYS such like-days → incomplete. A target PTU without a temperature is NaN
+    (awaiting data). Pooling by wall-clock bucket needs no interpolation: a DST history day simply adds no
+    sample, or two, to the 02:xx buckets, and a 100-PTU target predicts both of its 02:xx hours from them."""
+    if bucket_minutes not in (15, 30, 60):
+        raise ValueError("bucket_minutes is 15, 30 or 60")
+    n = target.values.size
+    params = {"y": y, "bucket_minutes": bucket_minutes}
+    eligible = [day for day in _like_days(target, history, len(history)) if day.has_temperatures][:y]
+    if len(eligible) < MIN_TEMPERATURE_DAYS:
+        return BaselineResult(
+            np.full(n, np.nan),
+            "temperature",
+            params,
+            tuple(d.day for d in eligible),
+            False,
+            f"only {len(eligible)} like-days with load and temperatures; {MIN_TEMPERATURE_DAYS} needed",
+        )
+    buckets = np.concatenate([np.asarray(day.slot_minutes) // bucket_minutes for day in eligible])
+    temperatures = np.concatenate([np.asarray(day.temperatures, dtype=float) for day in eligible])
+    load = np.concatenate([np.asarray(day.values, dtype=float) for day in eligible])
+    target_buckets = np.asarray(target.slot_minutes) // bucket_minutes
+    target_temperatures = (
+        np.full(n, np.nan) if target.temperatures is None else np.asarray(target.temperatures, dtype=float)
+    )
+    values = np.full(n, np.nan)
+    wanted = np.unique(target_buckets)
+    members = [np.flatnonzero(buckets == bucket) for bucket in wanted]
+    counts = np.array([m.size for m in members])
+    width = max(int(counts.max()), 1)
+    padded_temperatures, padded_load = np.zeros((wanted.size, width)), np.zeros((wanted.size, width))
+    for row, chosen in enumerate(members):
+        padded_temperatures[row, : chosen.size] = temperatures[chosen]
+        padded_load[row, : chosen.size] = load[chosen]
+    fits = {}
+    for bucket, fit in zip(
+        wanted, fit_temperature_buckets(padded_temperatures, padded_load, counts), strict=True
+    ):
+        if fit is None:
+            continue
+        fits[int(bucket)] = fit
+        slots = target_buckets == bucket
+        values[slots] = fit.predict(target_temperatures[slots])
+    complete = bool(np.isfinite(values).all())
+    note = ""
+    if not complete:
+        note = (
+            "awaiting the day's temperatures"
+            if not np.isfinite(target_temperatures).all()
+            else "a time of day has no history"
+        )
+    params["balance_points"] = {  # keyed by the bucket's first local minute of the day
+        str(bucket * bucket_minutes): [fit.heating_point, fit.cooling_point]
+        for bucket, fit in sorted(fits.items())
+    }
+    return BaselineResult(values, "temperature", params, tuple(d.day for d in eligible), complete, note)
+
+
 def baseline_working_days(
     target: DayProfile, history: Sequence[DayProfile], *, days: int = 5
 ) -> BaselineResult:
@@ -427,6 +616,10 @@ def compute_baseline(
         )
     if method == "regression":
         return baseline_regression(target, history, y=int(params.get("y", 20)), event_mask=event_mask)
+    if method == "temperature":
+        return baseline_temperature(
+            target, history, y=int(params.get("y", 30)), bucket_minutes=int(params.get("bucket_minutes", 15))
+        )
     raise ValueError(f"unknown baseline method {method!r}")
 
 

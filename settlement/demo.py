@@ -3,30 +3,68 @@ past (yesterday: 30 days of history and the day itself, with most contracts deli
 accuracy, and a settlement period for that day: computed, approved, and locked with invoices once every contract
 is verified.
 
-Meter data are simulated only for PTUs that have passed (readings of the future are refused).
+Meter data are simulated only for PTUs that have passed (readings of the future are refused). The load heats:
+it rises as the zone's outdoor temperature falls below 12 °C, using the shipped synthetic sample series
+(settlement/data/sample_temperatures.csv) replayed on the demo's dates and uploaded for every demo zone, so the
+accuracy page ranks the temperature baseline beside the others.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import random
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from django.utils import timezone
 
 from accounts.context import Actor
 from flexmarket import ptu
+from grid.models import GridLocation
 from settlement import services
 from settlement.models import SettlementPeriod
 from trading.models import Contract
 
 TZ = "Europe/Amsterdam"
+SAMPLE_TEMPERATURES = Path(__file__).parent / "data" / "sample_temperatures.csv"
+SAMPLE_FIRST_DAY = date(2026, 1, 2)  # the sample's second UTC day is the demo's first history day
+HEATING_BALANCE_C, HEATING_KW_PER_DEGREE = 12.0, 9.0
 
 
-def _profile(asset_id: int, index: int, rng: random.Random) -> float:
+def sample_temperatures(first_day: date) -> dict[datetime, float]:
+    """The shipped hourly series (UTC), shifted by whole days so that its second day falls on `first_day`."""
+    shift = first_day - SAMPLE_FIRST_DAY
+    with SAMPLE_TEMPERATURES.open() as file:
+        return {
+            datetime.fromisoformat(row["start"].replace("Z", "+00:00")) + shift: float(row["celsius"])
+            for row in csv.DictReader(file)
+        }
+
+
+def _load_temperatures(cast, temperatures: dict[datetime, float]) -> None:
+    """Upload the series for every demo zone, as its DSO (the upload service checks the zone is theirs)."""
+    keys = {organisation.pk: key for key, organisation in cast.organisations.items()}
+    for dso_id in GridLocation.objects.values_list("dso_id", flat=True).distinct().order_by("dso_id"):
+        key = keys.get(dso_id)
+        if key is None:
+            continue
+        lines = ["grid_location_code,start,celsius"] + [
+            f"{zone.code},{moment.isoformat()},{celsius}"
+            for zone in GridLocation.objects.filter(dso_id=dso_id, archived_at__isnull=True).order_by("code")
+            for moment, celsius in sorted(temperatures.items())
+        ]
+        services.temperatures_import_csv(
+            actor=Actor(user=cast.users[key], organisation=cast.organisations[key]),
+            file=io.BytesIO(("\n".join(lines) + "\n").encode()),
+        )
+
+
+def _profile(asset_id: int, index: int, rng: random.Random, celsius: float) -> float:
     hour = index / 4
     base = 120 + 60 * math.exp(-((hour - 8) ** 2) / 4) + 110 * math.exp(-((hour - 18.5) ** 2) / 3)
+    base += HEATING_KW_PER_DEGREE * max(0.0, HEATING_BALANCE_C - celsius)
     return round(base * (0.6 + (asset_id % 5) * 0.15) * rng.uniform(0.97, 1.03), 1)
 
 
@@ -49,6 +87,8 @@ def seed(cast) -> None:
         )
     )
     now = timezone.now()
+    temperatures = sample_temperatures(day - timedelta(days=30))
+    _load_temperatures(cast, temperatures)
     rng = random.Random(11)
     by_esp: dict[int, list[str]] = {}
     delivery: dict[int, dict[int, float]] = {}
@@ -68,7 +108,8 @@ def seed(cast) -> None:
         for back in range(30, -1, -1):
             current = day - timedelta(days=back)
             for index, start in enumerate(ptu.ptu_starts(current, TZ)):
-                kw = _profile(asset.pk, index, rng)
+                hour = start.astimezone(ptu.UTC).replace(minute=0)
+                kw = _profile(asset.pk, index, rng, temperatures[hour])
                 if start + ptu.PTU > now:
                     continue
                 if back == 0:

@@ -12,3 +12,4 @@ class SettlementErrorCode(StrEnum):
     DISPUTE = "invalid_dispute"
     LOCK_REFUSED = "period_lock_refused"
     INVALID_AGREEMENT = "invalid_agreement"
+    INVALID_TEMPERATURE = "invalid_temperature"

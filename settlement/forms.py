@@ -43,3 +43,10 @@ class PrognosisForm(forms.Form):
 
 class PrognosisCsvForm(forms.Form):
     file = forms.FileField(help_text="CSV: asset_ean,delivery_day,values_kw")
+
+
+class TemperatureUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV: grid_location_code,start,celsius — ISO 8601 times with offset on a PTU boundary, "
+        "hourly or per PTU"
+    )

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Organisation
 from flexmarket.runs import LeasedRun, RunState
-from grid.models import FlexAsset, Portfolio
+from grid.models import FlexAsset, GridLocation, Portfolio
 from trading.models import AvailabilityAgreement, Contract
 
 
@@ -201,6 +201,31 @@ class BaselineAccuracy(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["asset", "method"], name="one_score_per_asset_method")]
+
+
+class ZoneTemperature(models.Model):
+    """Outdoor temperature (°C) of a grid location from `start` (aware UTC, on a PTU boundary), uploaded by the
+    zone's DSO or the FMO; the temperature baseline reads it. A PTU takes the latest value that started at most
+    an hour before it, so hourly and per-PTU series both work."""
+
+    grid_location = models.ForeignKey(GridLocation, on_delete=models.CASCADE, related_name="temperatures")
+    start = models.DateTimeField()
+    celsius = models.DecimalField(max_digits=5, decimal_places=2)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["grid_location", "start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grid_location", "start"], name="one_temperature_per_zone_and_time"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(celsius__gte=-90) & models.Q(celsius__lte=70), name="temperature_on_earth"
+            ),
+        ]
 
 
 class SettlementPeriod(models.Model):

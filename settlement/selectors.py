@@ -6,7 +6,7 @@ seller, the FMO. Statements and invoices: their organisation and the FMO.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet
@@ -210,4 +210,83 @@ def prognoses_get_visible(*, actor: Actor):
         Prognosis.objects.select_related("asset", "portfolio")
         .filter(owner=actor.organisation)
         .order_by("-delivery_day")
+    )
+
+
+# --- temperatures -----------------------------------------------------------------------------------
+
+TEMPERATURE_REACH = timedelta(hours=1)  # a value covers the PTUs that start within an hour of it
+
+
+def temperature_zones_get_writable(*, actor: Actor) -> QuerySet:
+    """Zones whose temperatures the actor may upload and see: a DSO its own, the FMO (not on behalf) all."""
+    from accounts.models import Role
+    from grid.models import GridLocation
+
+    if actor.organisation is None:
+        return GridLocation.objects.none()
+    qs = GridLocation.objects.filter(archived_at__isnull=True).order_by("code")
+    if _operator(actor):
+        return qs
+    if not actor.has_role(Role.DSO):
+        return GridLocation.objects.none()
+    return qs.filter(dso=actor.organisation)
+
+
+def temperatures_get_visible(*, actor: Actor) -> QuerySet:
+    from settlement.models import ZoneTemperature
+
+    return ZoneTemperature.objects.select_related("grid_location").filter(
+        grid_location__in=temperature_zones_get_writable(actor=actor)
+    )
+
+
+def temperature_coverage_get_visible(*, actor: Actor) -> list[dict]:
+    """Per writable zone: how many values, the first and the last time."""
+    from django.db.models import Count, Max, Min
+
+    rows = (
+        temperatures_get_visible(actor=actor)
+        .values("grid_location__code", "grid_location__name")
+        .annotate(count=Count("pk"), first=Min("start"), last=Max("start"))
+        .order_by("grid_location__code")
+    )
+    return list(rows)
+
+
+def temperatures_series(*, grid_location_id: int, starts: list[datetime]) -> dict[datetime, float]:
+    """The temperature of each PTU start: the latest value at or before it that started less than an hour
+    before it (an hourly series covers its four PTUs); PTUs without one are left out."""
+    from settlement.models import ZoneTemperature
+
+    if not starts:
+        return {}
+    rows = list(
+        ZoneTemperature.objects.filter(
+            grid_location_id=grid_location_id,
+            start__gt=min(starts) - TEMPERATURE_REACH,
+            start__lte=max(starts),
+        )
+        .order_by("start")
+        .values_list("start", "celsius")
+    )
+    series, index, latest = {}, 0, None
+    for moment in sorted(starts):
+        while index < len(rows) and rows[index][0] <= moment:
+            latest = rows[index]
+            index += 1
+        if latest is not None and moment - latest[0] < TEMPERATURE_REACH:
+            series[moment] = float(latest[1])
+    return series
+
+
+def temperatures_fingerprint(*, grid_location_id: int, start: datetime, end: datetime) -> list:
+    from settlement.models import ZoneTemperature
+
+    return list(
+        ZoneTemperature.objects.filter(
+            grid_location_id=grid_location_id, start__gt=start - TEMPERATURE_REACH, start__lt=end
+        )
+        .order_by("start")
+        .values_list("start", "celsius")
     )

@@ -21,3 +21,9 @@ def verifications_run_due_task() -> int:
 def verification_runs_sweep_task() -> dict:
     report = services.verification_runs_sweep()
     return {"requeued": report.requeued, "failed": report.failed}
+
+
+@shared_task(name="settlement.accuracy_compute_due")
+def accuracy_compute_due_task() -> int:
+    """Daily: score the baseline methods of every asset with recent readings (idempotent within a day)."""
+    return len(services.accuracy_compute_due())

@@ -16,4 +16,5 @@ urlpatterns = [
     path("disputes/<int:pk>/reopen/", views.dispute_reopen_view, name="dispute-reopen"),
     path("accuracy/", views.accuracy, name="accuracy"),
     path("prognoses/", views.prognoses, name="prognoses"),
+    path("temperatures/", views.temperatures, name="temperatures"),
 ]

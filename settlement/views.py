@@ -15,7 +15,14 @@ from accounts.permissions import request_actor, role_required
 from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
 from settlement import charts, invoices, selectors, services
-from settlement.forms import DisputeForm, MeterUploadForm, PeriodForm, ReopenForm, ResolveForm
+from settlement.forms import (
+    DisputeForm,
+    MeterUploadForm,
+    PeriodForm,
+    ReopenForm,
+    ResolveForm,
+    TemperatureUploadForm,
+)
 
 
 @role_required(Role.ESP, Role.DSO)
@@ -235,6 +242,42 @@ def accuracy(request):
         best = min(valid, key=lambda m: valid[m].nmae) if valid else None
         rows.append({"asset": asset, "scores": [scores.get(m) for m in methods], "best": best})
     return render(request, "settlement/accuracy.html", {"rows": rows, "methods": methods})
+
+
+@role_required(Role.DSO, Role.FMO)
+def temperatures(request):
+    """Upload outdoor temperatures for your zones (the FMO: any zone) for the temperature baseline."""
+    actor = request_actor(request)
+    form = TemperatureUploadForm(request.POST or None, request.FILES or None)
+    row_errors = []
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            if imports.runs_in_background(upload):
+                job = imports.import_job_create(actor=actor, kind="temperatures", upload=upload)
+                return redirect("import-job", pk=job.pk)
+            result = services.temperatures_import_csv(actor=actor, file=upload.file)
+            messages.success(
+                request,
+                f"{result['count']} temperatures checked: {result['created']} new, {result['updated']} changed.",
+            )
+            return redirect("settlement:temperatures")
+        except ValidationErrors as error:
+            row_errors = error.errors
+            form.add_error(None, error.message)
+        except DomainError as error:
+            form.add_error("file", error.message)
+    return render(
+        request,
+        "settlement/temperatures.html",
+        {
+            "form": form,
+            "row_errors": row_errors,
+            "coverage": selectors.temperature_coverage_get_visible(actor=actor),
+            "zones": selectors.temperature_zones_get_writable(actor=actor),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @role_required(Role.ESP)

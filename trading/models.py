@@ -82,6 +82,7 @@ class Product(models.Model):
         METER_BEFORE_AFTER = "meter_before_after", "Meter before / meter after"
         REGRESSION = "regression", "Like-day regression"
         NODES = "nodes", "NODES: the 5 preceding working days"
+        TEMPERATURE = "temperature", "Temperature (CalTRACK-style hourly model)"
 
     class PenaltyRule(models.TextChoices):
         CAPPED = "capped", "Capped: the undelivered part of the contract"

@@ -5,6 +5,7 @@
 - verification: delivery verification, disputes, baseline accuracy
 - verification_runs: verification as leased runs (queued, recovered, audited)
 - periods: settlement periods, statements and invoices
+- weather: zone temperatures for the temperature baseline
 """
 
 from settlement.services.meter import METER_CSV_COLUMNS, meter_upload_csv, readings_submit
@@ -22,6 +23,7 @@ from settlement.services.prognoses import prognoses_import_csv, prognosis_submit
 from settlement.services.verification import (
     ACCURACY_METHODS,
     accuracy_compute,
+    accuracy_compute_due,
     dispute_open,
     dispute_reopen,
     dispute_resolve,
@@ -33,11 +35,13 @@ from settlement.services.verification_runs import (
     verification_runs_request_due,
     verification_runs_sweep,
 )
+from settlement.services.weather import temperatures_import_csv, temperatures_submit
 
 __all__ = [
     "ACCURACY_METHODS",
     "METER_CSV_COLUMNS",
     "accuracy_compute",
+    "accuracy_compute_due",
     "dispute_open",
     "dispute_reopen",
     "dispute_resolve",
@@ -58,4 +62,6 @@ __all__ = [
     "verification_runs_request",
     "verification_runs_request_due",
     "verification_runs_sweep",
+    "temperatures_import_csv",
+    "temperatures_submit",
 ]

@@ -27,7 +27,12 @@ from settlement.models import (
     Dispute,
     Prognosis,
 )
-from settlement.selectors import readings_fingerprint, readings_series
+from settlement.selectors import (
+    readings_fingerprint,
+    readings_series,
+    temperatures_fingerprint,
+    temperatures_series,
+)
 from trading.models import Contract, Market
 
 HISTORY_DAYS = 30  # local calendar days before the delivery day
@@ -66,8 +71,10 @@ def _profiles(
     *,
     event_days: set[date],
     non_working: set[date],
+    temperatures: dict[datetime, float] | None = None,
 ) -> dict[date, baselines.DayProfile]:
-    """One profile per local day, each with the previous and the next day's values (midnight windows)."""
+    """One profile per local day, each with the previous and the next day's values (midnight windows) and, when
+    given, the zone's temperature per PTU (NaN where none)."""
     values = {}
     for day in [days[0] - timedelta(days=1), *days, days[-1] + timedelta(days=1)]:
         values[day] = _day_values(series, day, tz)
@@ -82,8 +89,17 @@ def _profiles(
             is_weekend=day.weekday() >= 5 or day in non_working,
             before=values[day - timedelta(days=1)][0],
             after=values[day + timedelta(days=1)][0],
+            temperatures=None if temperatures is None else _day_values(temperatures, day, tz)[0],
         )
     return profiles
+
+
+def _zone_temperatures(asset: FlexAsset, days: list[date], tz: str) -> dict[datetime, float] | None:
+    """The asset's zone temperatures for every PTU of `days`; None if the asset has no zone."""
+    if asset.grid_location_id is None:
+        return None
+    starts = [start for day in days for start in ptus.ptu_starts(day, tz)]
+    return temperatures_series(grid_location_id=asset.grid_location_id, starts=starts)
 
 
 def _contract_assets(contract: Contract) -> list[FlexAsset]:
@@ -144,6 +160,12 @@ def verification_run(
     event_days = _event_days(asset_ids, load_start, start, tz)
     non_working = non_working_days(market, first_day - timedelta(days=1), day + timedelta(days=1))
     portfolio_prognosis, asset_prognoses = _prognoses(contract, day, asset_ids)
+    uses_temperatures = product.baseline_method == "temperature"
+    zone_ids = sorted({a.grid_location_id for a in assets if a.grid_location_id}) if uses_temperatures else []
+    weather = [
+        [zone_id, *temperatures_fingerprint(grid_location_id=zone_id, start=load_start, end=load_end)]
+        for zone_id in zone_ids
+    ]
     fingerprint = hashlib.sha256(
         json.dumps(
             [str(x) for x in readings_fingerprint(asset_ids=asset_ids, start=load_start, end=load_end)]
@@ -158,6 +180,7 @@ def verification_run(
                 portfolio_prognosis,
                 sorted(asset_prognoses.items()),
                 delivery_over,
+                [[str(x) for x in zone] for zone in weather],
             ]
         ).encode()
     ).hexdigest()
@@ -179,6 +202,7 @@ def verification_run(
             tz,
             event_days={d for a, d in event_days if a == asset.pk},
             non_working=non_working,
+            temperatures=_zone_temperatures(asset, days, tz) if uses_temperatures else None,
         )
         target = profiles[day]
         metered_sum += target.values
@@ -403,6 +427,7 @@ ACCURACY_METHODS = {
     "mid_x_of_y": {"x": 4, "y": 6},
     "high_x_of_y+additive": {"x": 5, "y": 10, "adjustment": "additive", "cap": 0.2},
     "regression": {"y": 20},
+    "temperature": {"y": 30},  # scored only for assets whose zone has temperatures
 }
 
 
@@ -416,11 +441,16 @@ def accuracy_compute(
     series = readings_series(asset_ids=[asset.pk], start=start, end=end)[asset.pk]
     events = {d for _, d in _event_days([asset.pk], start, end, tz)}
     days = [until - timedelta(days=k) for k in range(HISTORY_DAYS + 20, 0, -1)]
-    profiles = _profiles(series, days, tz, event_days=events, non_working=set())
-    scored = [profiles[d] for d in reversed(days)]
-    scores = baselines.score_methods(
-        scored, {name.split("+")[0]: params for name, params in ACCURACY_METHODS.items() if "+" not in name}
+    temperatures = _zone_temperatures(asset, days, tz)
+    profiles = _profiles(
+        series, days, tz, event_days=events, non_working=set(), temperatures=temperatures or None
     )
+    scored = [profiles[d] for d in reversed(days)]
+    methods = {name: params for name, params in ACCURACY_METHODS.items() if "+" not in name}
+    if not temperatures:
+        methods.pop("temperature")
+        BaselineAccuracy.objects.filter(asset=asset, method="temperature").delete()
+    scores = baselines.score_methods(scored, methods)
     adjusted = baselines.score_methods(scored, {"high_x_of_y": ACCURACY_METHODS["high_x_of_y+additive"]})[
         "high_x_of_y"
     ]
@@ -439,3 +469,33 @@ def accuracy_compute(
         )
         rows.append(row)
     return rows
+
+
+ACCURACY_TIME_ZONE = "Europe/Amsterdam"  # the demo market's; assets carry no time zone of their own
+
+
+def accuracy_compute_due(*, now: datetime | None = None, tz: str = ACCURACY_TIME_ZONE) -> list[int]:
+    """Scheduled scoring (beat, daily): every active asset with readings in the scoring window whose scores were
+    not yet computed since local midnight is scored up to yesterday. Idempotent: a second run the same day
+    scores nothing; the scores are upserts either way. Returns the ids of the assets scored."""
+    now = now or timezone.now()
+    today = ptus.local_day_of(now, tz)
+    midnight, _ = ptus.day_bounds_utc(today, tz)
+    window_start, _ = ptus.day_bounds_utc(today - timedelta(days=HISTORY_DAYS + 20), tz)
+    with_readings = (
+        FlexAsset.objects.filter(
+            archived_at__isnull=True,
+            readings__superseded_at__isnull=True,
+            readings__ptu_start__gte=window_start,
+            readings__ptu_start__lt=midnight,
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    done_today = BaselineAccuracy.objects.filter(computed_at__gte=midnight).values_list("asset_id", flat=True)
+    scored = []
+    for asset in FlexAsset.objects.filter(pk__in=with_readings).exclude(pk__in=done_today).order_by("pk"):
+        with transaction.atomic():
+            accuracy_compute(asset=asset, until=today, tz=tz)
+        scored.append(asset.pk)
+    return scored

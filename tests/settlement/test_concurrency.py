@@ -51,3 +51,34 @@ def test_four_identical_concurrent_uploads_all_get_the_idempotent_answer(
     assert sorted(body["changed_count"] for _, body in answers) == [0, 0, 0, 192]
     assert all(body["row_count"] == 192 for _, body in answers)
     assert MeterReading.objects.count() == 192 and MeterUpload.objects.filter(state="accepted").count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_temperature_uploads_of_the_same_values_all_succeed(client_for, dso_user, dso_org):
+    from settlement.models import ZoneTemperature
+
+    zone = GridLocationFactory(dso=dso_org)
+    body = {
+        "temperatures": [
+            {"grid_location_code": zone.code, "start": f"2026-01-15T{hour:02d}:00Z", "celsius": str(hour / 2)}
+            for hour in range(24)
+        ]
+    }
+    barrier = threading.Barrier(4)
+    answers = []
+
+    def post():
+        try:
+            client = client_for(dso_user)
+            barrier.wait()
+            answers.append(client.post("/api/v1/temperatures/", body, format="json").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert answers == [201] * 4
+    assert ZoneTemperature.objects.count() == 24

@@ -1,0 +1,1 @@
+"""Shipped sample data: a synthetic hourly temperature series for the demo (see sample_temperatures.py)."""
