@@ -3,7 +3,8 @@
 - meter: meter data uploads
 - prognoses: D-prognoses
 - verification: delivery verification, disputes, baseline accuracy
-- verification_runs: verification as leased runs (queued, recovered, audited)
+- verification_batch: delivery verification of many contracts at once (the path runs take)
+- verification_runs: verification as leased runs (queued in batches, recovered, audited)
 - periods: settlement periods, statements and invoices
 """
 
@@ -27,8 +28,10 @@ from settlement.services.verification import (
     dispute_resolve,
     verification_run,
 )
+from settlement.services.verification_batch import verifications_compute
 from settlement.services.verification_runs import (
     verification_run_execute,
+    verification_runs_execute,
     verification_runs_request,
     verification_runs_request_due,
     verification_runs_sweep,
@@ -55,7 +58,9 @@ __all__ = [
     "readings_submit",
     "verification_run",
     "verification_run_execute",
+    "verification_runs_execute",
     "verification_runs_request",
     "verification_runs_request_due",
     "verification_runs_sweep",
+    "verifications_compute",
 ]
