@@ -168,7 +168,12 @@ class _Chunk:
         self._prognoses(jobs, asset_ids)
         lo = min(job.window.load_start for job in jobs)
         hi = max(job.window.load_end for job in jobs)
-        rows, self.values, self.versions = readings_grid(asset_ids=asset_ids, start=lo, end=hi)
+        # The grid spans every day a job reads, also the PTUs after `now` (NaN: not yet metered).
+        last = max(
+            ptus.day_bounds_utc(job.window.day + timedelta(days=1), job.contract.product.market.time_zone)[1]
+            for job in jobs
+        )
+        rows, self.values, self.versions = readings_grid(asset_ids=asset_ids, start=lo, end=hi, until=last)
         self.lo = lo
         groups: dict[tuple, list[_Unit]] = defaultdict(list)
         pending: list[tuple[int, _Job]] = []
@@ -475,16 +480,17 @@ def _x_of_y_key(method: str, params: dict | None) -> tuple | None:
 
 
 def readings_grid(
-    *, asset_ids: list[int], start: datetime, end: datetime
+    *, asset_ids: list[int], start: datetime, end: datetime, until: datetime | None = None
 ) -> tuple[dict[int, int], np.ndarray, np.ndarray]:
-    """Current ESP readings of the assets in [start, end) in one query, as a grid: ({asset id: row}, kW (rows,
-    PTUs) with NaN where there is no reading, version (rows, PTUs) with 0 where there is none). Readings off a PTU
-    boundary are left out, as the per-contract path leaves them out of its series."""
-    width = max(int((end - start) / ptus.PTU), 0)
+    """Current ESP readings of the assets in [start, end) in one query, as a grid from `start` to `until` (default
+    `end`): ({asset id: row}, kW (rows, PTUs) with NaN where there is no reading, version (rows, PTUs) with 0 where
+    there is none). Readings off a PTU boundary are left out, as the per-contract path leaves them out of its
+    series."""
+    width = max(int((max(end, until or end) - start) / ptus.PTU), 0)
     rows = {asset_id: i for i, asset_id in enumerate(asset_ids)}
     values = np.full((len(asset_ids), width), np.nan)
     versions = np.zeros((len(asset_ids), width), dtype=np.int32)
-    if not asset_ids or width == 0:
+    if not asset_ids or end <= start:
         return rows, values, versions
     if connection.vendor == "postgresql":
         assets, micros, kw, version = _read_copy(asset_ids, start, end)
