@@ -11,7 +11,7 @@ fingerprint included, is exactly what `verification_run` stores (tests/settlemen
 
 from __future__ import annotations
 
-import io
+import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -492,18 +492,21 @@ def readings_grid(
     versions = np.zeros((len(asset_ids), width), dtype=np.int32)
     if not asset_ids or end <= start:
         return rows, values, versions
-    if connection.vendor == "postgresql":
-        assets, micros, kw, version = _read_copy(asset_ids, start, end)
-    else:
-        assets, micros, kw, version = _read_rows(asset_ids, start, end)
-    offset = micros - _micros(start)
-    ptu = _micros(ptus.PTU)
-    on_boundary = offset % ptu == 0
+    origin, ptu = _micros(start), _micros(ptus.PTU)
     ids = np.asarray(asset_ids, dtype=np.int64)
-    row = np.searchsorted(ids, assets[on_boundary])
-    column = offset[on_boundary] // ptu
-    values[row, column] = kw[on_boundary]
-    versions[row, column] = version[on_boundary]
+
+    def scatter(assets, micros, kw, version) -> None:
+        offset = micros - origin
+        on_boundary = offset % ptu == 0
+        row = np.searchsorted(ids, assets[on_boundary])
+        column = offset[on_boundary] // ptu
+        values[row, column] = kw[on_boundary]
+        versions[row, column] = version[on_boundary]
+
+    if connection.vendor == "postgresql":
+        _read_copy(asset_ids, start, end, sink=scatter)
+    else:
+        scatter(*_read_rows(asset_ids, start, end))
     return rows, values, versions
 
 
@@ -556,8 +559,9 @@ _PG_EPOCH = 946_684_800  # 2000-01-01 UTC in Unix seconds
 _COPY_HEADER = 19  # signature, flags, header extension length
 
 
-def _read_copy(asset_ids, start, end):
-    """The same rows in PostgreSQL's binary COPY format, parsed by numpy without a Python object per reading.
+def _read_copy(asset_ids, start, end, sink=None):
+    """The same rows in PostgreSQL's binary COPY format, parsed by numpy without a Python object per reading,
+    handed to `sink(assets, micros, kw, version)` a few MiB at a time (None: returned as four arrays).
     kw::float8 is the correctly rounded double of the stored decimal, as float(Decimal) is."""
     table = MeterReading._meta.db_table
     sql = (
@@ -565,17 +569,39 @@ def _read_copy(asset_ids, start, end):
         "WHERE source = %s AND superseded_at IS NULL AND ptu_start >= %s AND ptu_start < %s "
         "AND asset_id = ANY(%s)) TO STDOUT (FORMAT BINARY)"
     )
-    buffer = io.BytesIO()
     params = [MeterReading.Source.ESP, start, end, list(asset_ids)]
-    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
-        for block in copy:
-            buffer.write(block)
-    data = buffer.getbuffer()
-    count = (len(data) - _COPY_HEADER - 2) // _COPY_ROW.itemsize
-    parsed = np.frombuffer(data, dtype=_COPY_ROW, count=count, offset=_COPY_HEADER)
-    return (
-        parsed["asset"].astype(np.int64),
-        parsed["moment"] + _PG_EPOCH * 1_000_000,
-        parsed["kw"].astype(float),
-        parsed["version"].astype(np.int64),
-    )
+    parts = []
+    sink = sink or (lambda *arrays: parts.append(arrays))
+    pending = bytearray()
+    header = _COPY_HEADER
+
+    def consume() -> None:
+        nonlocal header
+        if header:
+            if len(pending) < header:
+                return
+            del pending[:header]
+            header = 0
+        count = len(pending) // _COPY_ROW.itemsize  # the 2-byte trailer never makes a whole row
+        if count:
+            rows = np.frombuffer(bytes(pending[: count * _COPY_ROW.itemsize]), dtype=_COPY_ROW)
+            del pending[: count * _COPY_ROW.itemsize]
+            sink(
+                rows["asset"].astype(np.int64),
+                rows["moment"] + _PG_EPOCH * 1_000_000,
+                rows["kw"].astype(float),
+                rows["version"].astype(np.int64),
+            )
+
+    with connection.cursor() as cursor:
+        # Logged like any query (DEBUG, django_assert_num_queries) though it bypasses cursor.execute.
+        logged = cursor.debug_sql(sql, params) if hasattr(cursor, "debug_sql") else contextlib.nullcontext()
+        with logged, cursor.cursor.copy(sql, params) as copy:
+            for block in copy:
+                pending.extend(block)
+                if len(pending) >= 1 << 22:
+                    consume()
+    consume()
+    if parts:
+        return tuple(np.concatenate([part[i] for part in parts]) for i in range(4))
+    return tuple(np.zeros(0, dtype=dtype) for dtype in (np.int64, np.int64, float, np.int64))
