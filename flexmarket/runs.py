@@ -276,11 +276,20 @@ def run_execute(
     return model._base_manager.get(pk=pk)
 
 
-def run_claim_many(model: type[Run], *, pks: list[int], now: datetime | None = None) -> dict[int, int]:
-    """Claim every run of `pks` that is pending, or running with an expired lease, in two queries; return
-    {pk: attempt}. Runs another attempt holds are skipped (their holder finishes them, or the sweep re-sends them
-    once its lease expires); runs that have used up their attempts are failed, as `run_claim` does."""
+@dataclass
+class Claims:
+    """What `run_claim_many` claimed ({pk: attempt}) and how long until the leases it skipped expire (seconds)."""
+
+    attempts: dict[int, int]
+    busy_for: float | None = None
+
+
+def run_claim_many(model: type[Run], *, pks: list[int], now: datetime | None = None) -> Claims:
+    """Claim every run of `pks` that is pending, or running with an expired lease, in two queries. Runs another
+    attempt holds are left to it (`busy_for`: the caller retries after their leases, as `run_claim` makes a
+    single run's task do); runs that have used up their attempts are failed, as `run_claim` does."""
     now = now or timezone.now()
+    busy_for = None
     with transaction.atomic():
         query = model._base_manager.filter(pk__in=pks, state__in=[RunState.PENDING, RunState.RUNNING])
         if connection.features.has_select_for_update_skip_locked:
@@ -288,6 +297,7 @@ def run_claim_many(model: type[Run], *, pks: list[int], now: datetime | None = N
         claimable: dict[int, int] = {}
         for pk, state, attempts, expires in query.values_list("pk", "state", "attempts", "lease_expires_at"):
             if state == RunState.RUNNING and expires is not None and expires > now:
+                busy_for = max(busy_for or 0.0, (expires - now).total_seconds() + 1)
                 continue
             if state == RunState.RUNNING and attempts >= max_attempts():
                 _fail_lost(model, pk=pk, attempts=attempts, expired=expires, now=now)
@@ -300,7 +310,7 @@ def run_claim_many(model: type[Run], *, pks: list[int], now: datetime | None = N
             lease_expires_at=now + lease_duration(),
             worker=worker_name(),
         )
-    return claimable
+    return Claims(claimable, busy_for)
 
 
 def run_finish_many(

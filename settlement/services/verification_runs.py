@@ -89,9 +89,17 @@ def verification_runs_request_due(*, now: datetime | None = None) -> list[Verifi
 
 def verification_runs_execute(*, run_ids: list[int]) -> dict[str, int]:
     """Claim the runs and verify their contracts in one batch, in one transaction; finish each run with its
-    contract's outcome, or failed with the error of its own contract. Runs another worker holds are skipped
-    (the sweep re-sends them if that worker is lost). A database error fails every claimed run, writing nothing."""
-    claimed = runs.run_claim_many(VerificationRun, pks=run_ids)
+    contract's outcome, or failed with the error of its own contract. A database error fails every claimed run,
+    writing nothing. Runs another attempt holds are left to it, then RunBusy is raised so that the task retries
+    once their leases have expired (and takes them over if that attempt's worker was lost)."""
+    claims = runs.run_claim_many(VerificationRun, pks=run_ids)
+    report = _execute_claimed(claims.attempts)
+    if claims.busy_for is not None:
+        raise runs.RunBusy(claims.busy_for)
+    return report
+
+
+def _execute_claimed(claimed: dict[int, int]) -> dict[str, int]:
     if not claimed:
         return {"claimed": 0, "succeeded": 0, "failed": 0}
     contract_of = dict(VerificationRun.objects.filter(pk__in=claimed).values_list("pk", "contract_id"))

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from accounts.models import AuditEvent
 from flexmarket import ptu
+from flexmarket.runs import RunBusy
 from grid.models import Portfolio
 from settlement import services
 from settlement.models import DeliveryVerification, Dispute, MeterReading, Prognosis, VerificationRun
@@ -382,15 +383,17 @@ def test_a_batch_run_fails_only_the_runs_of_contracts_that_failed(mixed):
 
 
 @pytest.mark.django_db
-def test_a_batch_skips_runs_another_worker_holds(mixed):
+def test_a_batch_leaves_runs_another_worker_holds_and_retries_after_their_lease(mixed):
     created = services.verification_runs_request(contract_ids=[c.pk for c in mixed["contracts"][:3]])
     held = created[0]
     VerificationRun.objects.filter(pk=held.pk).update(
         state="running", attempts=1, lease_expires_at=timezone.now() + timedelta(minutes=5)
     )
-    report = services.verification_runs_execute(run_ids=[run.pk for run in created])
-    assert report["claimed"] == 2
+    with pytest.raises(RunBusy) as busy:  # the task retries once the lease has expired
+        services.verification_runs_execute(run_ids=[run.pk for run in created])
+    assert 240 < busy.value.retry_in <= 301
     assert VerificationRun.objects.get(pk=held.pk).state == "running"
+    assert VerificationRun.objects.filter(state="succeeded").count() == 2  # the others are done meanwhile
 
 
 # --- which contracts an upload re-verifies ---------------------------------------------------------------------
