@@ -169,8 +169,10 @@ def _audit_results(report: BatchReport, run_of: dict[int, int]) -> None:
     if not report.written:
         return
     events = []
-    stored = DeliveryVerification.objects.select_related("contract__seller").filter(
-        contract_id__in=report.written
+    stored = (
+        DeliveryVerification.objects.select_related("contract__seller")
+        .filter(contract_id__in=report.written)
+        .only("contract_id", *AUDITED_FIELDS, "contract__seller")
     )
     for verification in stored:
         before = report.written[verification.contract_id]
