@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from accounts.models import AuditEvent
 from flexmarket import ptu
+from flexmarket.errors import DomainError
 from flexmarket.runs import RunBusy
 from grid.models import Portfolio
 from settlement import services
@@ -463,3 +464,40 @@ def test_an_upload_re_verifies_a_portfolio_contract_through_its_member(
     with django_capture_on_commit_callbacks(execute=False):
         _upload(actor_esp, member, day, lambda d, i: 100)
     assert list(VerificationRun.objects.values_list("contract_id", flat=True)) == [contract.pk]
+
+
+# --- the FMO's Re-verify of a period ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_re_verifying_a_period_verifies_its_contracts_in_a_batch_and_counts_the_changes(mixed, actor_fmo):
+    period = services.period_create(actor=actor_fmo, name="June", start=DAYS[0], end=DAYS[0])
+    payable = [
+        c.pk
+        for c in mixed["contracts"]
+        if c.session.delivery_day == DAYS[0] and c.state in (Contract.State.ACTIVE, Contract.State.SETTLED)
+    ]
+    for contract in Contract.objects.filter(pk__in=payable):  # the reference, removed again
+        services.verification_run(contract=contract)
+    reference = stored(payable)
+    DeliveryVerification.objects.all().delete()
+    assert services.period_reverify(actor=actor_fmo, period=period) == len(payable)
+    assert stored(payable) == reference
+    assert services.period_reverify(actor=actor_fmo, period=period) == 0  # unchanged inputs
+    assert AuditEvent.objects.filter(action="settlement.reverify").count() == 2
+
+
+@pytest.mark.django_db
+def test_re_verifying_a_period_with_a_failing_contract_writes_nothing_and_names_it(mixed, actor_fmo):
+    period = services.period_create(actor=actor_fmo, name="June", start=DAYS[0], end=DAYS[0])
+    broken = next(
+        c
+        for c in mixed["contracts"]
+        if c.session.delivery_day == DAYS[0] and c.state == Contract.State.ACTIVE
+    )
+    broken.product.baseline_method = "guesswork"
+    broken.product.save()
+    with pytest.raises(DomainError) as error:
+        services.period_reverify(actor=actor_fmo, period=period)
+    assert broken.reference in error.value.message and "guesswork" in error.value.message
+    assert not DeliveryVerification.objects.exists()
