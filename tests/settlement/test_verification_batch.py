@@ -248,11 +248,13 @@ def test_the_batch_reads_and_writes_with_a_constant_number_of_queries(mixed, dja
     small = [ids[0] for ids in by_kind.values()]
     large = [pk for ids in by_kind.values() for pk in ids]
     assert len(large) > 2 * len(small)
-    # contracts, portfolio members, stored results, event days, prognoses, readings, one upsert
-    with django_assert_num_queries(7):
+    # contracts, portfolio members, stored results, event days, prognoses, readings, one upsert (on PostgreSQL:
+    # a temporary table, a COPY into it, one INSERT ... ON CONFLICT and the DROP, inside a savepoint)
+    expected = 7 if connection.vendor != "postgresql" else 6 + 6
+    with django_assert_num_queries(expected):
         verifications_compute(contract_ids=small, now=LATE)
     DeliveryVerification.objects.all().delete()
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(expected):
         verifications_compute(contract_ids=large, now=LATE)
 
 
