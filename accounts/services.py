@@ -50,7 +50,36 @@ def audit_record(
     reason: str = "",
 ) -> AuditEvent:
     """Write one append-only audit row. Services call this inside their transaction."""
-    return AuditEvent.objects.create(
+    event = audit_build(
+        actor=actor,
+        action=action,
+        target=target,
+        organisation=organisation,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    event.save()
+    return event
+
+
+def audit_record_many(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Write many audit rows built with `audit_build` in one INSERT (a batch of verification results)."""
+    return AuditEvent.objects.bulk_create(events)
+
+
+def audit_build(
+    *,
+    actor: Actor,
+    action: str,
+    target: Any = None,
+    organisation: Organisation | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str = "",
+) -> AuditEvent:
+    """An audit row, not yet written (see `audit_record` and `audit_record_many`)."""
+    return AuditEvent(
         actor=actor.user if actor.user is not None and actor.user.is_authenticated else None,
         organisation=organisation if organisation is not None else actor.organisation,
         on_behalf_of_operator=actor.operator,

@@ -2,23 +2,30 @@
 
 Part 1 times High 5 of 10 baselines (additive same-day adjustment, capped at 20%) plus delivery verification for
 all assets with the vectorised engine on arrays in memory, and reports peak memory. Target: under 30 s and under
-2 GiB. Part 2 measures the path from the database: readings stored in the database (DATABASE_URL; a throwaway
-SQLite file when unset) -> `settlement.services.verification_run` per contract -> verification results stored, and
-prints per-contract figures. Part 2 runs inside one transaction that is rolled back, so it leaves the database as
-it found it (it migrates an empty one first).
+2 GiB.
 
-    python bench/verification.py [--assets 10000 --days 30] [--db-assets 100] [--skip-arrays]
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/fm_bench python bench/verification.py --db-assets 200
+Part 2 measures the production path from PostgreSQL (DATABASE_URL, printed) for each size in --contracts: readings
+stored in the database -> verification runs queued as a meter upload queues them (`verification_runs_request`)
+-> executed by the batch task (Celery eager, in this process) -> results stored and audited. Beside it, in the
+same run and on the same rows, a set-based floor written here: one binary COPY read, the project's `*_batch`
+baseline functions on (contracts, days, PTUs) arrays, one COPY write of the same result rows. Medians of
+--repeat runs (--repeat-large for sizes of 10,000 and more), wall and CPU time of this process (PostgreSQL's own
+CPU is not counted in either). Target: 10,000 contracts under 60 s and within 3x of the floor.
+
+The data (10,000 assets, one contract each on one day, 32 days of readings: 30.7 million rows) is written once
+into the database and reused by later runs; point DATABASE_URL at a scratch database (fm_verifybench).
+
+    python bench/verification.py [--assets 10000 --days 30] [--skip-arrays] [--contracts 1000,10000]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/fm_verifybench python bench/verification.py --skip-arrays
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import io
+import json
 import resource
-import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 from datetime import date, datetime, timedelta
@@ -27,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import Clock, median, setup_django  # noqa: E402
 from settlement.baselines import (  # noqa: E402
     adjust_same_day_batch,
     baseline_x_of_y_batch,
@@ -91,217 +99,367 @@ def arrays_in_memory(n_assets: int, n_days: int) -> None:
     print("statuses in the event window:", dict(zip(statuses.tolist(), counts.tolist(), strict=True)))
 
 
-def setup_django() -> str:
-    """Django on DATABASE_URL (a throwaway SQLite file when unset), migrated; returns a printable name."""
-    if not os.environ.get("DATABASE_URL"):
-        os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='fm-bench-')}/bench.sqlite3"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flexmarket.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0)
-    settings = connection.settings_dict
-    return f"{connection.vendor} {settings.get('HOST') or ''}{':' if settings.get('PORT') else ''}{settings.get('PORT') or ''} {settings['NAME']}".strip()
+DAY = date(2026, 6, 10)  # a Wednesday; its 32-day window has no DST change
+TZ = "Europe/Amsterdam"
+EVENT = slice(68, 76)  # 17:00-19:00 local
+TAG = "BENCHVERIFY"
 
 
-def _market_and_assets(n_assets: int, day: date):
-    """Two organisations, a zone, an approved asset per contract, a High 5 of 10 + additive product."""
+def _dataset(n_assets: int, n_days: int):
+    """The bench's organisations, product, assets and contracts, created once with their readings."""
     from decimal import Decimal
+
+    from django.db import connection, transaction
 
     from accounts.models import Organisation, OrganisationRole
-    from grid.models import FlexAsset, GridLocation
-    from trading.models import Market, Product
-
-    tag = datetime.now().strftime("%H%M%S%f")
-    dso = Organisation.objects.create(
-        legal_name=f"Bench DSO {tag}", country="NL", code=f"BD{tag}", status=Organisation.Status.APPROVED
-    )
-    esp = Organisation.objects.create(
-        legal_name=f"Bench ESP {tag}", country="NL", code=f"BE{tag}", status=Organisation.Status.APPROVED
-    )
-    OrganisationRole.objects.create(organisation=dso, role="DSO")
-    OrganisationRole.objects.create(organisation=esp, role="ESP")
-    ring = [[5.0, 52.0], [5.1, 52.0], [5.1, 52.1], [5.0, 52.1], [5.0, 52.0]]
-    zone = GridLocation.objects.create(
-        dso=dso,
-        name=f"Bench zone {tag}",
-        code=f"bench.{tag}",
-        geometry={"type": "Polygon", "coordinates": [ring]},
-        min_lon=5.0,
-        min_lat=52.0,
-        max_lon=5.1,
-        max_lat=52.1,
-    )
-    market = Market.objects.create(name=f"Bench {tag}", code=f"bench-{tag}")
-    product = Product.objects.create(
-        market=market,
-        name="Bench up",
-        code="bench-up",
-        baseline_method="high_x_of_y",
-        baseline_params={"x": 5, "y": 10, "adjustment": "additive", "cap": 0.2},
-    )
-    created = datetime.combine(day - timedelta(days=60), datetime.min.time()).astimezone()
-    assets = FlexAsset.objects.bulk_create(
-        FlexAsset(
-            owner=esp,
-            name=f"Bench asset {i}",
-            asset_type="battery",
-            connection_ean=f"87{tag[-10:]}{i:06d}"[:18],
-            latitude=52.05,
-            longitude=5.05,
-            grid_location=zone,
-            max_up_kw=Decimal("5000"),
-            max_down_kw=Decimal("5000"),
-            prequalification="approved",
-            created_at=created,
-        )
-        for i in range(n_assets)
-    )
-    return dso, esp, zone, product, assets
-
-
-def _contracts(dso, esp, zone, product, assets, day: date, today_kw: np.ndarray):
-    from decimal import Decimal
-
     from flexmarket import ptu
-    from trading.models import Contract, FlexOffer, FlexRequest, MarketSession
+    from grid.models import FlexAsset, GridLocation
+    from trading.models import Contract, FlexOffer, FlexRequest, Market, MarketSession, Product
 
-    start, end = ptu.day_bounds_utc(day, "Europe/Amsterdam")
-    session = MarketSession.objects.create(
-        product=product,
-        delivery_day=day,
-        delivery_start=start,
-        delivery_end=end,
-        gate_closure=start - timedelta(hours=12),
-        state="cleared",
-    )
-    first = start + 68 * ptu.PTU
-    contracts = []
-    for i, asset in enumerate(assets):
-        quantities = [round(float(v), 1) for v in today_kw[i, 68:76] * 0.3]
+    esp = Organisation.objects.filter(code=f"{TAG}ESP").first()
+    if esp is not None:
+        contracts = list(Contract.objects.filter(seller=esp).order_by("pk").values_list("pk", flat=True))
+        if len(contracts) >= n_assets:
+            print(f"reusing the bench data: {len(contracts)} contracts and their readings")
+            return contracts
+        raise SystemExit(
+            f"The bench data in this database has {len(contracts)} contracts; use a fresh database."
+        )
+    started = time.perf_counter()
+    history, _, today = synthetic(n_assets, n_days + 1)
+    with transaction.atomic():
+        dso = Organisation.objects.create(
+            legal_name="Bench DSO", country="NL", code=f"{TAG}DSO", status=Organisation.Status.APPROVED
+        )
+        esp = Organisation.objects.create(
+            legal_name="Bench ESP", country="NL", code=f"{TAG}ESP", status=Organisation.Status.APPROVED
+        )
+        OrganisationRole.objects.create(organisation=dso, role="DSO")
+        OrganisationRole.objects.create(organisation=esp, role="ESP")
+        ring = [[5.0, 52.0], [5.1, 52.0], [5.1, 52.1], [5.0, 52.1], [5.0, 52.0]]
+        zone = GridLocation.objects.create(
+            dso=dso,
+            name="Bench zone",
+            code="bench.verify",
+            geometry={"type": "Polygon", "coordinates": [ring]},
+            min_lon=5.0,
+            min_lat=52.0,
+            max_lon=5.1,
+            max_lat=52.1,
+        )
+        market = Market.objects.create(name="Bench verification", code="bench-verify", time_zone=TZ)
+        product = Product.objects.create(
+            market=market,
+            name="Bench up",
+            code="bench-up",
+            baseline_method="high_x_of_y",
+            baseline_params={"x": 5, "y": 10, "adjustment": "additive", "cap": 0.2},
+        )
+        created = datetime(2026, 1, 5, tzinfo=ptu.UTC)
+        assets = FlexAsset.objects.bulk_create(
+            FlexAsset(
+                owner=esp,
+                name=f"Bench asset {i}",
+                asset_type="battery",
+                connection_ean=f"{TAG[:2]}{i:016d}",
+                latitude=52.05,
+                longitude=5.05,
+                grid_location=zone,
+                max_up_kw=Decimal("5000"),
+                max_down_kw=Decimal("5000"),
+                prequalification="approved",
+                created_at=created,
+            )
+            for i in range(n_assets)
+        )
+        start, end = ptu.day_bounds_utc(DAY, TZ)
+        session = MarketSession.objects.create(
+            product=product,
+            delivery_day=DAY,
+            delivery_start=start,
+            delivery_end=end,
+            gate_closure=start - timedelta(hours=12),
+            state="cleared",
+        )
+        first = start + EVENT.start * ptu.PTU
+        quantities = [[round(float(v), 1) for v in today[i, EVENT] * 0.3] for i in range(n_assets)]
         common = {
             "grid_location": zone,
             "product": product,
             "session": session,
             "direction": "up",
             "ptu_start": first,
-            "quantities_kw": quantities,
             "remaining_kw": [0] * 8,
             "price": Decimal("80"),
             "state": "filled",
         }
-        request = FlexRequest.objects.create(owner=dso, **common)
-        offer = FlexOffer.objects.create(owner=esp, asset=asset, **common)
-        contracts.append(
+        requests = FlexRequest.objects.bulk_create(
+            FlexRequest(owner=dso, quantities_kw=quantities[i], **common) for i in range(n_assets)
+        )
+        offers = FlexOffer.objects.bulk_create(
+            FlexOffer(owner=esp, asset=assets[i], quantities_kw=quantities[i], **common)
+            for i in range(n_assets)
+        )
+        Contract.objects.bulk_create(
             Contract(
-                reference=f"BENCH-{session.pk}-{i:06d}",
+                reference=f"BENCH-{i:06d}",
                 session=session,
-                request=request,
-                offer=offer,
+                request=requests[i],
+                offer=offers[i],
                 buyer=dso,
                 seller=esp,
                 grid_location=zone,
                 product=product,
                 direction="up",
                 ptu_start=first,
-                quantities_kw=quantities,
+                quantities_kw=quantities[i],
                 prices=["80"] * 8,
             )
+            for i in range(n_assets)
         )
-    return Contract.objects.bulk_create(contracts)
+        # Readings: history days, then the delivery day with 90 % of the contracted kW delivered. Written with a
+        # binary COPY into a staging table, then one INSERT ... SELECT (30 million rows take minutes otherwise).
+        days = [DAY - timedelta(days=n_days + 1 - k) for k in range(n_days + 1)] + [DAY]
+        row_type = np.dtype(
+            [
+                ("n", ">i2"),
+                ("l1", ">i4"),
+                ("a", ">i8"),
+                ("l2", ">i4"),
+                ("t", ">i8"),
+                ("l3", ">i4"),
+                ("k", ">f8"),
+            ]
+        )
+        pg_epoch = datetime(2000, 1, 1, tzinfo=ptu.UTC)
+        day_starts = np.array(
+            [(ptu.day_bounds_utc(d, TZ)[0] - pg_epoch) // timedelta(microseconds=1) for d in days]
+        )
+        offsets = np.arange(96, dtype=np.int64) * 900_000_000
+        values = np.concatenate([history, today[:, None, :]], axis=1)  # (assets, days, 96)
+        values[:, -1, EVENT] -= today[:, EVENT] * 0.3 * 0.9
+        asset_ids = np.array([a.pk for a in assets], dtype=np.int64)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE bench_readings (a int8, t timestamptz, k float8) ON COMMIT DROP"
+            )
+            with cursor.cursor.copy("COPY bench_readings FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0")
+                for first_asset in range(0, n_assets, 500):
+                    block = values[first_asset : first_asset + 500]
+                    present = np.isfinite(block)
+                    rows = np.zeros(int(present.sum()), dtype=row_type)
+                    rows["n"], rows["l1"], rows["l2"], rows["l3"] = 3, 8, 8, 8
+                    index = np.nonzero(present)
+                    rows["a"] = asset_ids[first_asset + index[0]]
+                    rows["t"] = day_starts[index[1]] + offsets[index[2]]
+                    rows["k"] = block[present]
+                    copy.write(rows.tobytes())
+                copy.write(b"\xff\xff")
+            cursor.execute(
+                "INSERT INTO settlement_meterreading (asset_id, ptu_start, kw, source, version, created_at) "
+                "SELECT a, t, round(k::numeric, 3), 'esp', 1, now() FROM bench_readings"
+            )
+            rows = cursor.rowcount
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE settlement_meterreading")
+    print(
+        f"bench data written: {n_assets} contracts, {rows} readings in {time.perf_counter() - started:.0f} s"
+    )
+    return list(Contract.objects.filter(seller=esp).order_by("pk").values_list("pk", flat=True))
 
 
-def from_the_database(n_assets: int, n_days: int) -> None:
-    """Readings in the database -> verification_run per contract -> results stored; rolled back at the end."""
-    database = setup_django()
+def _clear(contract_ids) -> None:
+    from settlement.models import DeliveryVerification, VerificationRun
+
+    DeliveryVerification.objects.filter(contract_id__in=contract_ids).delete()
+    VerificationRun.objects.filter(contract_id__in=contract_ids).delete()
+
+
+def production(contract_ids) -> dict:
+    """As after a meter upload: runs queued in one transaction, sent on commit, executed by the batch task."""
+    from django.db import transaction
+
+    from settlement.services import verification_runs_request
+
+    # The transaction commits before the clock stops, and the batch tasks run on commit (eager): inside the clock.
+    with Clock() as clock, transaction.atomic():
+        verification_runs_request(contract_ids=contract_ids)
+    return {"wall": clock.wall, "cpu": clock.cpu}
+
+
+def floor(contract_ids) -> dict:
+    """One COPY read, the `*_batch` functions on (contracts, days, PTUs) arrays, one COPY write of the results."""
     from decimal import Decimal
 
     from django.db import connection, transaction
-    from django.db.models import Count
-    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
 
     from flexmarket import ptu
-    from settlement.models import DeliveryVerification, MeterReading
-    from settlement.services import verification_run
+    from settlement.services.verification_batch import _read_copy
+    from trading.models import Contract
 
-    day = date.today() - timedelta(days=2)
-    history, _, today = synthetic(n_assets, n_days + 1)
-    print(f"\nPart 2: from the database ({database})")
-    print(f"assets/contracts {n_assets}, PTUs {N_PTUS}, history days {n_days} (+1 for midnight windows)")
-    with transaction.atomic():
-        started = time.perf_counter()
-        dso, esp, zone, product, assets = _market_and_assets(n_assets, day)
-        contracts = _contracts(dso, esp, zone, product, assets, day, today)
-        setup_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        rows = 0
-        batch = []
-        days = [day - timedelta(days=n_days + 1 - k) for k in range(n_days + 1)] + [day]
-        for i, asset in enumerate(assets):
-            for k, current in enumerate(days):
-                values = today[i] if current == day else history[i, k]
-                if current == day:
-                    values = values.copy()
-                    values[68:76] -= today[i, 68:76] * 0.3 * 0.9  # 90 % delivered
-                for index, start in enumerate(ptu.ptu_starts(current, "Europe/Amsterdam")):
-                    value = values[min(index, N_PTUS - 1)]
-                    if np.isfinite(value):
-                        batch.append(
-                            MeterReading(
-                                asset=asset, ptu_start=start, kw=Decimal(f"{value:.3f}"), source="esp"
-                            )
-                        )
-                if len(batch) >= 20000:
-                    MeterReading.objects.bulk_create(batch, batch_size=5000)
-                    rows += len(batch)
-                    batch = []
-        MeterReading.objects.bulk_create(batch, batch_size=5000)
-        rows += len(batch)
-        insert_seconds = time.perf_counter() - started
-        timings = []
-        with CaptureQueriesContext(connection) as queries:
-            for contract in contracts:
-                started = time.perf_counter()
-                verification_run(contract=contract)
-                timings.append(time.perf_counter() - started)
-        states = dict(
-            DeliveryVerification.objects.filter(contract__in=contracts)
-            .values_list("state")
-            .annotate(n=Count("id"))
+    with Clock() as clock, transaction.atomic():
+        contracts = list(
+            Contract.objects.filter(pk__in=contract_ids)
+            .order_by("pk")
+            .values_list("pk", "offer__asset_id", "quantities_kw")
         )
-        transaction.set_rollback(True)
-    total = sum(timings)
-    print(f"setup (organisations, zone, assets, contracts): {setup_seconds:.2f} s")
-    print(f"readings inserted: {rows} in {insert_seconds:.2f} s")
-    print(f"verification from the database, total: {total:.2f} s for {len(contracts)} contracts")
+        assets = np.array([asset for _, asset, _ in contracts], dtype=np.int64)
+        order = np.argsort(assets)
+        first_day = DAY - timedelta(days=31)
+        start = ptu.day_bounds_utc(first_day, TZ)[0]
+        end = ptu.day_bounds_utc(DAY, TZ)[1]
+        grid = np.full((len(contracts), 32 * 96), np.nan)
+        origin = (start - datetime(1970, 1, 1, tzinfo=ptu.UTC)) // timedelta(microseconds=1)
+
+        def scatter(asset, micros, kw, version):
+            grid[order[np.searchsorted(assets[order], asset)], (micros - origin) // 900_000_000] = kw
+
+        _read_copy(sorted(assets.tolist()), start, end, sink=scatter)
+        days = grid.reshape(len(contracts), 32, 96)
+        history, today = days[:, 1:31], days[:, 31]
+        weekday = np.array([(first_day + timedelta(days=k)).weekday() < 5 for k in range(1, 31)])
+        eligible = np.broadcast_to(weekday, history.shape[:2]).copy()
+        window = np.zeros(96, dtype=bool)
+        window[EVENT] = True
+        baseline = baseline_x_of_y_batch(history, eligible, window, x=5, y=10, mode="high")
+        baseline = adjust_same_day_batch(
+            baseline, today, window, kind="additive", window_ptus=4, gap_ptus=1, cap=0.2
+        )
+        contracted = np.zeros((len(contracts), 96))
+        contracted[:, EVENT] = np.array([q for _, _, q in contracts])
+        result = verify_delivery_batch(
+            "up", np.round(baseline, 3), np.round(today, 3), contracted, tolerance=0.1
+        )
+        delivered = np.round(result.delivered, 3)
+        energy = np.where(contracted > 0, np.maximum(delivered, 0), 0).sum(axis=1) / 4
+        now = timezone.now().isoformat()
+        lines = io.StringIO()
+
+        def listed(values):
+            return json.dumps([None if not np.isfinite(v) else v for v in np.round(values, 3).tolist()])
+
+        for i, (pk, _, quantities) in enumerate(contracts):
+            awaiting = not np.isfinite(delivered[i][contracted[i] > 0]).all()
+            lines.write(
+                "\t".join(
+                    [
+                        str(pk),
+                        "awaiting_data" if awaiting else "verified",
+                        "high_x_of_y",
+                        '{"x": 5, "y": 10}',
+                        "[]",
+                        listed(result.baseline[i]),
+                        listed(result.metered[i]),
+                        listed(delivered[i]),
+                        listed(result.ratio[i]),
+                        json.dumps(result.status[i].tolist()),
+                        str((sum(Decimal(str(q)) for q in quantities) / 4).quantize(Decimal("0.001"))),
+                        "\\N" if awaiting else f"{energy[i]:.3f}",
+                        "",
+                        "floor",
+                        now,
+                    ]
+                )
+                + "\n"
+            )
+        columns = (
+            "contract_id, state, method, params, days_used, baseline_kw, metered_kw, delivered_kw, ratio, status,"
+            " contracted_kwh, delivered_kwh, note, inputs_hash, computed_at"
+        )
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY settlement_deliveryverification ({columns}) FROM STDIN") as copy,
+        ):
+            copy.write(lines.getvalue())
+    return {"wall": clock.wall, "cpu": clock.cpu}
+
+
+def from_the_database(sizes: list[int], n_days: int, repeat: int, repeat_large: int, data: int) -> None:
+    database = setup_django()
+    from decimal import Decimal
+
+    from django.db import connection
+
+    from settlement.models import DeliveryVerification
+    from settlement.services.verification_batch import batch_size
+
+    print(f"\nPart 2: from the database ({database})")
+    if connection.vendor != "postgresql":
+        raise SystemExit("Part 2 needs PostgreSQL (binary COPY): set DATABASE_URL.")
+    contracts = _dataset(max(*sizes, data), n_days)
     print(
-        f"per contract: mean {1000 * total / len(timings):.1f} ms, median {1000 * statistics.median(timings):.1f} ms,"
-        f" p95 {1000 * sorted(timings)[int(0.95 * (len(timings) - 1))]:.1f} ms,"
-        f" {len(queries) / len(timings):.1f} queries"
+        f"history days {n_days} (+1 for midnight windows), PTUs {N_PTUS}, batch size {batch_size()} contracts"
     )
-    print(
-        f"extrapolated to 10,000 contracts at this rate: {10_000 * total / len(timings) / 60:.1f} min (one process)"
-    )
-    print("verification states:", states)
-    print("(rolled back: the database is left as it was)")
+    for size in sizes:
+        ids = contracts[:size]
+        runs = repeat_large if size >= 10_000 else repeat
+        measured = {"production": [], "floor": []}
+        for _ in range(runs):
+            _clear(ids)
+            measured["production"].append(production(ids))
+            produced = dict(
+                DeliveryVerification.objects.filter(contract_id__in=ids).values_list(
+                    "contract_id", "delivered_kwh"
+                )
+            )
+            states = dict.fromkeys(["verified", "awaiting_data"], 0)
+            for state in DeliveryVerification.objects.filter(contract_id__in=ids).values_list(
+                "state", flat=True
+            ):
+                states[state] = states.get(state, 0) + 1
+            _clear(ids)
+            measured["floor"].append(floor(ids))
+            floored = dict(
+                DeliveryVerification.objects.filter(contract_id__in=ids).values_list(
+                    "contract_id", "delivered_kwh"
+                )
+            )
+        _clear(ids)
+        agree = sum(
+            produced.get(pk) is not None
+            and floored.get(pk) is not None
+            and abs(produced[pk] - floored[pk]) <= Decimal("0.001")
+            for pk in ids
+        )
+        wall = {name: median([m["wall"] for m in runs_]) for name, runs_ in measured.items()}
+        cpu = {name: median([m["cpu"] for m in runs_]) for name, runs_ in measured.items()}
+        print(f"\n{size} contracts ({runs} run{'s' if runs > 1 else ''}, medians):")
+        print(
+            f"  production (runs -> batch task -> results stored, audited): wall {wall['production']:.1f} s,"
+            f" CPU {cpu['production']:.1f} s"
+        )
+        print(
+            f"  set-based floor (COPY read, *_batch functions, COPY write):  wall {wall['floor']:.1f} s, CPU {cpu['floor']:.1f} s"
+        )
+        print(
+            f"  ratio production / floor: wall {wall['production'] / wall['floor']:.2f}x,"
+            f" CPU {cpu['production'] / cpu['floor']:.2f}x (target < 3x; 10,000 under 60 s)"
+        )
+        print(
+            f"  states {states}; delivered kWh of production and floor within 0.001 kWh"
+            f" (the floor rounds in float) for {agree} of {size}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument(
-        "--db-assets", type=int, default=100, help="contracts for the database path (0: skip)"
-    )
+    parser.add_argument("--contracts", default="1000,10000", help="sizes for the database path (empty: skip)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat-large", type=int, default=1, help="runs for sizes of 10,000 and more")
     parser.add_argument("--skip-arrays", action="store_true", help="only the database path")
+    parser.add_argument(
+        "--data-contracts", type=int, default=10_000, help="contracts in the stored bench data"
+    )
     args = parser.parse_args()
     if not args.skip_arrays:
         arrays_in_memory(args.assets, args.days)
-    if args.db_assets:
-        from_the_database(args.db_assets, args.days)
+    if args.contracts:
+        sizes = [int(size) for size in args.contracts.split(",")]
+        from_the_database(sizes, args.days, args.repeat, args.repeat_large, args.data_contracts)
 
 
 if __name__ == "__main__":

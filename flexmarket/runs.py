@@ -145,6 +145,36 @@ def run_enqueue_on_commit(run: models.Model, *, task: Task, refuse_when_unavaila
     transaction.on_commit(enqueue)
 
 
+def run_enqueue_many_on_commit(model: type[Run], *, runs: list[models.Model], task: Task, chunk: int) -> None:
+    """Queue `task(pks)` once per `chunk` runs after the surrounding transaction commits (runs a worker computes
+    together). A message the broker refuses fails its runs at once, as `run_enqueue_on_commit` does."""
+    if not runs:
+        return
+
+    def enqueue() -> None:
+        for first in range(0, len(runs), chunk):
+            part = runs[first : first + chunk]
+            pks = [run.pk for run in part]
+            now = timezone.now()
+            model._base_manager.filter(pk__in=pks).update(queued_at=now)
+            try:
+                task.delay(pks)
+                continue
+            except Exception:  # as in run_send: the runs record it, the caller's work stands
+                logger.exception("Could not queue %s %s", model._meta.label, pks)
+            message = (
+                "Could not be queued: the task broker is unreachable, so nothing was computed. "
+                "Request it again once the service is back."
+            )
+            model._base_manager.filter(pk__in=pks, state=RunState.PENDING).update(
+                state=RunState.FAILED, error=message, finished_at=now
+            )
+            for run in part:
+                run.state, run.error, run.finished_at = RunState.FAILED, message, now
+
+    transaction.on_commit(enqueue)
+
+
 # --- claiming and finishing --------------------------------------------------------------------------
 
 
@@ -244,6 +274,74 @@ def run_execute(
         if run_fail(model, pk=pk, attempt=attempt, error=error_text(error, expected)) and on_failed:
             on_failed(model._base_manager.get(pk=pk))
     return model._base_manager.get(pk=pk)
+
+
+@dataclass
+class Claims:
+    """What `run_claim_many` claimed ({pk: attempt}) and how long until the leases it skipped expire (seconds)."""
+
+    attempts: dict[int, int]
+    busy_for: float | None = None
+
+
+def run_claim_many(model: type[Run], *, pks: list[int], now: datetime | None = None) -> Claims:
+    """Claim every run of `pks` that is pending, or running with an expired lease, in two queries. Runs another
+    attempt holds are left to it (`busy_for`: the caller retries after their leases, as `run_claim` makes a
+    single run's task do); runs that have used up their attempts are failed, as `run_claim` does."""
+    now = now or timezone.now()
+    busy_for = None
+    with transaction.atomic():
+        query = model._base_manager.filter(pk__in=pks, state__in=[RunState.PENDING, RunState.RUNNING])
+        if connection.features.has_select_for_update_skip_locked:
+            query = query.select_for_update(skip_locked=True)
+        claimable: dict[int, int] = {}
+        for pk, state, attempts, expires in query.values_list("pk", "state", "attempts", "lease_expires_at"):
+            if state == RunState.RUNNING and expires is not None and expires > now:
+                busy_for = max(busy_for or 0.0, (expires - now).total_seconds() + 1)
+                continue
+            if state == RunState.RUNNING and attempts >= max_attempts():
+                _fail_lost(model, pk=pk, attempts=attempts, expired=expires, now=now)
+                continue
+            claimable[pk] = attempts + 1
+        model._base_manager.filter(pk__in=claimable).update(
+            state=RunState.RUNNING,
+            attempts=models.F("attempts") + 1,
+            started_at=now,
+            lease_expires_at=now + lease_duration(),
+            worker=worker_name(),
+        )
+    return Claims(claimable, busy_for)
+
+
+def run_finish_many(
+    model: type[Run],
+    *,
+    attempts: dict[int, int],
+    state: str = RunState.SUCCEEDED,
+    error: str = "",
+    fields: dict[int, dict[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """`run_finish` for many runs, one UPDATE per distinct (attempt, fields); returns how many were still theirs."""
+    now = now or timezone.now()
+    if (
+        state == RunState.FAILED
+        and not connection.in_atomic_block
+        and connection.connection is not None
+        and not connection.is_usable()
+    ):
+        connection.close()  # the error killed the connection: reconnect to record it
+    groups: dict[tuple, list[int]] = {}
+    for pk, attempt in attempts.items():
+        extra = (fields or {}).get(pk, {})
+        groups.setdefault((attempt, tuple(sorted(extra.items()))), []).append(pk)
+    finished = 0
+    for (attempt, extra), pks in groups.items():
+        values = {"state": state, "error": error, "finished_at": now, "lease_expires_at": None, **dict(extra)}
+        finished += model._base_manager.filter(pk__in=pks, state=RunState.RUNNING, attempts=attempt).update(
+            **values
+        )
+    return finished
 
 
 def _fail_lost(model: type[Run], *, pk: int, attempts: int, expired: datetime | None, now: datetime) -> bool:

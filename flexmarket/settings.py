@@ -302,6 +302,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # message or the sweep (beat, every minute) takes it over, and fails it visibly after the last attempt.
 FLEXMARKET_RUN_LEASE_SECONDS = int(os.environ.get("FLEXMARKET_RUN_LEASE_SECONDS", "900"))
 FLEXMARKET_RUN_MAX_ATTEMPTS = int(os.environ.get("FLEXMARKET_RUN_MAX_ATTEMPTS", "3"))
+# Contracts verified per batch (one read of their readings, one write of their results): bounds a worker's memory
+# (~30 MiB of readings per 1,000 single-asset contracts) and the length of its lease.
+FLEXMARKET_VERIFICATION_BATCH_CONTRACTS = int(
+    os.environ.get("FLEXMARKET_VERIFICATION_BATCH_CONTRACTS", "2000")
+)
 # Idempotent tasks are acknowledged late (flexmarket.runs.LeasedRunTask); with this, a message whose worker
 # process dies mid-task (SIGKILL, OOM) is requeued instead of acknowledged. It only affects acks_late tasks.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

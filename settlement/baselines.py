@@ -763,18 +763,22 @@ def adjust_same_day_batch(
     gap_ptus: int = 1,
     cap: float | None = 0.2,
     positive_only: bool = False,
+    baseline_before: np.ndarray | None = None,
+    actual_before: np.ndarray | None = None,
 ) -> np.ndarray:
     """`adjust_same_day` for (assets, slots) arrays sharing one event mask; a row with a gap in its window, or a
-    window reaching before the start of the arrays, is NaN (waits for its inputs), as in the single-asset function."""
+    window reaching before the data given (`baseline_before` / `actual_before`: (assets, PTUs) just before the
+    day, last one last), is NaN (waits for its inputs), as in the single-asset function."""
     baseline = np.asarray(baseline, dtype=float)
     event = np.flatnonzero(event_mask)
     if event.size == 0 or window_ptus <= 0:
         return baseline.copy()
     end = int(event[0]) - gap_ptus
     start = end - window_ptus
-    if start < 0:
+    base_window = _span_rows(baseline, baseline_before, start, end)
+    actual_window = _span_rows(np.asarray(actual, dtype=float), actual_before, start, end)
+    if base_window is None or actual_window is None:
         return np.full(baseline.shape, np.nan)
-    base_window, actual_window = baseline[:, start:end], np.asarray(actual, dtype=float)[:, start:end]
     mean_base = base_window.mean(axis=1)
     valid = np.isfinite(base_window).all(axis=1) & np.isfinite(actual_window).all(axis=1)
     if kind == "additive":
@@ -794,3 +798,104 @@ def adjust_same_day_batch(
             factor = np.maximum(factor, 1.0)
         return np.where(valid[:, None], baseline * factor[:, None], np.nan)
     raise ValueError("kind is 'additive' or 'multiplicative'")
+
+
+# --- batch forms used by the production verification path -----------------------------------------------------
+# Each performs the arithmetic of its single-asset counterpart in the same order, so a batch result equals the
+# per-contract result bit for bit (tests/settlement/test_verification_batch.py compares them).
+
+
+def align_batch(values: np.ndarray, slot_minutes: np.ndarray, target_slots: np.ndarray) -> np.ndarray:
+    """`align` for many rows of one history day at once: values (rows, PTUs of that day) -> (rows, target slots)."""
+    values = np.asarray(values, dtype=float)
+    rows = values.shape[0]
+    sums = np.zeros((rows, 1440 // 15))
+    counts = np.zeros((rows, 1440 // 15))
+    index = (np.asarray(slot_minutes) // 15).astype(int)
+    for position, slot in enumerate(index):  # in PTU order, as np.add.at adds in `align`
+        column = values[:, position]
+        finite = np.isfinite(column)
+        sums[finite, slot] += column[finite]
+        counts[finite, slot] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        by_slot = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    occurs = np.zeros(1440 // 15, dtype=bool)
+    occurs[index] = True
+    if occurs.any() and not occurs.all():
+        filled = by_slot.copy()
+        slot = 0
+        while slot < occurs.size:
+            if occurs[slot]:
+                slot += 1
+                continue
+            end = slot
+            while end < occurs.size and not occurs[end]:
+                end += 1
+            if slot > 0 and end < occurs.size:
+                left, right = by_slot[:, slot - 1], by_slot[:, end]
+                steps = np.arange(1, end - slot + 1) / (end - slot + 1)
+                filled[:, slot:end] = left[:, None] + (right - left)[:, None] * steps[None, :]
+            slot = end
+        by_slot = filled
+    return by_slot[:, (np.asarray(target_slots) // 15).astype(int)]
+
+
+@dataclass(frozen=True)
+class XOfYBatch:
+    """High/Mid X of Y for many rows: values (rows, slots), NaN where fewer than X like-days; `chosen` (rows, X)
+    indexes the chosen days (oldest-first day axis); `like_days` (rows, days) marks the Y most recent like-days."""
+
+    values: np.ndarray
+    chosen: np.ndarray
+    like_days: np.ndarray
+
+    @property
+    def complete(self) -> np.ndarray:
+        return np.isfinite(self.values).all(axis=1)
+
+
+def baseline_x_of_y_rows(
+    history: np.ndarray, like: np.ndarray, window: np.ndarray, *, x: int, y: int, mode: str = "high"
+) -> XOfYBatch:
+    """`baseline_x_of_y` for many rows sharing one event window: history (rows, days, slots) aligned on the target
+    day's slots, oldest day first; like (rows, days) True for complete, non-event days of the target's day type.
+    The Y most recent like-days are ranked by their mean load in the window (ties keep the more recent day)."""
+    if not 0 < x <= y:
+        raise ValueError("need 0 < x <= y")
+    if mode not in ("high", "mid"):
+        raise ValueError("mode is 'high' or 'mid'")
+    recent_first = np.ascontiguousarray(history[:, ::-1])
+    like_recent = np.asarray(like, dtype=bool)[:, ::-1]
+    usable = like_recent & (np.cumsum(like_recent, axis=1) <= y)
+    n_usable = usable.sum(axis=1)
+    window = _window(window, history.shape[2])
+    scores = np.ascontiguousarray(recent_first[:, :, window]).mean(axis=2)
+    score = np.where(usable, scores, -np.inf)
+    order = np.argsort(-score, axis=1, kind="stable")  # usable days first, highest load first
+    offset = np.zeros(len(history), dtype=int)
+    if mode == "mid":
+        surplus = np.maximum(n_usable - x, 0)
+        offset = surplus - surplus // 2
+    picks = np.minimum(offset[:, None] + np.arange(x)[None, :], order.shape[1] - 1)
+    chosen = np.take_along_axis(order, picks, axis=1)
+    values = np.take_along_axis(recent_first, chosen[:, :, None], axis=1).mean(axis=1)
+    values[n_usable < x] = np.nan
+    days = history.shape[1]
+    return XOfYBatch(values, days - 1 - chosen, usable[:, ::-1])
+
+
+def tails_mean_batch(tails: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """`_tails_mean` for many rows: tails (rows, days, length) are the previous-day tails of each history day
+    (oldest first), chosen (rows, X) the days used; their mean, added oldest first as the single-asset form does."""
+    ordered = np.sort(chosen, axis=1)
+    return np.take_along_axis(tails, ordered[:, :, None], axis=1).mean(axis=1)
+
+
+def _span_rows(values: np.ndarray, before: np.ndarray | None, start: int, end: int) -> np.ndarray | None:
+    """`_span` for (rows, PTUs) arrays, without the next day (adjustment windows end before the event)."""
+    head = np.asarray(before, dtype=float) if before is not None else np.zeros((values.shape[0], 0))
+    if start < -head.shape[1] or end > values.shape[1]:
+        return None
+    if start >= 0:
+        return values[:, start:end]
+    return np.concatenate([head, values], axis=1)[:, start + head.shape[1] : end + head.shape[1]]

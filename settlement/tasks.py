@@ -11,6 +11,12 @@ def verification_run_task(run_id: int) -> str | None:
     return (run.outcome or run.state) if run else None
 
 
+@shared_task(name="settlement.verification_runs_batch", base=LeasedRunTask)
+def verification_runs_task(run_ids: list[int]) -> dict:
+    """Thin and idempotent: the runs are claimed under a lease and verified together in one batch."""
+    return services.verification_runs_execute(run_ids=run_ids)
+
+
 @shared_task(name="settlement.verifications_run_due")
 def verifications_run_due_task() -> int:
     """Safety net: queue verification runs for recent contracts not yet verified."""

@@ -3,7 +3,8 @@
 - meter: meter data uploads
 - prognoses: D-prognoses
 - verification: delivery verification, disputes, baseline accuracy
-- verification_runs: verification as leased runs (queued, recovered, audited)
+- verification_batch: delivery verification of many contracts at once (the path runs take)
+- verification_runs: verification as leased runs (queued in batches, recovered, audited)
 - periods: settlement periods, statements and invoices
 - weather: zone temperatures for the temperature baseline
 """
@@ -29,8 +30,10 @@ from settlement.services.verification import (
     dispute_resolve,
     verification_run,
 )
+from settlement.services.verification_batch import verifications_compute
 from settlement.services.verification_runs import (
     verification_run_execute,
+    verification_runs_execute,
     verification_runs_request,
     verification_runs_request_due,
     verification_runs_sweep,
@@ -59,9 +62,11 @@ __all__ = [
     "readings_submit",
     "verification_run",
     "verification_run_execute",
+    "verification_runs_execute",
     "verification_runs_request",
     "verification_runs_request_due",
     "verification_runs_sweep",
     "temperatures_import_csv",
     "temperatures_submit",
+    "verifications_compute",
 ]

@@ -241,7 +241,7 @@ def meter_upload_csv(
             row_count=rows,
             warnings=warnings,
         )
-        changed, touched = 0, defaultdict(set)
+        changed, touched = 0, defaultdict(dict)
         batch: list[tuple[FlexAsset, datetime, Decimal]] = []
         for number, fields in reader:
             batch.append(_parse_row([fields.get(c, "") for c in METER_CSV_COLUMNS], number, assets, now))
@@ -258,7 +258,7 @@ def meter_upload_csv(
             after={"rows": rows, "changed": changed, "sha256": sha},
         )
         if changed:
-            _queue_verifications({(asset_id, day) for asset_id, days in touched.items() for day in days})
+            _queue_verifications(touched)
     return upload
 
 
@@ -295,7 +295,10 @@ def _write_batch(batch, upload: MeterUpload, source: str, touched) -> int:
                 created_at=now,
             )
         )
-        touched[asset.pk].add(moment.date())
+        span = touched[asset.pk].get(moment.date())
+        touched[asset.pk][moment.date()] = (
+            (moment, moment) if span is None else (min(span[0], moment), max(span[1], moment))
+        )
     MeterReading.objects.filter(pk__in=superseded).update(superseded_at=now)
     MeterReading.objects.bulk_create(new, batch_size=BATCH)
     return len(new)
@@ -311,27 +314,47 @@ def readings_submit(*, actor: Actor, readings: list[dict], now: datetime | None 
     return meter_upload_csv(actor=actor, file=io.BytesIO(buffer.getvalue().encode()), filename="api", now=now)
 
 
-def _queue_verifications(days) -> None:
-    """Queue a verification run (in the upload's transaction) for every payable contract whose inputs a changed
-    reading may touch, whatever its period's state: the delivery day itself, the next day (midnight windows)
-    and the HISTORY_DAYS days whose baselines read it."""
+def _queue_verifications(touched: dict[int, dict]) -> None:
+    """Queue verification runs (in the upload's transaction) for the payable contracts, whatever their period's
+    state, whose verification reads a changed reading: its asset is one of the contract's and its PTU lies in
+    the contract's window (the HISTORY_DAYS days before the delivery day, the day itself, and one day more on
+    each side for midnight windows; `verification.contract_window`). `touched` holds, per asset and UTC date,
+    the first and last changed PTU: the window spans more than a day, so it holds a changed PTU exactly when it
+    overlaps one of these spans."""
     from settlement.services.verification import HISTORY_DAYS, VERIFIABLE_STATES
     from settlement.services.verification_runs import verification_runs_request
 
-    by_asset: dict[int, list] = defaultdict(list)
-    for asset_id, day in days:
-        by_asset[asset_id].append(day)
+    spans = {asset_id: list(days.values()) for asset_id, days in touched.items()}
+    if not spans:
+        return
+    first = min(span[0] for asset_spans in spans.values() for span in asset_spans)
+    last = max(span[1] for asset_spans in spans.values() for span in asset_spans)
+    candidates = (
+        Contract.objects.filter(
+            state__in=VERIFIABLE_STATES,
+            ptu_start__gte=first - timedelta(days=2),
+            ptu_start__lt=last + timedelta(days=HISTORY_DAYS + 3),
+        )
+        .filter(Q(offer__asset_id__in=spans) | Q(offer__portfolio__assets__in=spans))
+        .values_list(
+            "pk",
+            "ptu_start",
+            "session__delivery_day",
+            "product__market__time_zone",
+            "offer__asset_id",
+            "offer__portfolio__assets",
+        )
+    )
     contract_ids: set[int] = set()
-    for asset_id, touched in by_asset.items():
-        first = datetime.combine(min(touched), datetime.min.time(), tzinfo=ptus.UTC) - timedelta(days=2)
-        last = datetime.combine(max(touched), datetime.min.time(), tzinfo=ptus.UTC) + timedelta(
-            days=HISTORY_DAYS + 3
-        )
-        contract_ids.update(
-            Contract.objects.filter(state__in=VERIFIABLE_STATES, ptu_start__gte=first, ptu_start__lt=last)
-            .filter(Q(offer__asset_id=asset_id) | Q(offer__portfolio__assets=asset_id))
-            .values_list("pk", flat=True)
-        )
+    for pk, ptu_start, delivery_day, tz, asset_id, member_id in candidates:
+        if pk in contract_ids:
+            continue
+        day = delivery_day or ptus.local_day_of(ptu_start, tz)
+        load_start = ptus.day_bounds_utc(day - timedelta(days=HISTORY_DAYS + 1), tz)[0]
+        load_end = ptus.day_bounds_utc(day + timedelta(days=1), tz)[1]
+        for asset in (asset_id, member_id):
+            if any(low < load_end and high >= load_start for low, high in spans.get(asset, ())):
+                contract_ids.add(pk)
     verification_runs_request(contract_ids=sorted(contract_ids))
 
 

@@ -32,7 +32,7 @@ from settlement.models import (
     SettlementStatement,
     StatementLine,
 )
-from settlement.services.verification import verification_run
+from settlement.services.verification_batch import verifications_compute
 from trading.models import AvailabilityAgreement, Contract, Market, Product
 
 PAYABLE_STATES = [Contract.State.ACTIVE, Contract.State.SETTLED]
@@ -458,15 +458,17 @@ def period_adjust(*, actor: Actor, period: SettlementPeriod) -> list[SettlementS
     return adjustments
 
 
+@transaction.atomic
 def period_reverify(*, actor: Actor, period: SettlementPeriod, now: datetime | None = None) -> int:
-    """Re-run verification of every payable contract of the period (whatever the period's state); returns how
-    many results changed. A contract with a dispute keeps its result until the FMO rules."""
+    """Re-run verification of every payable contract of the period (whatever the period's state) in batches;
+    returns how many results changed. A contract with a dispute keeps its result until the FMO rules. If a
+    contract's verification fails, nothing is written and the error names it."""
     _require_fmo(actor)
-    changed = 0
-    for contract in _period_contracts(period):
-        before = getattr(contract, "verification", None)
-        before_hash = before.inputs_hash if before is not None else None
-        after = verification_run(contract=contract, now=now)
-        changed += after.inputs_hash != before_hash
+    report = verifications_compute(contract_ids=[c.pk for c in _period_contracts(period)], now=now)
+    if report.failed:
+        contract_id, error = min(report.failed.items())
+        reference = Contract.objects.filter(pk=contract_id).values_list("reference", flat=True).first()
+        raise DomainError(Code.INVALID_STATE, f"Verification of {reference} failed: {error}")
+    changed = len(report.written)
     audit_record(actor=actor, action="settlement.reverify", target=period, after={"changed": changed})
     return changed

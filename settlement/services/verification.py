@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import holidays
 import numpy as np
@@ -57,11 +57,8 @@ def non_working_days(market: Market | None, first: date, last: date) -> set[date
 
 
 def _day_values(series: dict[datetime, float], day: date, tz: str) -> tuple[np.ndarray, np.ndarray]:
-    zone = ZoneInfo(tz)
     starts = ptus.ptu_starts(day, tz)
-    values = np.array([series.get(s, np.nan) for s in starts])
-    slots = np.array([s.astimezone(zone).hour * 60 + s.astimezone(zone).minute for s in starts])
-    return values, slots
+    return np.array([series.get(s, np.nan) for s in starts]), baselines.day_slot_minutes(day, tz)
 
 
 def _profiles(
@@ -78,6 +75,22 @@ def _profiles(
     values = {}
     for day in [days[0] - timedelta(days=1), *days, days[-1] + timedelta(days=1)]:
         values[day] = _day_values(series, day, tz)
+    per_day = None if temperatures is None else {day: _day_values(temperatures, day, tz)[0] for day in days}
+    return profiles_from_values(
+        values, days, event_days=event_days, non_working=non_working, temperatures=per_day
+    )
+
+
+def profiles_from_values(
+    values: dict[date, tuple[np.ndarray, np.ndarray]],
+    days: list[date],
+    *,
+    event_days: set[date],
+    non_working: set[date],
+    temperatures: dict[date, np.ndarray] | None = None,
+) -> dict[date, baselines.DayProfile]:
+    """Profiles of `days` from each day's (values, slot minutes), `values` holding one day more on each side,
+    and each day's zone temperature per PTU when given."""
     profiles = {}
     for day in days:
         day_values, slots = values[day]
@@ -89,7 +102,7 @@ def _profiles(
             is_weekend=day.weekday() >= 5 or day in non_working,
             before=values[day - timedelta(days=1)][0],
             after=values[day + timedelta(days=1)][0],
-            temperatures=None if temperatures is None else _day_values(temperatures, day, tz)[0],
+            temperatures=None if temperatures is None else temperatures[day],
         )
     return profiles
 
@@ -129,13 +142,193 @@ def _frozen_by_dispute(verification: DeliveryVerification | None) -> bool:
     return verification is not None and verification.disputes.exists()
 
 
+@dataclass(frozen=True)
+class Window:
+    """What a contract's verification reads: its local delivery day and the readings in [load_start, load_end)."""
+
+    day: date
+    start: datetime  # the delivery day, UTC
+    end: datetime
+    first_day: date  # the oldest history day
+    load_start: datetime
+    load_end: datetime
+    contract_end: datetime
+    delivery_over: bool
+
+    @property
+    def history(self) -> list[date]:
+        """The history days and the delivery day, oldest first."""
+        return [self.first_day + timedelta(days=k) for k in range(HISTORY_DAYS + 1)]
+
+
+def contract_window(contract: Contract, tz: str, now: datetime) -> Window:
+    """The local delivery day, the readings the verification reads (30 history days, one day more on each side
+    for midnight windows, only PTUs that have passed), and whether the delivery is over."""
+    day = contract.session.delivery_day if contract.session else ptus.local_day_of(contract.ptu_start, tz)
+    start, end = ptus.day_bounds_utc(day, tz)
+    first_day = day - timedelta(days=HISTORY_DAYS)
+    load_start = ptus.day_bounds_utc(first_day - timedelta(days=1), tz)[0]
+    load_end = min(ptus.day_bounds_utc(day + timedelta(days=1), tz)[1], ptus.floor_to_ptu(now))
+    delivered_ptus = [i for i, kw in enumerate(contract.quantities_kw) if kw]
+    contract_end = contract.ptu_start + (delivered_ptus[-1] + 1 if delivered_ptus else 0) * ptus.PTU
+    return Window(day, start, end, first_day, load_start, load_end, contract_end, now >= contract_end)
+
+
+def readings_digest(versions: np.ndarray) -> str:
+    """Digest of an asset's readings over a contract's window: the version of the current reading of each PTU
+    (0 = none), so a new or corrected reading changes it."""
+    return hashlib.sha256(np.ascontiguousarray(versions, dtype="<i4").tobytes()).hexdigest()
+
+
+def inputs_fingerprint(
+    *,
+    contract: Contract,
+    window: Window,
+    asset_ids: list[int],
+    digests: list[str],
+    event_days: set[tuple[int, date]],
+    non_working: set[date],
+    portfolio_prognosis,
+    asset_prognoses: dict[int, list],
+    weather: list | None = None,
+) -> str:
+    """What a result depends on; `weather` (the zone temperatures' versions) only for the temperature method."""
+    product = contract.product
+    return hashlib.sha256(
+        json.dumps(
+            [
+                window.load_start.isoformat(),
+                window.load_end.isoformat(),
+                digests,
+                asset_ids,
+                product.baseline_method,
+                product.baseline_params,
+                str(product.delivery_tolerance),
+                contract.quantities_kw,
+                sorted(f"{a}:{d}" for a, d in event_days),
+                sorted(str(d) for d in non_working),
+                portfolio_prognosis,
+                sorted(asset_prognoses.items()),
+                window.delivery_over,
+            ]
+            + ([] if weather is None else [weather])
+        ).encode()
+    ).hexdigest()
+
+
+def _weather_fingerprint(assets: list[FlexAsset], window: Window) -> list:
+    zone_ids = sorted({a.grid_location_id for a in assets if a.grid_location_id})
+    return [
+        [
+            zone_id,
+            *(
+                str(x)
+                for x in temperatures_fingerprint(
+                    grid_location_id=zone_id, start=window.load_start, end=window.load_end
+                )
+            ),
+        ]
+        for zone_id in zone_ids
+    ]
+
+
+def contracted_profile(contract: Contract, window: Window) -> np.ndarray:
+    n = int((window.end - window.start) / ptus.PTU)
+    offset = int((contract.ptu_start - window.start) / ptus.PTU)
+    contracted = np.zeros(n)
+    contracted[offset : offset + len(contract.quantities_kw)] = contract.quantities_kw[: n - offset]
+    return contracted
+
+
+def verification_fields(
+    *,
+    contract: Contract,
+    window: Window,
+    contracted: np.ndarray,
+    asset_names: list[str],
+    metered: list[np.ndarray],
+    results: list[baselines.BaselineResult | None],
+    portfolio_prognosis,
+    fingerprint: str,
+    computed_at: datetime,
+) -> dict:
+    """The stored result of a contract from each asset's metered day and baseline (None: the portfolio's own
+    D-prognosis is the baseline). Shared by the per-contract and the batch path, so both store the same."""
+    product = contract.product
+    n = contracted.size
+    event_mask = contracted > 0
+    nominated_whole = product.baseline_method == "nominated" and portfolio_prognosis is not None
+    baseline_sum, metered_sum, complete, days_used, notes = np.zeros(n), np.zeros(n), True, set(), []
+    for name, values, result in zip(asset_names, metered, results, strict=True):
+        metered_sum += values
+        if nominated_whole:
+            continue
+        baseline_sum += result.values
+        complete &= result.complete
+        days_used.update(str(d) for d in result.days_used)
+        if result.note:
+            notes.append(f"{name}: {result.note}")
+    if nominated_whole:
+        # A portfolio's own D-prognosis is the baseline of the whole portfolio (UFTP D-prognosis per congestion
+        # point); the members' individual prognoses are then not used.
+        values = np.array(portfolio_prognosis, dtype=float)
+        if values.size == n:
+            baseline_sum = values
+            complete = bool(np.isfinite(values).all())
+        else:
+            baseline_sum, complete = np.full(n, np.nan), False
+            notes.append("the portfolio's D-prognosis does not have one value per PTU")
+    if not window.delivery_over:
+        notes.insert(0, f"the delivery is not over until {window.contract_end.isoformat()}")
+    outcome = baselines.verify_delivery(
+        contract.direction,
+        np.round(baseline_sum, RESOLUTION_KW),
+        np.round(metered_sum, RESOLUTION_KW),
+        contracted,
+        tolerance=float(product.delivery_tolerance),
+    )
+    awaiting = (outcome.status == "awaiting_data").any() or not complete or not window.delivery_over
+    delivered_kw = _to_list(outcome.delivered)
+    delivered_kwh = None
+    if not awaiting:
+        energy = sum(
+            (max(Decimal(str(delivered_kw[i])), Decimal(0)) for i in np.flatnonzero(event_mask)), Decimal(0)
+        )
+        delivered_kwh = (energy / 4).quantize(Decimal("0.001"))
+    return {
+        "state": DeliveryVerification.State.AWAITING_DATA
+        if awaiting
+        else DeliveryVerification.State.VERIFIED,
+        "method": product.baseline_method,
+        "params": product.baseline_params,
+        "days_used": sorted(days_used),
+        "baseline_kw": _to_list(outcome.baseline),
+        "metered_kw": _to_list(outcome.metered),
+        "delivered_kw": delivered_kw,
+        "ratio": _to_list(outcome.ratio),
+        "status": outcome.status.tolist(),
+        "contracted_kwh": (sum((Decimal(str(q)) for q in contract.quantities_kw), Decimal(0)) / 4).quantize(
+            Decimal("0.001")
+        ),
+        "delivered_kwh": delivered_kwh,
+        "note": "; ".join(notes)[:300],
+        "inputs_hash": fingerprint,
+        "computed_at": computed_at,
+    }
+
+
+def _to_list(values: np.ndarray) -> list:
+    return [None if not np.isfinite(v) else round(float(v), 3) for v in values]
+
+
 def verification_run(
     *, contract: Contract, now: datetime | None = None, force: bool = False
 ) -> DeliveryVerification:
     """Verify one contract (idempotent: unchanged inputs leave the stored result untouched).
 
     Readings count only once their PTU has passed (`now`), so a delivery that has not happened yet is never
-    verified. A result with a dispute is not recomputed (`force` is for the FMO's ruling).
+    verified. A result with a dispute is not recomputed (`force` is for the FMO's ruling). Runs and uploads verify
+    in batches (`verifications_compute`), which store exactly what this function stores.
     """
     now = now or timezone.now()
     contract = Contract.objects.select_related(
@@ -147,54 +340,40 @@ def verification_run(
     product = contract.product
     market = product.market
     tz = market.time_zone
-    day = contract.session.delivery_day if contract.session else ptus.local_day_of(contract.ptu_start, tz)
-    start, end = ptus.day_bounds_utc(day, tz)
-    first_day = day - timedelta(days=HISTORY_DAYS)
-    load_start = ptus.day_bounds_utc(first_day - timedelta(days=1), tz)[0]
-    load_end = min(ptus.day_bounds_utc(day + timedelta(days=1), tz)[1], ptus.floor_to_ptu(now))
-    delivered_ptus = [i for i, kw in enumerate(contract.quantities_kw) if kw]
-    contract_end = contract.ptu_start + (delivered_ptus[-1] + 1 if delivered_ptus else 0) * ptus.PTU
-    delivery_over = now >= contract_end
+    window = contract_window(contract, tz, now)
+    day = window.day
     assets = _contract_assets(contract)
     asset_ids = [a.pk for a in assets]
-    event_days = _event_days(asset_ids, load_start, start, tz)
-    non_working = non_working_days(market, first_day - timedelta(days=1), day + timedelta(days=1))
+    event_days = _event_days(asset_ids, window.load_start, window.start, tz)
+    non_working = non_working_days(market, window.first_day - timedelta(days=1), day + timedelta(days=1))
     portfolio_prognosis, asset_prognoses = _prognoses(contract, day, asset_ids)
     uses_temperatures = product.baseline_method == "temperature"
-    zone_ids = sorted({a.grid_location_id for a in assets if a.grid_location_id}) if uses_temperatures else []
-    weather = [
-        [zone_id, *temperatures_fingerprint(grid_location_id=zone_id, start=load_start, end=load_end)]
-        for zone_id in zone_ids
-    ]
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            [str(x) for x in readings_fingerprint(asset_ids=asset_ids, start=load_start, end=load_end)]
-            + [
-                asset_ids,
-                product.baseline_method,
-                product.baseline_params,
-                str(product.delivery_tolerance),
-                contract.quantities_kw,
-                sorted(f"{a}:{d}" for a, d in event_days),
-                sorted(str(d) for d in non_working),
-                portfolio_prognosis,
-                sorted(asset_prognoses.items()),
-                delivery_over,
-                [[str(x) for x in zone] for zone in weather],
-            ]
-        ).encode()
-    ).hexdigest()
+    width = int((window.load_end - window.load_start) / ptus.PTU)
+    versions = {asset_id: np.zeros(max(width, 0), dtype=np.int32) for asset_id in asset_ids}
+    for asset_id, moment, version in readings_fingerprint(
+        asset_ids=asset_ids, start=window.load_start, end=window.load_end
+    ):
+        offset = (moment - window.load_start) / ptus.PTU
+        if offset == int(offset):
+            versions[asset_id][int(offset)] = version
+    fingerprint = inputs_fingerprint(
+        contract=contract,
+        window=window,
+        asset_ids=asset_ids,
+        digests=[readings_digest(versions[a]) for a in asset_ids],
+        event_days=event_days,
+        non_working=non_working,
+        portfolio_prognosis=portfolio_prognosis,
+        asset_prognoses=asset_prognoses,
+        weather=_weather_fingerprint(assets, window) if uses_temperatures else None,
+    )
     if existing is not None and existing.inputs_hash == fingerprint and not force:
         return existing
-    series = readings_series(asset_ids=asset_ids, start=load_start, end=load_end)
-    days = [first_day + timedelta(days=k) for k in range(HISTORY_DAYS + 1)]
-    n = int((end - start) / ptus.PTU)
-    offset = int((contract.ptu_start - start) / ptus.PTU)
-    contracted = np.zeros(n)
-    contracted[offset : offset + len(contract.quantities_kw)] = contract.quantities_kw[: n - offset]
-    event_mask = contracted > 0
+    series = readings_series(asset_ids=asset_ids, start=window.load_start, end=window.load_end)
+    days = window.history
+    contracted = contracted_profile(contract, window)
     nominated_whole = product.baseline_method == "nominated" and portfolio_prognosis is not None
-    baseline_sum, metered_sum, complete, days_used, notes = np.zeros(n), np.zeros(n), True, set(), []
+    metered, results = [], []
     for asset in assets:
         profiles = _profiles(
             series[asset.pk],
@@ -205,71 +384,32 @@ def verification_run(
             temperatures=_zone_temperatures(asset, days, tz) if uses_temperatures else None,
         )
         target = profiles[day]
-        metered_sum += target.values
+        metered.append(target.values)
         if nominated_whole:
+            results.append(None)
             continue
         prognosis = asset_prognoses.get(asset.pk)
-        result = baselines.compute_baseline(
-            product.baseline_method,
-            product.baseline_params,
-            target=target,
-            history=[profiles[d] for d in days[:-1]],
-            event_mask=event_mask,
-            nominated=np.array(prognosis, dtype=float) if prognosis else None,
+        results.append(
+            baselines.compute_baseline(
+                product.baseline_method,
+                product.baseline_params,
+                target=target,
+                history=[profiles[d] for d in days[:-1]],
+                event_mask=contracted > 0,
+                nominated=np.array(prognosis, dtype=float) if prognosis else None,
+            )
         )
-        baseline_sum += result.values
-        complete &= result.complete
-        days_used.update(str(d) for d in result.days_used)
-        if result.note:
-            notes.append(f"{asset.name}: {result.note}")
-    if nominated_whole:
-        # A portfolio's own D-prognosis is the baseline of the whole portfolio (UFTP D-prognosis per congestion
-        # point); the members' individual prognoses are then not used.
-        values = np.array(portfolio_prognosis, dtype=float)
-        if values.size == n:
-            baseline_sum = values
-            complete = bool(np.isfinite(values).all())
-        else:
-            baseline_sum, complete = np.full(n, np.nan), False
-            notes.append("the portfolio's D-prognosis does not have one value per PTU")
-    if not delivery_over:
-        notes.insert(0, f"the delivery is not over until {contract_end.isoformat()}")
-    outcome = baselines.verify_delivery(
-        contract.direction,
-        np.round(baseline_sum, RESOLUTION_KW),
-        np.round(metered_sum, RESOLUTION_KW),
-        contracted,
-        tolerance=float(product.delivery_tolerance),
+    fields = verification_fields(
+        contract=contract,
+        window=window,
+        contracted=contracted,
+        asset_names=[a.name for a in assets],
+        metered=metered,
+        results=results,
+        portfolio_prognosis=portfolio_prognosis,
+        fingerprint=fingerprint,
+        computed_at=timezone.now(),
     )
-    awaiting = (outcome.status == "awaiting_data").any() or not complete or not delivery_over
-    to_list = lambda a: [None if not np.isfinite(v) else round(float(v), 3) for v in a]  # noqa: E731
-    delivered_kw = to_list(outcome.delivered)
-    delivered_kwh = None
-    if not awaiting:
-        energy = sum(
-            (max(Decimal(str(delivered_kw[i])), Decimal(0)) for i in np.flatnonzero(event_mask)), Decimal(0)
-        )
-        delivered_kwh = (energy / 4).quantize(Decimal("0.001"))
-    fields = {
-        "state": DeliveryVerification.State.AWAITING_DATA
-        if awaiting
-        else DeliveryVerification.State.VERIFIED,
-        "method": product.baseline_method,
-        "params": product.baseline_params,
-        "days_used": sorted(days_used),
-        "baseline_kw": to_list(outcome.baseline),
-        "metered_kw": to_list(outcome.metered),
-        "delivered_kw": delivered_kw,
-        "ratio": to_list(outcome.ratio),
-        "status": outcome.status.tolist(),
-        "contracted_kwh": (sum((Decimal(str(q)) for q in contract.quantities_kw), Decimal(0)) / 4).quantize(
-            Decimal("0.001")
-        ),
-        "delivered_kwh": delivered_kwh,
-        "note": "; ".join(notes)[:300],
-        "inputs_hash": fingerprint,
-        "computed_at": timezone.now(),
-    }
     verification, _ = DeliveryVerification.objects.update_or_create(contract=contract, defaults=fields)
     return verification
 

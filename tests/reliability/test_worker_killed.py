@@ -61,7 +61,7 @@ def test_verification_run_ends_once_when_its_worker_is_killed(kill, actor_esp, s
     )
     first_claim = []
     scenario = Scenario(
-        block="settlement.baselines.compute_baseline",
+        block="settlement.baselines.verify_delivery",  # every method calls it, batch or not
         start=lambda: settlement.meter_upload_csv(
             actor=actor_esp, file=io.BytesIO(readings), filename="m.csv"
         ),

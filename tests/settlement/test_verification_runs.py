@@ -85,7 +85,7 @@ def test_any_exception_is_recorded_on_the_run_and_audited(
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(baselines, "compute_baseline", broken)
+    monkeypatch.setattr(baselines, "verify_delivery", broken)  # every method, batch or not, calls it
     with django_capture_on_commit_callbacks(execute=True):
         upload(actor_esp, readings(settled_setup["asset"], 100))
     run = VerificationRun.objects.get()
@@ -153,7 +153,7 @@ def test_a_run_out_of_attempts_fails_visibly(settled_setup, settings):
 def test_a_run_whose_database_connection_dies_ends_failed_with_the_error(
     actor_esp, settled_setup, monkeypatch
 ):
-    original = baselines.compute_baseline
+    original = baselines.verify_delivery
 
     def connection_killed(*args, **kwargs):
         other = connections.create_connection("default")
@@ -162,7 +162,7 @@ def test_a_run_whose_database_connection_dies_ends_failed_with_the_error(
         other.close()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(baselines, "compute_baseline", connection_killed)
+    monkeypatch.setattr(baselines, "verify_delivery", connection_killed)
     upload(actor_esp, readings(settled_setup["asset"], 100))  # the run is sent (eager: run inline) on commit
     run = VerificationRun.objects.get()
     assert run.state == "failed" and run.error.startswith("OperationalError") and "terminat" in run.error
