@@ -219,9 +219,9 @@ def floor_fills(market: dict, count: int) -> float:
     for offer_id in resting:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {requests} (owner_id, grid_location_id, product_id, session_id, direction, ptu_start, "
+                f"INSERT INTO {requests} (owner_id, grid_location_id, product_id, session_id, direction, ptu_start, ptu_end, "
                 f"quantities_kw, remaining_kw, price, order_mode, state, state_reason, external_id, created_at, "
-                f"updated_at, is_tso) VALUES (%s, %s, %s, %s, 'up', %s, '[10]', '[0]', 250, 'aggressor', 'filled', "
+                f"updated_at, is_tso) VALUES (%s, %s, %s, %s, 'up', %s, %s, '[10]', '[0]', 250, 'aggressor', 'filled', "
                 f"'', '', now(), now(), false) RETURNING id",
                 [
                     market["dso_id"],
@@ -229,6 +229,7 @@ def floor_fills(market: dict, count: int) -> float:
                     market["product_id"],
                     market["session_id"],
                     market["start"],
+                    market["start"] + timedelta(minutes=15),
                 ],
             )
             request_id = cursor.fetchone()[0]
