@@ -549,6 +549,30 @@ def test_a_poisoned_session_clears_everyone_else_exactly_as_without_the_poisoner
     assert_ledger_consistent()
 
 
+@pytest.mark.django_db
+def test_large_ledger_changes_take_the_copy_path_and_stay_exact(
+    monkeypatch, actor_dso, actor_esp, asset, zone, session, ptu17
+):
+    """A clearing's ledger changes (offers x PTUs rows) go to PostgreSQL by COPY above a row count; forced down
+    that path here, a partly cleared session leaves the ledger equal to its recomputation."""
+    from django.db import connection
+
+    from trading.services import capacity
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    monkeypatch.setattr(capacity, "COPY_ABOVE_ROWS", 0)
+    request(actor_dso, zone, session.product, ptu17, qty=(40, 10), price=90)
+    offer(actor_esp, asset, session.product, ptu17, qty=(30, 30, 30), price=40)
+    offer(actor_esp, asset, session.product, ptu17, qty=(20,), price=50)
+    close(session)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded"
+    assert sorted(sum(c.quantities_kw) for c in Contract.objects.all()) == [10, 40]
+    assert_ledger_consistent()
+    assert ledger_actual()  # contracts still hold capacity
+
+
 # --- 11. continuous matching across different PTU starts --------------------------------------------
 
 

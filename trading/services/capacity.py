@@ -23,7 +23,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 
 from flexmarket import ptu as ptus
@@ -176,6 +176,9 @@ def _ledger_add(rows: dict[tuple[int, str, datetime], float]) -> None:
     items = [(key, _kw(kw)) for key, kw in sorted(rows.items()) if abs(kw) > TOLERANCE_KW]
     if not items:
         return
+    if connection.vendor == "postgresql" and len(items) > COPY_ABOVE_ROWS:
+        _ledger_add_copy(items)
+        return
     ops = connection.ops
     table = CapacityReservation._meta.db_table
     for chunk_start in range(0, len(items), 500):
@@ -196,6 +199,34 @@ def _ledger_add(rows: dict[tuple[int, str, datetime], float]) -> None:
                 f"SET reserved_kw = {table}.reserved_kw + excluded.reserved_kw",
                 params,
             )
+
+
+# A clearing changes up to (offers x PTUs) rows: above this many, PostgreSQL gets them by COPY into a scratch
+# table and one INSERT ... SELECT (a module setting so tests can send small changes down the same path).
+COPY_ABOVE_ROWS = 1000
+
+
+def _ledger_add_copy(items: list[tuple[tuple[int, str, datetime], Decimal]]) -> None:
+    table = CapacityReservation._meta.db_table
+    with transaction.atomic(), connection.cursor() as wrapper:
+        wrapper.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS fm_ledger_delta (asset_id bigint, direction varchar(4), "
+            "ptu_start timestamptz, reserved_kw numeric(14, 3)) ON COMMIT DROP"
+        )
+        with wrapper.cursor.copy(
+            "COPY fm_ledger_delta (asset_id, direction, ptu_start, reserved_kw) FROM STDIN"
+        ) as copy:
+            for (asset_id, direction, moment), kw in items:
+                copy.write_row((asset_id, direction, moment, kw))
+        # Rows in key order, as the small path writes them, against deadlocks with concurrent writers.
+        wrapper.execute(
+            f"INSERT INTO {table} (asset_id, direction, ptu_start, reserved_kw) "
+            f"SELECT asset_id, direction, ptu_start, reserved_kw FROM fm_ledger_delta "
+            f"ORDER BY asset_id, direction, ptu_start "
+            f"ON CONFLICT (asset_id, direction, ptu_start) DO UPDATE "
+            f"SET reserved_kw = {table}.reserved_kw + excluded.reserved_kw"
+        )
+        wrapper.execute("TRUNCATE fm_ledger_delta")
 
 
 class LedgerChanges:
