@@ -150,7 +150,10 @@ def test_another_organisations_load_answers_404_and_other_roles_may_not_load(
         client_for(esp_user).post(URL, {"name": "X", "example": "cigre_mv"}, format="json").status_code == 403
     )
     assert api_client.get(status_url).status_code in (401, 403)
-    assert client_for(dso_user).get("/api/v1/network-model-loads/").json()["count"] == 1
+    own = client_for(dso_user)
+    assert own.get("/api/v1/network-model-loads/").json()["count"] == 1
+    assert own.get("/api/v1/network-model-loads/?state=succeeded").json()["count"] == 1
+    assert own.get("/api/v1/network-model-loads/?state=failed").json()["count"] == 0
 
 
 @pytest.mark.parametrize(
