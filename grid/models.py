@@ -105,7 +105,9 @@ class NetworkModelLoad(LeasedRun):
     dso = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="network_model_loads")
     name = models.CharField(max_length=120)
     example = models.CharField(max_length=60, blank=True, help_text="The bundled example to load, if any")
-    network_json = models.TextField(blank=True, help_text="The uploaded pandapower JSON; emptied once loaded")
+    network_json = models.TextField(
+        blank=True, help_text="The uploaded pandapower JSON; emptied once the load has finished"
+    )
     network_model = models.ForeignKey(
         NetworkModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

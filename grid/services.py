@@ -993,7 +993,7 @@ def network_model_load_execute(*, run_id: int) -> NetworkModelLoad | None:
         pk=run_id,
         work=_network_model_load,
         expected=(network.NetworkError,),
-        on_failed=_network_model_load_audit_failure,
+        on_failed=_network_model_load_failed,
     )
 
 
@@ -1006,7 +1006,9 @@ def _network_model_load(load: NetworkModelLoad) -> dict:
     return {"network_model": model, "network_json": ""}
 
 
-def _network_model_load_audit_failure(load: NetworkModelLoad) -> None:
+def _network_model_load_failed(load: NetworkModelLoad) -> None:
+    """A failed load is final: drop the uploaded file it kept, and record the failure in the audit trail."""
+    NetworkModelLoad.objects.filter(pk=load.pk).update(network_json="")
     audit_record(
         actor=Actor(user=None, organisation=load.dso),
         action="network_model.load_failed",
@@ -1020,7 +1022,7 @@ def network_model_loads_sweep() -> runs.SweepReport:
     from grid.tasks import network_model_load_task
 
     return runs.run_sweep(
-        NetworkModelLoad, task=network_model_load_task, on_failed=_network_model_load_audit_failure
+        NetworkModelLoad, task=network_model_load_task, on_failed=_network_model_load_failed
     )
 
 

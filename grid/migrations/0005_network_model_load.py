@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
                 ('finished_at', models.DateTimeField(blank=True, null=True)),
                 ('name', models.CharField(max_length=120)),
                 ('example', models.CharField(blank=True, help_text='The bundled example to load, if any', max_length=60)),
-                ('network_json', models.TextField(blank=True, help_text='The uploaded pandapower JSON; emptied once loaded')),
+                ('network_json', models.TextField(blank=True, help_text='The uploaded pandapower JSON; emptied once the load has finished')),
                 ('dso', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='network_model_loads', to='accounts.organisation')),
                 ('network_model', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='grid.networkmodel')),
                 ('requested_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),

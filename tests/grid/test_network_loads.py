@@ -105,6 +105,7 @@ def test_a_network_without_buses_fails_the_load_with_its_message(
     assert status["network_model"] is None and status["network_model_url"] is None
     assert not NetworkModel.objects.exists()
     assert AuditEvent.objects.filter(action="network_model.load_failed").count() == 1
+    assert NetworkModelLoad.objects.get().network_json == ""  # the upload is not kept once the load failed
 
 
 @pytest.mark.django_db
