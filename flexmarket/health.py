@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -17,6 +18,7 @@ class Check:
 
 
 def database_check() -> Check:
+    """One `SELECT 1` on this thread's connection, which persists between requests (CONN_MAX_AGE)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -25,19 +27,21 @@ def database_check() -> Check:
     return Check(True, connection.vendor)
 
 
+@functools.lru_cache(maxsize=4)
+def _redis_client(url: str, timeout: float):
+    """One client (and connection pool) per process, so a health check reuses its connection to Redis."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+
+
 def broker_check(*, url: str | None = None, timeout: float = 1.0) -> Check:
     """Redis: a PING with `timeout`; the embedded filesystem transport: its queue folder is writable."""
     url = url if url is not None else settings.CELERY_BROKER_URL
     scheme = urlparse(url).scheme or url.split(":", 1)[0]
     try:
         if scheme in ("redis", "rediss"):
-            import redis
-
-            client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-            try:
-                client.ping()
-            finally:
-                client.close()
+            _redis_client(url, timeout).ping()
         elif scheme == "filesystem":
             folder = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).get("data_folder_in", "")
             if not (folder and os.path.isdir(folder) and os.access(folder, os.W_OK)):

@@ -105,13 +105,27 @@ TEMPLATES = [
     },
 ]
 
-# Database: DATABASE_URL, or an SQLite file so a newcomer needs nothing installed.
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+
+def database_from_env(environ=os.environ) -> dict:
+    """DATABASE_URL (default: an SQLite file) with persistent connections for PostgreSQL.
+
+    A server database keeps each worker's connection open for DB_CONN_MAX_AGE seconds (default 600) instead of
+    connecting anew on every request, and checks it with DB_CONN_HEALTH_CHECKS (default on) before reusing it
+    after a request, so a connection the server dropped is replaced rather than failing one request.
+    SQLite opens a local file, which costs nothing, so it defaults to 0 (close after each request).
+    """
+    config = dj_database_url.parse(environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
+    default_age = "0" if config["ENGINE"] == "django.db.backends.sqlite3" else "600"
+    config["CONN_MAX_AGE"] = int(environ.get("DB_CONN_MAX_AGE", default_age))
+    health_checks = environ.get("DB_CONN_HEALTH_CHECKS")
+    config["CONN_HEALTH_CHECKS"] = (
+        True if health_checks is None else health_checks.strip().lower() in {"1", "true", "yes", "on"}
     )
-}
+    return config
+
+
+# Database: DATABASE_URL, or an SQLite file so a newcomer needs nothing installed.
+DATABASES = {"default": database_from_env()}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not memory) for the test database, so a real Celery worker process can share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}

@@ -1,7 +1,15 @@
 from django.contrib import admin
 
 from accounts.admin_audit import ReadOnlyAdminMixin
-from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun, ZoneBusMapping
+from grid.models import (
+    FlexAsset,
+    GridLocation,
+    NetworkModel,
+    NetworkModelLoad,
+    Portfolio,
+    PowerFlowRun,
+    ZoneBusMapping,
+)
 
 
 @admin.register(GridLocation)
@@ -73,6 +81,13 @@ class PowerFlowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["state"]
+
+
+@admin.register(NetworkModelLoad)
+class NetworkModelLoadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "name", "dso", "example", "state", "attempts", "network_model", "created_at"]
+    list_filter = ["state"]
+    exclude = ["network_json"]
 
 
 admin.site.register(ZoneBusMapping)

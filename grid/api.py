@@ -7,6 +7,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from accounts.models import Role
 from accounts.permissions import HasRole
@@ -16,7 +17,7 @@ from flexmarket.api.imports import ImportJobSerializer, job_accepted
 from flexmarket.api.parsers import BoundedJSONParser
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid import selectors, services
-from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun
+from grid.models import FlexAsset, GridLocation, NetworkModel, NetworkModelLoad, Portfolio, PowerFlowRun
 
 FEATURE_COLLECTION = {
     "type": "object",
@@ -270,6 +271,44 @@ class NetworkModelCreateSerializer(serializers.Serializer):
     network_json = serializers.CharField(required=False, help_text="pandapower.to_json() output")
 
 
+class NetworkModelLoadSerializer(serializers.ModelSerializer):
+    source = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField(
+        help_text="Poll this until `state` is succeeded or failed."
+    )
+    network_model_url = serializers.SerializerMethodField(
+        help_text="The network model created, once `state` is succeeded; null before and on failure."
+    )
+
+    class Meta:
+        model = NetworkModelLoad
+        fields = [
+            "id",
+            "name",
+            "source",
+            "state",
+            "error",
+            "network_model",
+            "network_model_url",
+            "status_url",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_source(self, load) -> str:
+        return load.example or "upload"
+
+    def get_status_url(self, load) -> str:
+        return reverse("network-model-load-detail", args=[load.pk])
+
+    def get_network_model_url(self, load) -> str | None:
+        if load.network_model_id is None:
+            return None
+        return reverse("network-model-detail", args=[load.network_model_id])
+
+
 class PowerFlowRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = PowerFlowRun
@@ -299,19 +338,21 @@ class PowerFlowRequestSerializer(serializers.Serializer):
 
 class NetworkModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
     model = NetworkModel
-    enqueue_actions = ("power_flow",)
+    enqueue_actions = ("create", "power_flow")
     serializer_class = NetworkModelSerializer
     permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
 
     def get_visible_queryset(self, actor):
         return selectors.network_models_get_visible(actor=actor)
 
-    @extend_schema(request=NetworkModelCreateSerializer, responses={201: NetworkModelSerializer})
+    @extend_schema(request=NetworkModelCreateSerializer, responses={202: NetworkModelLoadSerializer})
     def create(self, request):
+        """Queue the load (parsing, zone mapping) on a worker: 202 with the run; poll `status_url` (`Location`)."""
         data = NetworkModelCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        model = services.network_model_create(actor=self.get_actor(), **data.validated_data)
-        return Response(NetworkModelSerializer(model).data, status=status.HTTP_201_CREATED)
+        load = services.network_model_load_request(actor=self.get_actor(), **data.validated_data)
+        body = NetworkModelLoadSerializer(load).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
 
     @extend_schema(request=PowerFlowRequestSerializer, responses={202: PowerFlowRunSerializer})
     @action(detail=True, methods=["post"], url_path="power-flow")
@@ -330,3 +371,15 @@ class PowerFlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
 
     def get_visible_queryset(self, actor):
         return selectors.power_flow_runs_get_visible(actor=actor)
+
+
+class NetworkModelLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """Network loads queued by `POST /network-models/`: state, error on failure, the model on success."""
+
+    model = NetworkModelLoad
+    serializer_class = NetworkModelLoadSerializer
+    filterset_fields = ["state"]
+    permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
+
+    def get_visible_queryset(self, actor):
+        return selectors.network_model_loads_get_visible(actor=actor)

@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 from grid.api import (
     AssetViewSet,
     GridLocationViewSet,
+    NetworkModelLoadViewSet,
     NetworkModelViewSet,
     PortfolioViewSet,
     PowerFlowRunViewSet,
@@ -13,6 +14,7 @@ router.register("grid-locations", GridLocationViewSet, basename="grid-location")
 router.register("assets", AssetViewSet, basename="asset")
 router.register("portfolios", PortfolioViewSet, basename="portfolio")
 router.register("network-models", NetworkModelViewSet, basename="network-model")
+router.register("network-model-loads", NetworkModelLoadViewSet, basename="network-model-load")
 router.register("power-flow-runs", PowerFlowRunViewSet, basename="power-flow-run")
 
 urlpatterns = router.urls

@@ -96,6 +96,36 @@ class NetworkModel(models.Model):
         return f"{self.name} v{self.version}"
 
 
+class NetworkModelLoad(LeasedRun):
+    """A request to load a network model: pandapower parsing and zone mapping run on a worker, not in the request.
+
+    A leased run (flexmarket/runs.py); on success `network_model` is the version it created.
+    """
+
+    dso = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="network_model_loads")
+    name = models.CharField(max_length=120)
+    example = models.CharField(max_length=60, blank=True, help_text="The bundled example to load, if any")
+    network_json = models.TextField(
+        blank=True, help_text="The uploaded pandapower JSON; emptied once the load has finished"
+    )
+    network_model = models.ForeignKey(
+        NetworkModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Network load #{self.pk} ({self.name})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (LeasedRun.State.SUCCEEDED, LeasedRun.State.FAILED)
+
+
 class ZoneBusMapping(models.Model):
     """Which buses of a network model lie in a grid location (used by power flow and network-aware clearing)."""
 

@@ -71,6 +71,20 @@ def example_network_json(name: str) -> str:
         return pandapower.to_json(net)
 
 
+def check_network_document(document) -> None:
+    """A cheap check that parsed JSON is a pandapower network (`pandapower.to_json`'s envelope), before queuing.
+
+    pandapower writes `{"_module": "pandapower.auxiliary", "_class": "pandapowerNet", "_object": {...}}`;
+    whether the tables inside are usable is only known once pandapower reads them (on a worker).
+    """
+    if (
+        not isinstance(document, dict)
+        or document.get("_class") != "pandapowerNet"
+        or "_object" not in document
+    ):
+        raise NetworkError("The file is not a pandapower network (pandapower.to_json output).")
+
+
 def load_network(network_json: str):
     """Parse pandapower JSON; raises NetworkError with a readable message when it is not a network."""
     import pandapower

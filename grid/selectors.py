@@ -12,7 +12,15 @@ from django.http import Http404
 from accounts.context import Actor
 from accounts.models import Role
 from grid.geometry import ZoneShape
-from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun, ZoneBusMapping
+from grid.models import (
+    FlexAsset,
+    GridLocation,
+    NetworkModel,
+    NetworkModelLoad,
+    Portfolio,
+    PowerFlowRun,
+    ZoneBusMapping,
+)
 
 
 def _is_operator(actor: Actor) -> bool:
@@ -167,6 +175,20 @@ def network_model_get_visible(*, actor: Actor, pk) -> NetworkModel:
     if model is None:
         raise Http404
     return model
+
+
+def network_model_loads_get_visible(*, actor: Actor) -> QuerySet[NetworkModelLoad]:
+    if actor.organisation is None:
+        return NetworkModelLoad.objects.none()
+    qs = NetworkModelLoad.objects.defer("network_json")
+    return qs if _is_operator(actor) else qs.filter(dso=actor.organisation)
+
+
+def network_model_load_get_visible(*, actor: Actor, pk) -> NetworkModelLoad:
+    load = network_model_loads_get_visible(actor=actor).filter(pk=pk).first()
+    if load is None:
+        raise Http404
+    return load
 
 
 def power_flow_runs_get_visible(*, actor: Actor) -> QuerySet[PowerFlowRun]:

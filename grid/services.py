@@ -20,7 +20,15 @@ from grid import geometry as geo
 from grid import network
 from grid.ean import check_digit, ean18_is_valid
 from grid.errors import GridErrorCode
-from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio, PowerFlowRun, ZoneBusMapping
+from grid.models import (
+    FlexAsset,
+    GridLocation,
+    NetworkModel,
+    NetworkModelLoad,
+    Portfolio,
+    PowerFlowRun,
+    ZoneBusMapping,
+)
 from grid.selectors import bus_zone_mapping, zone_shapes, zone_shapes_in_bounds, zone_shapes_near
 
 EAN18 = re.compile(r"^[0-9]{18}$")
@@ -926,6 +934,96 @@ def network_model_create(
     )
     network_model_map_zones(actor=actor, network_model=model, net=net)
     return model
+
+
+@transaction.atomic
+def network_model_load_request(
+    *, actor: Actor, name: str, network_json: str | None = None, example: str | None = None
+) -> NetworkModelLoad:
+    """Queue the loading of a network model: cheap checks now, pandapower on a worker after commit.
+
+    Parsing a real network and mapping its buses to zones takes seconds (tens for MV Oberrhein), too long for
+    a web request; the answer is the run to watch. Input that is plainly wrong (no name, no file and no
+    example, not JSON, nested too deep, not a pandapower document) is refused here, with nothing written.
+    """
+    _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
+    name = validation.clean_text(
+        name, field="name", code=GridErrorCode.NETWORK_INVALID, max_length=NETWORK_NAME_MAX
+    )
+    try:
+        if example:
+            if example not in network.EXAMPLES:
+                raise network.NetworkError(
+                    f"Unknown example network {example!r}; choose one of {', '.join(network.EXAMPLES)}."
+                )
+            network_json = ""
+        elif not network_json:
+            raise network.NetworkError("Upload a pandapower JSON file or choose an example.")
+        else:
+            network.check_network_document(jsonio.loads(network_json))
+    except (network.NetworkError, jsonio.JsonInputError) as error:
+        raise DomainError(GridErrorCode.NETWORK_INVALID, str(error), field="file")
+    load = NetworkModelLoad.objects.create(
+        dso=actor.organisation,
+        name=name.strip(),
+        example=example or "",
+        network_json=network_json,
+        requested_by=actor.user,
+    )
+    audit_record(
+        actor=actor,
+        action="network_model.load_request",
+        target=load,
+        after={"name": load.name, "source": example or "upload", "bytes": len(network_json)},
+    )
+    from grid.tasks import network_model_load_task
+
+    runs.run_enqueue_on_commit(load, task=network_model_load_task, refuse_when_unavailable=True)
+    return load
+
+
+def network_model_load_execute(*, run_id: int) -> NetworkModelLoad | None:
+    """Load a queued network under a lease (flexmarket/runs.py); a failure is recorded on the run, not raised.
+
+    Idempotent: a run that already finished is left alone, so a second delivery of the task changes nothing.
+    Raises RunBusy while another attempt holds the run (the task retries after the lease).
+    """
+    return runs.run_execute(
+        NetworkModelLoad,
+        pk=run_id,
+        work=_network_model_load,
+        expected=(network.NetworkError,),
+        on_failed=_network_model_load_failed,
+    )
+
+
+def _network_model_load(load: NetworkModelLoad) -> dict:
+    actor = Actor(user=load.requested_by, organisation=Organisation.objects.get(pk=load.dso_id))
+    model = network_model_create(
+        actor=actor, name=load.name, network_json=load.network_json or None, example=load.example or None
+    )
+    # The network now lives in the model; the run keeps only the outcome.
+    return {"network_model": model, "network_json": ""}
+
+
+def _network_model_load_failed(load: NetworkModelLoad) -> None:
+    """A failed load is final: drop the uploaded file it kept, and record the failure in the audit trail."""
+    NetworkModelLoad.objects.filter(pk=load.pk).update(network_json="")
+    audit_record(
+        actor=Actor(user=None, organisation=load.dso),
+        action="network_model.load_failed",
+        target=load,
+        after={"state": load.state, "attempt": load.attempts, "error": load.error[:500]},
+    )
+
+
+def network_model_loads_sweep() -> runs.SweepReport:
+    """Re-send or fail network loads that lost their worker or their message (beat, every minute)."""
+    from grid.tasks import network_model_load_task
+
+    return runs.run_sweep(
+        NetworkModelLoad, task=network_model_load_task, on_failed=_network_model_load_failed
+    )
 
 
 @transaction.atomic

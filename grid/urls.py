@@ -15,6 +15,7 @@ urlpatterns = [
     path("prequalification/<int:pk>/", views.prequalification_decide, name="prequalification-decide"),
     path("portfolios/", views.portfolio_list, name="portfolio-list"),
     path("networks/", views.network_list, name="network-list"),
+    path("networks/loads/<int:pk>/", views.network_load_detail, name="network-load"),
     path("networks/<int:pk>/", views.network_detail, name="network-detail"),
     path("power-flows/<int:pk>/", views.power_flow_detail, name="power-flow-detail"),
 ]

@@ -238,7 +238,7 @@ def network_list(request):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            model = services.network_model_create(
+            load = services.network_model_load_request(
                 actor=actor,
                 name=form.cleaned_data["name"],
                 example=form.cleaned_data["example"] or None,
@@ -247,14 +247,25 @@ def network_list(request):
         except DomainError as error:
             _form_error(form, error)
         else:
-            messages.success(request, f"{model} loaded: {model.bus_count} buses, {model.line_count} lines.")
-            return redirect("grid:network-detail", pk=model.pk)
+            return redirect("grid:network-load", pk=load.pk)
     return render(
         request,
         "grid/network_list.html",
         {"models": selectors.network_models_get_visible(actor=actor), "form": form},
         status=400 if form.errors else 200,
     )
+
+
+@role_required(Role.DSO)
+def network_load_detail(request, pk: int):
+    """A queued network load: refreshes while a worker loads it, then opens the model or shows the error."""
+    actor = request_actor(request)
+    load = selectors.network_model_load_get_visible(actor=actor, pk=pk)
+    if load.state == load.State.SUCCEEDED and load.network_model_id is not None:
+        model = selectors.network_model_get_visible(actor=actor, pk=load.network_model_id)
+        messages.success(request, f"{model} loaded: {model.bus_count} buses, {model.line_count} lines.")
+        return redirect("grid:network-detail", pk=model.pk)
+    return render(request, "grid/network_load.html", {"load": load})
 
 
 @role_required(Role.DSO)

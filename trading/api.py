@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from flexmarket import imports
 from flexmarket.api.imports import ImportJobSerializer, job_accepted
 from flexmarket.api.viewsets import OrganisationScopedViewSet
-from grid.models import GridLocation
+from grid.models import FlexAsset, GridLocation, Portfolio
 from grid.selectors import (
     assets_get_owned,
     assets_get_prequalification_queue,
@@ -45,15 +45,40 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisat
         return selectors.sessions_get_visible(actor=actor)
 
 
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A primary key looked up among the objects the acting organisation may use (`scope(actor)`, a selector).
+
+    The selector runs only when the field is given, so an order without, say, `answers_request` does not build
+    the opportunities query; without an actor (the OpenAPI schema) the field's own empty queryset is used.
+    """
+
+    def __init__(self, *, scope, **kwargs):
+        self.scope = scope
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        actor = getattr(self.root, "actor", None)
+        return self.scope(actor) if actor is not None else super().get_queryset()
+
+
+def _zones_for_orders(actor):
+    # Orders read a zone's name, status and archival, never its outline: leave the polygons in the database.
+    return grid_locations_get_visible(actor=actor).defer("geometry", "display_geometry")
+
+
 class OrderSerializer(serializers.ModelSerializer):
-    grid_location = serializers.PrimaryKeyRelatedField(queryset=GridLocation._default_manager.none())
-    product = serializers.PrimaryKeyRelatedField(queryset=Product._default_manager.filter(is_active=True))
+    grid_location = ScopedPrimaryKeyField(
+        queryset=GridLocation._default_manager.none(), scope=_zones_for_orders
+    )
+    # The market comes along: the submit service reads its zones and time zone (one query fewer per order).
+    product = serializers.PrimaryKeyRelatedField(
+        queryset=Product._default_manager.filter(is_active=True).select_related("market")
+    )
     quantities_kw = serializers.ListField(child=serializers.FloatField(min_value=0), allow_empty=False)
 
     def __init__(self, *args, actor=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if actor is not None:
-            self.fields["grid_location"].queryset = grid_locations_get_visible(actor=actor)
+        self.actor = actor
 
 
 class FlexRequestSerializer(OrderSerializer):
@@ -83,6 +108,26 @@ class FlexRequestSerializer(OrderSerializer):
 
 class FlexOfferSerializer(OrderSerializer):
     grid_location = serializers.PrimaryKeyRelatedField(read_only=True)
+    asset = ScopedPrimaryKeyField(
+        queryset=FlexAsset._default_manager.none(),
+        scope=lambda actor: assets_get_owned(actor=actor).defer(
+            "grid_location__geometry", "grid_location__display_geometry"
+        ),
+        required=False,
+        allow_null=True,
+    )
+    portfolio = ScopedPrimaryKeyField(
+        queryset=Portfolio._default_manager.none(),
+        scope=lambda actor: portfolios_get_visible(actor=actor).filter(owner=actor.organisation),
+        required=False,
+        allow_null=True,
+    )
+    answers_request = ScopedPrimaryKeyField(
+        queryset=FlexRequest._default_manager.none(),
+        scope=lambda actor: selectors.opportunities_get(actor=actor),
+        required=False,
+        allow_null=True,
+    )
 
     class Meta:
         model = FlexOffer
@@ -114,15 +159,6 @@ class FlexOfferSerializer(OrderSerializer):
         read_only_fields = ["grid_location", "remaining_kw", "state", "state_reason", "session", "created_at"]
         extra_kwargs = {"direction": {"required": False}}
 
-    def __init__(self, *args, actor=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        if actor is not None:
-            self.fields["asset"].queryset = assets_get_owned(actor=actor)
-            self.fields["portfolio"].queryset = portfolios_get_visible(actor=actor).filter(
-                owner=actor.organisation
-            )
-            self.fields["answers_request"].queryset = selectors.opportunities_get(actor=actor)
-
 
 class OrderViewSetMixin:
     """List, retrieve, create (calls the submit service) and DELETE (revokes)."""
@@ -137,7 +173,8 @@ class OrderViewSetMixin:
         order = type(self).submit(
             actor=actor, **{k: v for k, v in data.validated_data.items() if v is not None}
         )
-        return Response(self.serializer_class(order).data, status=status.HTTP_201_CREATED)
+        data.instance = order  # the answer reuses the fields built for the input
+        return Response(data.data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
         order = services.order_cancel(actor=self.get_actor(), order=self.get_object())

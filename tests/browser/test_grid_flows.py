@@ -1,4 +1,7 @@
-"""A DSO draws a zone on the map; an ESP registers an asset by clicking the map; the DSO approves it."""
+"""A DSO draws a zone on the map; an ESP registers an asset by clicking the map; the DSO approves it.
+A DSO loads a network model (a background run) and lands on it, or sees why it could not be loaded."""
+
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -107,3 +110,30 @@ def test_esp_registers_asset_by_clicking_the_map_and_dso_approves(
     assert asset.can_trade
     page.goto(f"/grid/assets/{asset.pk}/")
     assert page.get_by_test_id("asset-state").inner_text() == "Approved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dso_loads_a_network_and_lands_on_it_once_the_worker_is_done(page, login_as, dso_user):
+    login_as(dso_user)
+    page.goto("/grid/networks/")
+    page.fill("#id_name", "CIGRE feeder")
+    page.select_option("#id_example", "cigre_mv")
+    page.get_by_role("button", name="Load").click()
+    page.wait_for_url(re.compile(r"/grid/networks/\d+/$"))
+    expect(page.locator("body")).to_contain_text("CIGRE feeder v1 loaded: 15 buses")
+    screenshot(page, "grid-network-loaded")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_network_that_cannot_be_loaded_shows_why(page, login_as, dso_user, tmp_path):
+    upload = tmp_path / "empty.json"
+    upload.write_text('{"_module": "pandapower.auxiliary", "_class": "pandapowerNet", "_object": {}}')
+    login_as(dso_user)
+    page.goto("/grid/networks/")
+    page.fill("#id_name", "Empty")
+    page.set_input_files("#id_file", str(upload))
+    page.get_by_role("button", name="Load").click()
+    page.wait_for_url("**/grid/networks/loads/*/")
+    expect(page.get_by_test_id("network-load-state")).to_have_text("Failed")
+    expect(page.get_by_test_id("network-load-error")).to_have_text("The network has no buses.")
+    screenshot(page, "grid-network-load-failed")

@@ -173,12 +173,17 @@ def test_portfolio_api(client_for, esp_user, esp_org, esp2_org):
 
 
 @pytest.mark.django_db
-def test_network_models_are_private_to_their_dso(client_for, dso_user, dso2_user):
-    created = client_for(dso_user).post(
-        "/api/v1/network-models/", {"name": "CIGRE", "example": "cigre_mv"}, format="json"
-    )
-    assert created.status_code == 201
-    assert client_for(dso2_user).get(f"/api/v1/network-models/{created.json()['id']}/").status_code == 404
+def test_network_models_are_private_to_their_dso(
+    client_for, dso_user, dso2_user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = client_for(dso_user).post(
+            "/api/v1/network-models/", {"name": "CIGRE", "example": "cigre_mv"}, format="json"
+        )
+    assert queued.status_code == 202
+    model_url = client_for(dso_user).get(queued.json()["status_url"]).json()["network_model_url"]
+    assert client_for(dso_user).get(model_url).status_code == 200
+    assert client_for(dso2_user).get(model_url).status_code == 404
     bad = client_for(dso_user).post(
         "/api/v1/network-models/", {"name": "Bad", "network_json": "{}"}, format="json"
     )

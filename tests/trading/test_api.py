@@ -201,3 +201,46 @@ def test_availability_agreement_by_api(client_for, dso_user, esp_user, esp2_user
         "/api/v1/availability-agreements/", {**payload, "windows": []}, format="json"
     )
     assert bad.status_code == 400 and "windows" in bad.json()["error"]["fields"]
+
+
+@pytest.fixture
+def esp_key_client(api_client, actor_esp):
+    from accounts.services import api_key_create
+
+    _, raw_key = api_key_create(actor=actor_esp, name="EMS")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return api_client
+
+
+def offer_body(session, asset) -> dict:
+    start = session.delivery_start + timedelta(hours=17)
+    return {
+        "asset": asset.pk,
+        "product": session.product_id,
+        "ptu_start": start.isoformat(),
+        "quantities_kw": [10, 10],
+        "price": "60",
+    }
+
+
+@pytest.mark.django_db
+def test_offer_post_query_count_is_pinned(esp_key_client, asset, session, django_assert_num_queries):
+    """Key and roles (2), product with its market and asset with its zone (2), the market's zones, the session
+    found and share-locked (1), the asset row lock, the ledger and agreements (3), offer, ledger and audit
+    writes (3); plus the test's savepoint pair around the service's transaction."""
+    esp_key_client.post("/api/v1/flex-offers/", offer_body(session, asset), format="json")
+    with django_assert_num_queries(14):
+        response = esp_key_client.post("/api/v1/flex-offers/", offer_body(session, asset), format="json")
+    assert response.status_code == 201, response.json()
+
+
+@pytest.mark.django_db
+def test_offer_post_into_a_continuous_session_adds_only_the_book_lookup(
+    esp_key_client, asset, continuous_session, django_assert_max_num_queries
+):
+    """The same, plus the per-PTU lock (PostgreSQL) and one read of the opposite book under a savepoint."""
+    body = offer_body(continuous_session, asset)
+    esp_key_client.post("/api/v1/flex-offers/", body, format="json")
+    with django_assert_max_num_queries(18):
+        response = esp_key_client.post("/api/v1/flex-offers/", body, format="json")
+    assert response.status_code == 201, response.json()

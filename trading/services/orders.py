@@ -83,24 +83,43 @@ def _open_session(*, product: Product, ptu_start: datetime, n_ptus: int, now: da
         raise DomainError(
             Code.INVALID_PTU, "The first PTU must start on a quarter hour (aware time).", field="ptu_start"
         )
-    session = (
-        MarketSession.objects.filter(
-            product=product, delivery_start__lte=ptu_start, delivery_end__gt=ptu_start
-        )
-        .values("pk", "delivery_end")
-        .first()
-    )
+    session = _session_covering_lock_shared(product=product, ptu_start=ptu_start)
     if session is None:
         raise DomainError(
             Code.NO_SESSION,
             f"No session of {product} is open for {ptu_start:%Y-%m-%d %H:%M} UTC.",
             field="ptu_start",
         )
-    if ptu_start + n_ptus * ptus.PTU > session["delivery_end"]:
+    if ptu_start + n_ptus * ptus.PTU > session.delivery_end:
         raise DomainError(
             Code.INVALID_PTU, "The PTUs run past the end of the delivery day.", field="quantities_kw"
         )
-    return session_accepting(session["pk"], now, product=product)
+    if session.state != MarketSession.State.OPEN or session.gate_closure <= now:
+        raise _gate_closed_error(session)
+    return session
+
+
+def _session_covering_lock_shared(*, product: Product, ptu_start: datetime) -> MarketSession | None:
+    """The product's session delivering `ptu_start`, found and share-locked in one query (session_lock_shared)."""
+    if connection.vendor == "postgresql":
+        table = MarketSession._meta.db_table
+        found = list(
+            MarketSession.objects.raw(
+                f"SELECT * FROM {table} WHERE product_id = %s AND delivery_start <= %s AND delivery_end > %s "
+                "ORDER BY delivery_day DESC LIMIT 1 FOR SHARE",
+                [product.pk, ptu_start, ptu_start],
+            )
+        )
+        if not found:
+            return None
+        found[0].product = product
+        return found[0]
+    return (
+        MarketSession.objects.select_related("product__market")
+        .filter(product=product, delivery_start__lte=ptu_start, delivery_end__gt=ptu_start)
+        .order_by("-delivery_day")
+        .first()
+    )
 
 
 def _clean_valid_until(valid_until: datetime | None, now: datetime) -> datetime | None:
