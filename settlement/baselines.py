@@ -87,8 +87,8 @@ def align(history_day: DayProfile, target_slots: np.ndarray) -> np.ndarray:
 
 
 def _fill_skipped_slots(by_slot: np.ndarray, occurs: np.ndarray) -> np.ndarray:
-    """Each run of slots that never occurred gets the straight line between its two neighbours (NaN if a
-    neighbour is missing or the run touches the start or end of the day)."""
+    """Each run of slots (the last axis; rows, if any, each on their own) that never occurred gets the straight
+    line between its two neighbours (NaN if a neighbour is missing or the run touches the start or end of the day)."""
     filled = by_slot.copy()
     slot = 0
     while slot < occurs.size:
@@ -99,9 +99,9 @@ def _fill_skipped_slots(by_slot: np.ndarray, occurs: np.ndarray) -> np.ndarray:
         while end < occurs.size and not occurs[end]:
             end += 1
         if slot > 0 and end < occurs.size:
-            left, right = by_slot[slot - 1], by_slot[end]
+            left, right = by_slot[..., slot - 1 : slot], by_slot[..., end : end + 1]
             steps = np.arange(1, end - slot + 1) / (end - slot + 1)
-            filled[slot:end] = left + (right - left) * steps
+            filled[..., slot:end] = left + (right - left) * steps
         slot = end
     return filled
 
@@ -822,21 +822,7 @@ def align_batch(values: np.ndarray, slot_minutes: np.ndarray, target_slots: np.n
     occurs = np.zeros(1440 // 15, dtype=bool)
     occurs[index] = True
     if occurs.any() and not occurs.all():
-        filled = by_slot.copy()
-        slot = 0
-        while slot < occurs.size:
-            if occurs[slot]:
-                slot += 1
-                continue
-            end = slot
-            while end < occurs.size and not occurs[end]:
-                end += 1
-            if slot > 0 and end < occurs.size:
-                left, right = by_slot[:, slot - 1], by_slot[:, end]
-                steps = np.arange(1, end - slot + 1) / (end - slot + 1)
-                filled[:, slot:end] = left[:, None] + (right - left)[:, None] * steps[None, :]
-            slot = end
-        by_slot = filled
+        by_slot = _fill_skipped_slots(by_slot, occurs)
     return by_slot[:, (np.asarray(target_slots) // 15).astype(int)]
 
 
