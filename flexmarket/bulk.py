@@ -1,30 +1,72 @@
 """Bulk writes near the database's own speed: COPY on PostgreSQL, bulk_create elsewhere.
 
-`bulk_insert` writes unsaved model instances without building one INSERT per batch in Python; the rows get their
-primary keys from the database but the instances are not refreshed (callers that need ids read them back).
+`insert_rows` writes plain rows: on PostgreSQL no model instances are built (at tens of thousands of rows that
+is where the time went) and the COPY text is made by string joins, not per-value adapters. Rows get their
+primary keys from the database but nothing is read back (callers that need ids read them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
 
 from django.db import connection, models
 
+COPY_CHUNK_LINES = 20_000
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-def bulk_insert(model: type[models.Model], objects: Sequence[models.Model]) -> int:
-    """Insert `objects` (unsaved instances of `model`) in one COPY on PostgreSQL; returns the number written."""
-    if not objects:
+
+def copy_text(value) -> str:
+    """One value in PostgreSQL's COPY text format (None is \\N; lists and dicts are JSON; datetimes ISO 8601)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in a bulk write")
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        value = json.dumps(value)
+    return str(value).translate(_ESCAPES)
+
+
+def copy_lines(table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
+    """COPY already formatted lines (tab-separated, newline-terminated) into `table`, in chunks."""
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    statement = f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN"
+    with connection.cursor() as wrapper, wrapper.cursor.copy(statement) as copy:
+        chunk: list[str] = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) >= COPY_CHUNK_LINES:
+                copy.write("".join(chunk))
+                chunk = []
+        if chunk:
+            copy.write("".join(chunk))
+
+
+def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence]) -> int:
+    """Insert plain rows (values in `columns` order: field attnames, Python values) in one COPY on PostgreSQL
+    or one bulk_create elsewhere; returns the number written."""
+    if not rows:
         return 0
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(objects, batch_size=2000)
-        return len(objects)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    statement = f"COPY {table} ({columns}) FROM STDIN"
-    with connection.cursor() as wrapper, wrapper.cursor.copy(statement) as copy:
-        for obj in objects:
-            copy.write_row(
-                [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
-            )
-    return len(objects)
+        model.objects.bulk_create(
+            [model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=2000
+        )
+        return len(rows)
+    # Fields not given take their model default (evaluated once per call), as bulk_create would give them.
+    missing = [f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in columns]
+    defaults = tuple(f.get_default() for f in missing)
+    by_attname = {f.attname: f.column for f in model._meta.concrete_fields}
+    copy_lines(
+        model._meta.db_table,
+        [by_attname[c] for c in columns] + [f.column for f in missing],
+        ("\t".join(map(copy_text, (*row, *defaults))) + "\n" for row in rows),
+    )
+    return len(rows)

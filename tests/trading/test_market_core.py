@@ -573,6 +573,45 @@ def test_large_ledger_changes_take_the_copy_path_and_stay_exact(
     assert ledger_actual()  # contracts still hold capacity
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("copy_above", [0, 10_000])
+def test_clearing_ledger_changes_with_portfolio_and_single_offers_on_shared_members_stay_exact(
+    monkeypatch, copy_above, actor_fmo, actor_dso, actor_esp, zone, session, ptu17
+):
+    """The clearing adds single-asset offers' changes as arrays and portfolio offers' per contract; both meet on
+    the same member rows (one summed change per row, on the COPY path and the small path), and a re-run that
+    supersedes the contracts returns the ledger to what the orders hold, equal to its recomputation."""
+    from trading.services import capacity
+
+    monkeypatch.setattr(capacity, "COPY_ABOVE_ROWS", copy_above)
+    a = FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone, max_up_kw=Decimal("300"))
+    b = FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone, max_up_kw=Decimal("200"))
+    portfolio = PortfolioFactory(owner=actor_esp.organisation, grid_location=zone, assets=[a, b])
+    offer(actor_esp, a, session.product, ptu17, qty=(100, 100, 100), price=40)
+    offer(actor_esp, b, session.product, ptu17 + timedelta(minutes=15), qty=(50,), price=45)
+    services.offer_submit(
+        actor=actor_esp,
+        portfolio=portfolio,
+        product=session.product,
+        ptu_start=ptu17,
+        quantities_kw=[100, 100],
+        price=30,
+    )
+    request(actor_dso, zone, session.product, ptu17, qty=(130, 170, 20), price=90)
+    request(actor_dso, zone, session.product, ptu17, qty=(7,), price=80)
+    close(session)
+    first = services.session_clear(session=session, actor=SYSTEM)
+    assert first.state == "succeeded"
+    bought = [sum(c.quantities_kw) for c in Contract.objects.filter(clearing_run=first)]
+    # All demand met from the offers at 30 and 40 (the one at 45 is not needed).
+    assert sum(bought) == 137 + 170 + 20 and len(bought) == 3
+    assert_ledger_consistent()
+    second = services.session_clear(session=session, actor=actor_fmo, rerun=True)
+    assert second.state == "succeeded"
+    assert Contract.objects.filter(clearing_run=first, state="superseded").count() == 3
+    assert_ledger_consistent()
+
+
 # --- 11. continuous matching across different PTU starts --------------------------------------------
 
 

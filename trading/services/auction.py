@@ -32,7 +32,7 @@ from django.utils import timezone
 from accounts.context import SYSTEM, Actor
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
-from flexmarket.bulk import bulk_insert
+from flexmarket.bulk import insert_rows
 from flexmarket.errors import DomainError
 from trading.clearing.auction import AuctionOrders, clear_auction
 from trading.errors import TradingErrorCode as Code
@@ -346,7 +346,7 @@ def _clear(*, run: ClearingRun, actor: Actor) -> None:
 # --- writing the result -----------------------------------------------------------------------------
 
 
-def _write(*, run, session, result, offers, requests) -> list[Contract]:
+def _write(*, run, session, result, offers, requests) -> list[ContractRow]:
     ledger = LedgerChanges()
     offer_by_id = {o.pk: o for o in offers}
     if run.is_rerun:
@@ -360,19 +360,39 @@ def _write(*, run, session, result, offers, requests) -> list[Contract]:
         Contract.objects.filter(pk__in=[c.pk for c in old]).update(state=Contract.State.SUPERSEDED)
     excluded = {entry["order"]: entry["reason"] for entry in run.excluded}
     resync = _reject_excluded(session, excluded)
-    contracts = _contracts(run=run, session=session, result=result, offers=offers, requests=requests)
-    # COPY on PostgreSQL: the instances keep no ids, and nothing below needs them.
-    bulk_insert(Contract, contracts)
-    created = contracts
+    rows, bought = _contracts(run=run, session=session, result=result, offers=offers, requests=requests)
+    # COPY on PostgreSQL from plain rows: no model instances, no ids read back (nothing below needs them).
+    insert_rows(Contract, CONTRACT_COLUMNS, rows)
     n = int((session.delivery_end - session.delivery_start) / ptus.PTU)
-    for contract in created:
-        ledger.offer(offer_by_id[contract.offer_id], contract.quantities_kw, start=contract.ptu_start)
-    for model, rows, alloc in (
+    # What each offer holds changes by (what its contracts bought) - (what it held open before): one net change
+    # per offer and PTU in the session's frame. Portfolio offers split each contract over their members the
+    # way a later release of that contract will (per contract), so the ledger returns to zero exactly.
+    held = np.zeros((len(offers), n))
+    for i, order in enumerate(offers):
+        offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
+        before = np.asarray(_open_before(order), dtype=float)
+        held[i, offset : offset + before.size] = -before
+    for (_r, o), quantities in bought.items():
+        if offers[o].asset_id:
+            held[o] += quantities
+        else:
+            ledger.offer(offers[o], quantities, start=session.delivery_start)
+    single = [i for i, order in enumerate(offers) if order.asset_id and not order.availability_agreement_id]
+    for i, order in enumerate(offers):
+        if not order.asset_id:
+            ledger.offer(order, held[i], start=session.delivery_start)
+    ledger.add_arrays(
+        asset_ids=np.array([offers[i].asset_id for i in single], dtype=np.int64),
+        directions=[offers[i].direction for i in single],
+        start=session.delivery_start,
+        kw=held[single] if single else np.zeros((0, n)),
+    )
+    for model, orders, alloc in (
         (FlexOffer, offers, result.offer_alloc),
         (FlexRequest, requests, result.request_alloc),
     ):
         updates = []
-        for i, order in enumerate(rows):
+        for i, order in enumerate(orders):
             offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
             gate = np.asarray(order.gate_remaining_kw, dtype=float)
             cleared = (
@@ -388,15 +408,12 @@ def _write(*, run, session, result, offers, requests) -> list[Contract]:
                 )
             else:
                 state, reason = OrderState.EXPIRED, "Not cleared at gate closure"
-            if model is FlexOffer:
-                # What the offer held open at gate closure is released; its new contracts were added above.
-                ledger.offer(order, -np.asarray(_open_before(order), dtype=float))
             updates.append((order.pk, order.state, remaining.tolist(), state, reason))
         _bulk_set_orders(model, updates)
     ledger.write()
     # Offers left out may hold quantities that cannot be read: their assets' rows are rebuilt from the result.
     ledger_resync(asset_ids=resync)
-    return created
+    return rows
 
 
 def _open_before(order) -> list[float]:
@@ -435,24 +452,21 @@ def _bulk_set_orders(model, rows: list[tuple]) -> None:
     table = model._meta.db_table
     now = timezone.now()
     if connection.vendor == "postgresql":
-        for start in range(0, len(rows), 2000):
-            chunk = rows[start : start + 2000]
-            params: list = []
-            for pk, expected, remaining, state, reason in chunk:
-                params += [pk, expected, json.dumps(remaining), state, reason]
-            values = ", ".join(["(%s::bigint, %s, %s::jsonb, %s, %s)"] * len(chunk))
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} AS t SET remaining_kw = v.remaining, state = v.state, "
-                    f"state_reason = v.reason, updated_at = %s "
-                    f"FROM (VALUES {values}) AS v(id, expected, remaining, state, reason) "
-                    f"WHERE t.id = v.id AND t.state = v.expected",
-                    [now, *params],
+        # Five array parameters, whatever the number of rows: no statement text grows with the result.
+        ids, expected, remaining, states, reasons = (list(column) for column in zip(*rows, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS t SET remaining_kw = v.remaining::jsonb, state = v.state, "
+                f"state_reason = v.reason, updated_at = %s "
+                f"FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                f"AS v(id, expected, remaining, state, reason) "
+                f"WHERE t.id = v.id AND t.state = v.expected",
+                [now, ids, expected, [json.dumps(r) for r in remaining], states, reasons],
+            )
+            if cursor.rowcount != len(rows):
+                raise RuntimeError(
+                    f"{len(rows) - cursor.rowcount} {table} row(s) changed during the clearing"
                 )
-                if cursor.rowcount != len(chunk):
-                    raise RuntimeError(
-                        f"{len(chunk) - cursor.rowcount} {table} row(s) changed during the clearing"
-                    )
         return
     for pk, expected, remaining, state, reason in rows:
         changed = model.objects.filter(pk=pk, state=expected).update(
@@ -462,45 +476,91 @@ def _bulk_set_orders(model, rows: list[tuple]) -> None:
             raise RuntimeError(f"{model.__name__} {pk} changed during the clearing")
 
 
-def _contracts(*, run, session, result, offers, requests) -> list[Contract]:
+CONTRACT_COLUMNS = (
+    "reference",
+    "session_id",
+    "clearing_run_id",
+    "request_id",
+    "offer_id",
+    "buyer_id",
+    "seller_id",
+    "grid_location_id",
+    "product_id",
+    "direction",
+    "ptu_start",
+    "quantities_kw",
+    "prices",
+    "state",
+    "created_at",
+)
+ContractRow = tuple
+
+
+def _price_text(price: float, cache: dict[float, str]) -> str:
+    """A cleared price as stored: the float's shortest repr, to four decimals (half even), once per value."""
+    text = cache.get(price)
+    if text is None:
+        text = cache[price] = f"{Decimal(repr(price)).quantize(Decimal('0.0001'))}"
+    return text
+
+
+def _contracts(
+    *, run, session, result, offers, requests
+) -> tuple[list[ContractRow], dict[tuple[int, int], np.ndarray]]:
+    """One contract row per (request, offer) pair (CONTRACT_COLUMNS order), and each pair's kW per PTU as stored
+    (three decimals) in the session's frame."""
     trades = result.trades
     n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
     pairs: dict[tuple[int, int], tuple[np.ndarray, list]] = {}
+    cache: dict[float, str] = {}
     for r, o, t, kw, price in zip(
-        trades.request_idx, trades.offer_idx, trades.ptu, trades.kw, trades.price, strict=True
+        trades.request_idx.tolist(),
+        trades.offer_idx.tolist(),
+        trades.ptu.tolist(),
+        trades.kw.tolist(),
+        trades.price.tolist(),
+        strict=True,
     ):
-        quantities, prices = pairs.setdefault((int(r), int(o)), (np.zeros(n_ptus), ["0"] * n_ptus))
+        quantities, prices = pairs.get((r, o)) or pairs.setdefault((r, o), (np.zeros(n_ptus), ["0"] * n_ptus))
         quantities[t] += kw
-        prices[t] = f"{Decimal(repr(float(price))).quantize(Decimal('0.0001'))}"
+        prices[t] = _price_text(price, cache)
     now = timezone.now()
+    rows, bought = [], {}
+    direction = session.product.direction
     # References are made before insert (run id + sequence), so contracts are written in one bulk insert.
-    return [
-        Contract(
-            reference=f"FM-{now:%Y%m%d}-R{run.pk}-{number:05d}",
-            session=session,
-            clearing_run=run,
-            request_id=requests[r].pk,
-            offer_id=offers[o].pk,
-            buyer_id=requests[r].owner_id,
-            seller_id=offers[o].owner_id,
-            grid_location_id=requests[r].grid_location_id,
-            product_id=session.product_id,
-            direction=session.product.direction,
-            ptu_start=session.delivery_start,
-            quantities_kw=[round(float(q), 3) for q in quantities],
-            prices=prices,
-            created_at=now,
+    for number, ((r, o), (quantities, prices)) in enumerate(sorted(pairs.items()), start=1):
+        rounded = np.round(quantities, 3)
+        bought[(r, o)] = rounded
+        request, offer = requests[r], offers[o]
+        rows.append(
+            (
+                f"FM-{now:%Y%m%d}-R{run.pk}-{number:05d}",
+                session.pk,
+                run.pk,
+                request.pk,
+                offer.pk,
+                request.owner_id,
+                offer.owner_id,
+                request.grid_location_id,
+                session.product_id,
+                direction,
+                session.delivery_start,
+                rounded.tolist(),
+                prices,
+                Contract.State.ACTIVE,
+                now,
+            )
         )
-        for number, ((r, o), (quantities, prices)) in enumerate(sorted(pairs.items()), start=1)
-    ]
+    return rows, bought
 
 
-def _notify(session: MarketSession, created: list[Contract]) -> None:
+def _notify(session: MarketSession, created: list[ContractRow]) -> None:
     from accounts.models import Organisation
 
     counts: dict[int, int] = {}
-    for contract in created:
-        for organisation_id in {contract.buyer_id, contract.seller_id}:
+    buyer, seller = CONTRACT_COLUMNS.index("buyer_id"), CONTRACT_COLUMNS.index("seller_id")
+    for row in created:
+        for organisation_id in {row[buyer], row[seller]}:
             counts[organisation_id] = counts.get(organisation_id, 0) + 1
     for organisation in Organisation.objects.filter(pk__in=counts):
         notify_organisation(

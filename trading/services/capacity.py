@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from flexmarket import ptu as ptus
+from flexmarket.bulk import copy_lines
 from flexmarket.errors import DomainError
 from grid.models import FlexAsset, Portfolio
 from trading.errors import TradingErrorCode as Code
@@ -229,6 +230,50 @@ def _ledger_add_copy(items: list[tuple[tuple[int, str, datetime], Decimal]]) -> 
         wrapper.execute("TRUNCATE fm_ledger_delta")
 
 
+DIRECTIONS = (Direction.DOWN, Direction.UP)  # codes in the array path; sorted as the text sorts
+
+
+def _ledger_add_arrays(folded: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Add summed changes given as arrays (asset, direction code, quarter since the epoch, kW)."""
+    asset, direction, quarter, kw = folded
+    kw = np.round(kw, 3)
+    keep = np.abs(kw) > TOLERANCE_KW
+    asset, direction, quarter, kw = asset[keep], direction[keep], quarter[keep], kw[keep]
+    if not asset.size:
+        return
+    if connection.vendor != "postgresql" or asset.size <= COPY_ABOVE_ROWS:
+        _ledger_add(
+            {
+                (a, DIRECTIONS[d], datetime.fromtimestamp(q * 900, tz=UTC)): v
+                for a, d, q, v in zip(
+                    asset.tolist(), direction.tolist(), quarter.tolist(), kw.tolist(), strict=True
+                )
+            }
+        )
+        return
+    table = CapacityReservation._meta.db_table
+    names = [str(d) for d in DIRECTIONS]
+    lines = (
+        f"{a}\t{names[d]}\t{q}\t{v:.3f}\n"
+        for a, d, q, v in zip(asset.tolist(), direction.tolist(), quarter.tolist(), kw.tolist(), strict=True)
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS fm_ledger_quarters (asset_id bigint, direction varchar(4), "
+            "quarter bigint, reserved_kw numeric(14, 3)) ON COMMIT DROP"
+        )
+        copy_lines("fm_ledger_quarters", ["asset_id", "direction", "quarter", "reserved_kw"], lines)
+        # Rows in key order, as the small path writes them, against deadlocks with concurrent writers.
+        cursor.execute(
+            f"INSERT INTO {table} (asset_id, direction, ptu_start, reserved_kw) "
+            f"SELECT asset_id, direction, to_timestamp(quarter * 900), reserved_kw FROM fm_ledger_quarters "
+            f"ORDER BY asset_id, direction, quarter "
+            f"ON CONFLICT (asset_id, direction, ptu_start) DO UPDATE "
+            f"SET reserved_kw = {table}.reserved_kw + excluded.reserved_kw"
+        )
+        cursor.execute("TRUNCATE fm_ledger_quarters")
+
+
 class LedgerChanges:
     """Collects signed kW per (asset, direction, PTU) and writes them in one statement.
 
@@ -238,6 +283,7 @@ class LedgerChanges:
 
     def __init__(self):
         self.rows: dict[tuple[int, str, datetime], float] = defaultdict(float)
+        self.arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def offer(self, offer: FlexOffer, delta_kw, *, start: datetime | None = None) -> None:
         """Add kW per PTU to what an offer holds (`start`: the first PTU of delta_kw, default the offer's)."""
@@ -261,9 +307,46 @@ class LedgerChanges:
         """A standing contract is superseded or cancelled: release what it bought."""
         self.offer(offer, -np.asarray(contract.quantities_kw, dtype=float), start=contract.ptu_start)
 
+    def add_arrays(
+        self, *, asset_ids: np.ndarray, directions: list[str], start: datetime, kw: np.ndarray
+    ) -> None:
+        """Many single-asset offers at once: row i of `kw` (PTUs from `start`) is added to asset_ids[i] in
+        directions[i] (the clearing's path: no per-cell Python work until the write)."""
+        rows, columns = np.nonzero(np.abs(kw) > TOLERANCE_KW)
+        if not rows.size:
+            return
+        codes = np.array([DIRECTIONS.index(d) for d in directions], dtype=np.int64)
+        quarter = int(start.timestamp()) // 900
+        self.arrays.append((asset_ids[rows], codes[rows], quarter + columns, kw[rows, columns]))
+
     def write(self) -> None:
-        _ledger_add(self.rows)
+        if self.arrays:
+            _ledger_add_arrays(self._folded())
+        else:
+            _ledger_add(self.rows)
         self.rows = defaultdict(float)
+        self.arrays = []
+
+    def _folded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every change (dict rows and arrays) summed per (asset, direction, quarter), in key order."""
+        parts = list(self.arrays)
+        if self.rows:
+            keys = list(self.rows)
+            parts.append(
+                (
+                    np.array([k[0] for k in keys], dtype=np.int64),
+                    np.array([DIRECTIONS.index(k[1]) for k in keys], dtype=np.int64),
+                    np.array([int(k[2].timestamp()) // 900 for k in keys], dtype=np.int64),
+                    np.array([self.rows[k] for k in keys], dtype=float),
+                )
+            )
+        asset, direction, quarter, kw = (np.concatenate(column) for column in zip(*parts, strict=True))
+        order = np.lexsort((quarter, direction, asset))
+        asset, direction, quarter, kw = asset[order], direction[order], quarter[order], kw[order]
+        first = np.ones(asset.size, dtype=bool)
+        first[1:] = (np.diff(asset) != 0) | (np.diff(direction) != 0) | (np.diff(quarter) != 0)
+        starts = np.flatnonzero(first)
+        return asset[starts], direction[starts], quarter[starts], np.add.reduceat(kw, starts)
 
 
 # --- reserving (the capability check) ---------------------------------------------------------------
