@@ -6,6 +6,7 @@ from flexmarket.errors import DomainError
 from trading import services
 from trading.models import (
     AvailabilityAgreement,
+    ClearingReplay,
     ClearingRun,
     Contract,
     FlexOffer,
@@ -76,6 +77,21 @@ class ClearingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["state", "is_current"]
+
+
+@admin.register(ClearingReplay)
+class ClearingReplayAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "session",
+        "state",
+        "pricing_rule",
+        "price_cap",
+        "reproduced",
+        "organisation",
+        "created_at",
+    ]
+    list_filter = ["state", "pricing_rule", "reproduced"]
 
 
 class OrderAdmin(admin.ModelAdmin):

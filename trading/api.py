@@ -21,7 +21,15 @@ from grid.selectors import (
     portfolios_get_visible,
 )
 from trading import exports, selectors, services
-from trading.models import AvailabilityAgreement, Contract, FlexOffer, FlexRequest, MarketSession, Product
+from trading.models import (
+    AvailabilityAgreement,
+    ClearingReplay,
+    Contract,
+    FlexOffer,
+    FlexRequest,
+    MarketSession,
+    Product,
+)
 
 CSV_UPLOAD = {
     "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
@@ -470,3 +478,75 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organis
             actor=self.get_actor(), agreement=self.get_object(), accept=data.validated_data["accept"]
         )
         return Response(AgreementSerializer(agreement).data)
+
+
+class ReplaySerializer(serializers.ModelSerializer):
+    removed_zones = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = ClearingReplay
+        fields = [
+            "id",
+            "session",
+            "base_run",
+            "state",
+            "error",
+            "pricing_rule",
+            "removed_zones",
+            "price_cap",
+            "reproduced",
+            "baseline",
+            "result",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ReplayCreateSerializer(serializers.Serializer):
+    session = serializers.IntegerField(help_text="A cleared auction session")
+    pricing_rule = serializers.ChoiceField(
+        choices=["uniform", "pay_as_bid"], required=False, help_text="Default: the stored run's rule"
+    )
+    removed_zones = serializers.ListField(
+        child=serializers.IntegerField(), required=False, max_length=500, help_text="Zones whose orders leave"
+    )
+    price_cap = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        required=False,
+        allow_null=True,
+        help_text="EUR/MWh; offers above leave",
+    )
+
+
+class ReplayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """What-if replays of cleared sessions: POST queues one (202); poll it until `state` is succeeded or failed.
+
+    `baseline` is the session re-cleared as it was (`reproduced` says it matches the stored run), `result` the
+    session cleared with the changes; neither writes contracts.
+    """
+
+    model = ClearingReplay
+    serializer_class = ReplaySerializer
+    enqueue_actions = ("create",)
+    filterset_fields = ["session", "state"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.replays_get_visible(actor=actor)
+
+    @extend_schema(request=ReplayCreateSerializer, responses={202: ReplaySerializer})
+    def create(self, request):
+        data = ReplayCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = self.get_actor()
+        values = dict(data.validated_data)
+        session = selectors.session_get_visible(actor=actor, pk=values.pop("session"))
+        replay = services.replay_request(
+            actor=actor,
+            session=session,
+            pricing_rule=values.get("pricing_rule"),
+            removed_zone_ids=values.get("removed_zones"),
+            price_cap=values.get("price_cap"),
+        )
+        return Response(ReplaySerializer(replay).data, status=status.HTTP_202_ACCEPTED)

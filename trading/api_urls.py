@@ -8,6 +8,7 @@ from trading.api import (
     FlexOfferViewSet,
     FlexRequestViewSet,
     OpenDataView,
+    ReplayViewSet,
     SessionViewSet,
 )
 
@@ -18,5 +19,6 @@ router.register("flex-offers", FlexOfferViewSet, basename="flex-offer")
 router.register("contracts", ContractViewSet, basename="contract")
 router.register("activations", ActivationViewSet, basename="activation")
 router.register("availability-agreements", AgreementViewSet, basename="availability-agreement")
+router.register("replays", ReplayViewSet, basename="replay")
 
 urlpatterns = [path("open-data/", OpenDataView.as_view(), name="open-data"), *router.urls]

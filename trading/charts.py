@@ -60,3 +60,42 @@ def order_book_curves(book: dict, ptu: int) -> dict | None:
         margin={"l": 60, "r": 20, "t": 20, "b": 50},
     )
     return json.loads(figure.to_json())
+
+
+def replay_prices(replay, zone_names: dict[int, str]) -> dict | None:
+    """Zone prices per PTU, as stored (solid) and in the replay (dashed), one colour per zone."""
+    if not replay.result or not replay.baseline:
+        return None
+    figure = go.Figure()
+    palette = ["#3273dc", "#f14668", "#48c78e", "#ffb70f", "#9b59b6", "#00d1b2", "#ff7f0e", "#7f8c8d"]
+    zones = sorted(replay.result["zones"], key=lambda z: int(z))
+    for i, zone in enumerate(zones):
+        name = zone_names.get(int(zone), f"Zone {zone}")
+        colour = palette[i % len(palette)]
+        for label, summary, dash in (
+            ("as cleared", replay.baseline, "solid"),
+            ("replay", replay.result, "dash"),
+        ):
+            prices = summary["zones"].get(zone, {}).get("prices") or []
+            if not any(p is not None for p in prices):
+                continue
+            figure.add_trace(
+                go.Scatter(
+                    x=[f"{t // 4:02d}:{t % 4 * 15:02d}" for t in range(len(prices))],
+                    y=prices,
+                    mode="lines",
+                    name=f"{name} · {label}",
+                    line={"color": colour, "dash": dash, "shape": "hv"},
+                    connectgaps=False,
+                )
+            )
+    if not figure.data:
+        return None
+    figure.update_layout(
+        height=360,
+        margin={"l": 60, "r": 20, "t": 20, "b": 40},
+        yaxis_title="EUR/MWh",
+        xaxis_title="PTU (hh:mm from the start of the delivery day)",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return json.loads(figure.to_json())

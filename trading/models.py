@@ -17,6 +17,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Organisation
+from flexmarket.runs import LeasedRun
 from grid.models import FlexAsset, GridLocation, Portfolio
 
 
@@ -482,3 +483,32 @@ class AvailabilityAgreement(models.Model):
 
     class Meta:
         ordering = ["-valid_from"]
+
+
+class ClearingReplay(LeasedRun):
+    """A what-if re-clearing of a cleared session in a sandbox (FLEXGRID AFAT-RQT_05): no contracts, no order
+    changes; the session's gate-closure orders are cleared as they were and with the requested changes, and
+    both summaries are stored side by side. A leased run (flexmarket/runs.py)."""
+
+    session = models.ForeignKey(MarketSession, on_delete=models.PROTECT, related_name="replays")
+    base_run = models.ForeignKey(ClearingRun, on_delete=models.PROTECT, related_name="replays")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="replays")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    pricing_rule = models.CharField(max_length=20)
+    removed_zones = models.ManyToManyField(GridLocation, blank=True, related_name="+")
+    price_cap = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, help_text="Offers above it (EUR/MWh) left out"
+    )
+    baseline = models.JSONField(null=True, blank=True, help_text="The session re-cleared as it was")
+    result = models.JSONField(null=True, blank=True, help_text="The session cleared with the changes")
+    reproduced = models.BooleanField(
+        null=True, help_text="The unchanged re-clearing matched the stored run (welfare, volume, prices)"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Replay #{self.pk} of {self.session}"

@@ -16,6 +16,7 @@ from accounts.context import Actor
 from grid.models import FlexAsset
 from trading.models import (
     AvailabilityAgreement,
+    ClearingReplay,
     ClearingRun,
     Contract,
     FlexOffer,
@@ -293,3 +294,20 @@ def agreement_get_visible(*, actor: Actor, pk) -> AvailabilityAgreement:
     if agreement is None:
         raise Http404
     return agreement
+
+
+def replays_get_visible(*, actor: Actor) -> QuerySet[ClearingReplay]:
+    """The market operator sees every replay; anyone else the replays their organisation asked for."""
+    if actor.organisation is None:
+        return ClearingReplay.objects.none()
+    qs = ClearingReplay.objects.select_related("session__product", "base_run").prefetch_related(
+        "removed_zones"
+    )
+    return qs if _operator(actor) else qs.filter(organisation=actor.organisation)
+
+
+def replay_get_visible(*, actor: Actor, pk) -> ClearingReplay:
+    replay = replays_get_visible(actor=actor).filter(pk=pk).first()
+    if replay is None:
+        raise Http404
+    return replay

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.context import SYSTEM
+from flexmarket.runs import LeasedRunTask
 from trading import services
 from trading.models import ClearingRun
 from trading.selectors import session_get
@@ -57,3 +58,16 @@ def clearing_runs_sweep_task() -> dict:
     for session_id in found["to_clear"]:
         session_clear_task.delay(session_id)
     return found
+
+
+@shared_task(name="trading.clearing_replay", base=LeasedRunTask)
+def clearing_replay_task(run_id: int) -> str | None:
+    """Thin and idempotent: the replay is claimed under a lease, so a second delivery changes nothing."""
+    replay = services.replay_execute(run_id=run_id)
+    return replay.state if replay else None
+
+
+@shared_task(name="trading.clearing_replays_sweep")
+def clearing_replays_sweep_task() -> dict:
+    report = services.replays_sweep()
+    return {"requeued": report.requeued, "failed": report.failed}

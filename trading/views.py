@@ -16,6 +16,7 @@ from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_l
 from trading import charts, exports, selectors, services
 from trading.forms import OfferForm, RequestForm
 from trading.models import MarketSession
+from trading.services.replays import replay_zone_rows
 
 
 def _open_sessions(actor):
@@ -75,6 +76,56 @@ def session_detail(request, pk: int):
             "heatmap": charts.price_heatmap(current, zones, n_ptus),
             "book_chart": charts.order_book_curves(book, ptu),
             "is_operator": actor.is_fmo and not actor.on_behalf,
+            "can_replay": _can_replay(actor, session, current),
+            "replays": selectors.replays_get_visible(actor=actor).filter(session=session)[:10],
+        },
+    )
+
+
+def _can_replay(actor, session, current) -> bool:
+    return (
+        current is not None
+        and session.state in (MarketSession.State.CLEARED, MarketSession.State.SETTLED)
+        and session.product.clearing_rule != "continuous"
+        and ((actor.is_fmo and not actor.on_behalf) or actor.has_role(Role.DSO))
+    )
+
+
+@role_required(Role.DSO)
+@require_POST
+def session_replay(request, pk: int):
+    """Queue a what-if replay from the session page's form; the replay page shows it when it is done."""
+    actor = request_actor(request)
+    session = selectors.session_get_visible(actor=actor, pk=pk)
+    try:
+        replay = services.replay_request(
+            actor=actor,
+            session=session,
+            pricing_rule=request.POST.get("pricing_rule") or None,
+            removed_zone_ids=[int(z) for z in request.POST.getlist("removed_zones") if z.isdigit()],
+            price_cap=request.POST.get("price_cap") or None,
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+        return redirect("trading:session-detail", pk=pk)
+    return redirect("trading:replay-detail", pk=replay.pk)
+
+
+@role_required(Role.DSO)
+def replay_detail(request, pk: int):
+    actor = request_actor(request)
+    replay = selectors.replay_get_visible(actor=actor, pk=pk)
+    names = {z.pk: z.name for z in grid_locations_get_visible(actor=actor)}
+    done = replay.state in ("succeeded", "failed")
+    return render(
+        request,
+        "trading/replay_detail.html",
+        {
+            "replay": replay,
+            "done": done,
+            "zone_rows": replay_zone_rows(replay, names) if replay.result else [],
+            "removed": [names.get(z.pk, z.name) for z in replay.removed_zones.all()],
+            "price_chart": charts.replay_prices(replay, names),
         },
     )
 

@@ -220,12 +220,18 @@ def _clearable(values, price, n_ptus: int, offset: int) -> str:
     return ""
 
 
-def _load(session: MarketSession, run: ClearingRun):
-    """Orders open at gate closure, each either cleared or excluded with its reason."""
+def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | None = None):
+    """Orders open at gate closure, each either cleared or excluded with its reason.
+
+    `exclusions` ("offer:12", ...): leave out exactly these instead of judging each order now (a replay
+    clears what its base run cleared, even if an asset has been suspended since).
+    """
     n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
     excluded: list[dict] = []
 
     def keep(kind: str, order) -> bool:
+        if exclusions is not None:
+            return f"{kind}:{order.pk}" not in exclusions
         offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
         reason = _clearable(order.gate_remaining_kw, order.price, n_ptus, offset)
         if not reason and order.valid_until is not None and order.valid_until <= session.gate_closure:
