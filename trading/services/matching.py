@@ -104,7 +104,7 @@ def _book_query(order, *, side: str, now: datetime):
     return qs, fields
 
 
-def _tradable(rows: list[dict]) -> list[dict]:
+def rows_tradable(rows: list[dict]) -> list[dict]:
     """Book rows whose asset, or every asset of whose portfolio, is still approved (portfolios: one query)."""
     kept = []
     portfolio_ids = {r["portfolio_id"] for r in rows if r["portfolio_id"]}
@@ -159,7 +159,7 @@ def _book_match(order, aggressor: Aggressor, *, side: str, now: datetime) -> tup
     complete = len(rows) < PAGE
     while True:
         if side == "buy":
-            rows = _tradable(rows)
+            rows = rows_tradable(rows)
         fills = match_aggressor(aggressor, _resting(order, rows, n))
         filled = np.zeros(n)
         for fill in fills:
