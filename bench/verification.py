@@ -189,6 +189,7 @@ def _dataset(n_assets: int, n_days: int):
             "session": session,
             "direction": "up",
             "ptu_start": first,
+            "ptu_end": first + 8 * ptu.PTU,  # bulk_create skips save(), which sets it
             "remaining_kw": [0] * 8,
             "price": Decimal("80"),
             "state": "filled",
