@@ -129,6 +129,13 @@ def _parse_row(
     return asset, moment, kw.quantize(Decimal("0.001"))
 
 
+def _parse_accepted_row(row: list[str], assets: dict[str, FlexAsset]) -> tuple[FlexAsset, datetime, Decimal]:
+    """A row of the second pass, which `_parse_row` accepted in the first: the same values, without the checks."""
+    ean, stamp, value = (cell.strip() for cell in row[:3])
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(ptus.UTC)
+    return assets[ean], moment, Decimal(value).quantize(Decimal("0.001"))
+
+
 def _uploadable_assets(actor: Actor) -> tuple[dict[str, FlexAsset], str]:
     if actor.has_role(Role.ESP):
         return {
@@ -246,8 +253,8 @@ def meter_upload_csv(
         )
         changed, touched = 0, defaultdict(dict)
         batch: list[tuple[FlexAsset, datetime, Decimal]] = []
-        for number, fields in reader:
-            batch.append(_parse_row([fields.get(c, "") for c in METER_CSV_COLUMNS], number, assets, now))
+        for _number, fields in reader:
+            batch.append(_parse_accepted_row([fields.get(c, "") for c in METER_CSV_COLUMNS], assets))
             if len(batch) >= BATCH:
                 changed += _write_batch(batch, upload, source, touched)
                 batch = []
