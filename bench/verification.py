@@ -110,10 +110,12 @@ def _dataset(n_assets: int, n_days: int):
     from decimal import Decimal
 
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from accounts.models import Organisation, OrganisationRole
     from flexmarket import ptu
     from grid.models import FlexAsset, GridLocation
+    from settlement import meterdays
     from trading.models import Contract, FlexOffer, FlexRequest, Market, MarketSession, Product
 
     esp = Organisation.objects.filter(code=f"{TAG}ESP").first()
@@ -189,6 +191,7 @@ def _dataset(n_assets: int, n_days: int):
             "session": session,
             "direction": "up",
             "ptu_start": first,
+            "ptu_end": first + 8 * ptu.PTU,  # bulk_create skips save(), which sets it
             "remaining_kw": [0] * 8,
             "price": Decimal("80"),
             "state": "filled",
@@ -217,52 +220,50 @@ def _dataset(n_assets: int, n_days: int):
             )
             for i in range(n_assets)
         )
-        # Readings: history days, then the delivery day with 90 % of the contracted kW delivered. Written with a
-        # binary COPY into a staging table, then one INSERT ... SELECT (30 million rows take minutes otherwise).
+        # Readings: history days, then the delivery day with 90 % of the contracted kW delivered, packed into
+        # day rows (settlement.meterdays) here and written with one COPY (30 million readings take minutes
+        # through the upload service; bench/meter_storage.py times that path).
         days = [DAY - timedelta(days=n_days + 1 - k) for k in range(n_days + 1)] + [DAY]
-        row_type = np.dtype(
-            [
-                ("n", ">i2"),
-                ("l1", ">i4"),
-                ("a", ">i8"),
-                ("l2", ">i4"),
-                ("t", ">i8"),
-                ("l3", ">i4"),
-                ("k", ">f8"),
-            ]
-        )
-        pg_epoch = datetime(2000, 1, 1, tzinfo=ptu.UTC)
+        unix_epoch = datetime(1970, 1, 1, tzinfo=ptu.UTC)
         day_starts = np.array(
-            [(ptu.day_bounds_utc(d, TZ)[0] - pg_epoch) // timedelta(microseconds=1) for d in days]
+            [(ptu.day_bounds_utc(d, TZ)[0] - unix_epoch) // timedelta(microseconds=1) for d in days]
         )
-        offsets = np.arange(96, dtype=np.int64) * 900_000_000
+        ptu_micros, day_micros = 900_000_000, 86_400_000_000
+        offsets = np.arange(96, dtype=np.int64) * ptu_micros
         values = np.concatenate([history, today[:, None, :]], axis=1)  # (assets, days, 96)
         values[:, -1, EVENT] -= today[:, EVENT] * 0.3 * 0.9
         asset_ids = np.array([a.pk for a in assets], dtype=np.int64)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMP TABLE bench_readings (a int8, t timestamptz, k float8) ON COMMIT DROP"
-            )
-            with cursor.cursor.copy("COPY bench_readings FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0")
-                for first_asset in range(0, n_assets, 500):
-                    block = values[first_asset : first_asset + 500]
-                    present = np.isfinite(block)
-                    rows = np.zeros(int(present.sum()), dtype=row_type)
-                    rows["n"], rows["l1"], rows["l2"], rows["l3"] = 3, 8, 8, 8
-                    index = np.nonzero(present)
-                    rows["a"] = asset_ids[first_asset + index[0]]
-                    rows["t"] = day_starts[index[1]] + offsets[index[2]]
-                    rows["k"] = block[present]
-                    copy.write(rows.tobytes())
-                copy.write(b"\xff\xff")
-            cursor.execute(
-                "INSERT INTO settlement_meterreading (asset_id, ptu_start, kw, source, version, created_at) "
-                "SELECT a, t, round(k::numeric, 3), 'esp', 1, now() FROM bench_readings"
-            )
-            rows = cursor.rowcount
+        rows, now = 0, timezone.now()
+        columns = "asset_id, source, day, watts, readings, version, created_at"
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY settlement_meterday ({columns}) FROM STDIN") as copy,
+        ):
+            for first_asset in range(0, n_assets, 500):
+                block = values[first_asset : first_asset + 500]
+                present = np.isfinite(block)
+                index = np.nonzero(present)
+                moments = day_starts[index[1]] + offsets[index[2]]
+                key = asset_ids[first_asset + index[0]] * 1_000_000 + moments // day_micros
+                keys, row_of = np.unique(key, return_inverse=True)
+                packed = np.full((keys.size, 96), meterdays.MISSING, dtype=np.int64)
+                packed[row_of, (moments % day_micros) // ptu_micros] = np.round(block[present] * 1000)
+                counts = np.bincount(row_of, minlength=keys.size)
+                for k, key_value in enumerate(keys.tolist()):
+                    copy.write_row(
+                        [
+                            key_value // 1_000_000,
+                            "esp",
+                            date(1970, 1, 1) + timedelta(days=key_value % 1_000_000),
+                            meterdays.pack(packed[k]),
+                            int(counts[k]),
+                            1,
+                            now,
+                        ]
+                    )
+                rows += int(present.sum())
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE settlement_meterreading")
+        cursor.execute("ANALYZE settlement_meterday")
     print(
         f"bench data written: {n_assets} contracts, {rows} readings in {time.perf_counter() - started:.0f} s"
     )

@@ -450,6 +450,10 @@ FLEXMARKET_ORDER_MAX_PRICE = os.environ.get("FLEXMARKET_ORDER_MAX_PRICE", "10000
 FLEXMARKET_EARLIEST_DATE = os.environ.get("FLEXMARKET_EARLIEST_DATE", "2000-01-01")
 FLEXMARKET_LATEST_DATE = os.environ.get("FLEXMARKET_LATEST_DATE", "2100-12-31")
 FLEXMARKET_METER_FILE_MAX_SPAN_DAYS = int(os.environ.get("FLEXMARKET_METER_FILE_MAX_SPAN_DAYS", "400"))
+# A bulk POST of more readings than this becomes a background import job (202 with the job to watch).
+FLEXMARKET_METER_API_INLINE_MAX_READINGS = int(
+    os.environ.get("FLEXMARKET_METER_API_INLINE_MAX_READINGS", "2000")
+)
 
 # Settlement (docs/settlement.md). Meter readings are accepted from this many days before the asset was registered
 # up to the end of the last PTU that has passed; statements carry this currency and VAT rate on their net total.

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from flexmarket.api.imports import ImportJobSerializer, job_accepted
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid.selectors import assets_get_owned, portfolios_get_visible
 from settlement import invoices, selectors, services
 from settlement.models import (
     DeliveryVerification,
     Dispute,
-    MeterReading,
+    MeterDay,
     Prognosis,
     SettlementPeriod,
     SettlementStatement,
@@ -22,12 +24,15 @@ from settlement.models import (
 )
 
 
-class ReadingSerializer(serializers.ModelSerializer):
-    asset_ean = serializers.CharField(source="asset.connection_ean")
+class ReadingSerializer(serializers.Serializer):
+    """One reading, expanded from its stored day row (`selectors.readings_expand`)."""
 
-    class Meta:
-        model = MeterReading
-        fields = ["id", "asset_ean", "ptu_start", "kw", "source", "version", "created_at"]
+    asset_ean = serializers.CharField(source="asset.connection_ean")
+    ptu_start = serializers.DateTimeField()
+    kw = serializers.DecimalField(max_digits=14, decimal_places=3)
+    source = serializers.CharField()
+    version = serializers.IntegerField(help_text="Version of the reading's day (a correction adds one)")
+    created_at = serializers.DateTimeField()
 
 
 class ReadingInputSerializer(serializers.Serializer):
@@ -48,21 +53,34 @@ class UploadResultSerializer(serializers.Serializer):
 
 
 class MeterReadingViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
-    """Current readings you may see; POST a bulk list (all or nothing, idempotent)."""
+    """Current readings you may see, one per PTU, ordered by asset, source and PTU start; POST a bulk list (all or
+    nothing, idempotent). More than FLEXMARKET_METER_API_INLINE_MAX_READINGS readings become an import job: 202
+    with the job, whose rows done and errors `GET /api/v1/import-jobs/{id}/` shows."""
 
-    model = MeterReading
+    model = MeterDay
     serializer_class = ReadingSerializer
     enqueue_actions = ("create",)  # changed readings queue verifications
     filterset_fields = ["asset", "source"]
 
     def get_visible_queryset(self, actor):
-        return selectors.readings_get_visible(actor=actor).order_by("asset_id", "ptu_start")
+        return selectors.meter_days_get_visible(actor=actor)
 
-    @extend_schema(request=ReadingsBulkSerializer, responses={201: UploadResultSerializer})
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(selectors.ReadingsOfDays(self.filter_queryset(self.get_queryset())))
+        return self.get_paginated_response(ReadingSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ReadingsBulkSerializer, responses={201: UploadResultSerializer, 202: ImportJobSerializer}
+    )
     def create(self, request):
         data = ReadingsBulkSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        upload = services.readings_submit(actor=self.get_actor(), readings=data.validated_data["readings"])
+        readings = data.validated_data["readings"]
+        if len(readings) > settings.FLEXMARKET_METER_API_INLINE_MAX_READINGS:
+            return job_accepted(
+                services.readings_submit_background(actor=self.get_actor(), readings=readings)
+            )
+        upload = services.readings_submit(actor=self.get_actor(), readings=readings)
         return Response(UploadResultSerializer(upload).data, status=status.HTTP_201_CREATED)
 
 

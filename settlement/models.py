@@ -38,34 +38,50 @@ class MeterUpload(models.Model):
         ordering = ["-created_at"]
 
 
-class MeterReading(models.Model):
-    """Average kW of an asset over one PTU. A correction is a new version; the old one keeps superseded_at."""
+class MeterDay(models.Model):
+    """The readings of one asset from one source over one UTC day: 96 PTU values in one packed row.
+
+    `watts` holds 96 little-endian int64 values (average W over each PTU, i.e. kW with three decimals, exactly;
+    `settlement.meterdays.MISSING` where there is no reading). A correction writes a new version of the whole day
+    and keeps the previous one with `superseded_at` set, so the history of what was known when is kept.
+    """
 
     class Source(models.TextChoices):
         ESP = "esp", "ESP (sub-meter)"
         DSO = "dso", "DSO (connection point)"
 
-    asset = models.ForeignKey(FlexAsset, on_delete=models.PROTECT, related_name="readings")
-    ptu_start = models.DateTimeField()
-    kw = models.DecimalField(max_digits=14, decimal_places=3)
+    # No index of their own: the asset is the first column of both unique indexes below, and readings are never
+    # looked up by upload (PROTECT makes deleting an upload or asset scan, which never happens in practice).
+    asset = models.ForeignKey(FlexAsset, on_delete=models.PROTECT, related_name="meter_days", db_index=False)
     source = models.CharField(max_length=4, choices=Source.choices, default=Source.ESP)
+    day = models.DateField(help_text="UTC day (always 96 PTUs)")
+    watts = models.BinaryField(help_text="96 little-endian int64 watts; MISSING where no reading")
+    readings = models.PositiveSmallIntegerField(help_text="How many of the 96 PTUs hold a reading")
     version = models.PositiveIntegerField(default=1)
     upload = models.ForeignKey(
-        MeterUpload, on_delete=models.PROTECT, null=True, blank=True, related_name="readings"
+        MeterUpload,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="meter_days",
+        db_index=False,
     )
     created_at = models.DateTimeField(default=timezone.now)
     superseded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["asset", "ptu_start", "-version"]
+        ordering = ["asset", "source", "day", "-version"]
         constraints = [
             models.UniqueConstraint(
-                fields=["asset", "ptu_start", "source"],
+                fields=["asset", "source", "day"],
                 condition=models.Q(superseded_at__isnull=True),
-                name="one_current_reading",
-            )
+                name="one_current_meter_day",
+            ),
+            # Also the index of the history: every version of an asset's day.
+            models.UniqueConstraint(
+                fields=["asset", "source", "day", "version"], name="one_meter_day_version"
+            ),
         ]
-        indexes = [models.Index(fields=["asset", "source", "ptu_start"])]
 
 
 class Prognosis(models.Model):

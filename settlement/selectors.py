@@ -6,19 +6,22 @@ seller, the FMO. Statements and invoices: their organisation and the FMO.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+import numpy as np
+from django.db.models import F, Q, QuerySet, Sum, Window
 from django.http import Http404
 
 from accounts.context import Actor
 from accounts.models import Organisation
+from settlement import meterdays
 from settlement.models import (
     BaselineAccuracy,
     DeliveryVerification,
     Dispute,
-    MeterReading,
+    MeterDay,
     MeterUpload,
     SettlementPeriod,
     SettlementStatement,
@@ -30,13 +33,36 @@ def _operator(actor: Actor) -> bool:
     return actor.is_fmo and not actor.on_behalf
 
 
-def readings_get_visible(*, actor: Actor) -> QuerySet[MeterReading]:
+def meter_days_get_visible(*, actor: Actor) -> QuerySet[MeterDay]:
+    """Current day rows of the readings the actor may see (the API expands them into readings)."""
     if actor.organisation is None:
-        return MeterReading.objects.none()
-    qs = MeterReading.objects.select_related("asset").filter(superseded_at__isnull=True)
+        return MeterDay.objects.none()
+    qs = MeterDay.objects.select_related("asset").filter(superseded_at__isnull=True)
     if _operator(actor):
         return qs
     return qs.filter(Q(asset__owner=actor.organisation) | Q(asset__grid_location__dso=actor.organisation))
+
+
+def _current_days(asset_ids: list[int], start: datetime, end: datetime, source: str) -> QuerySet[MeterDay]:
+    first, last = meterdays.days_spanning(start, end)
+    return MeterDay.objects.filter(
+        asset_id__in=asset_ids, source=source, superseded_at__isnull=True, day__gte=first, day__lte=last
+    )
+
+
+def readings_current(
+    *, asset_ids: list[int], start: datetime, end: datetime, source: str = "esp"
+) -> Iterator[tuple[int, datetime, int, int]]:
+    """Current readings with a PTU start in [start, end) as (asset id, PTU start, watts, version of its day)."""
+    if end <= start:
+        return
+    rows = _current_days(asset_ids, start, end, source).values_list("asset_id", "day", "watts", "version")
+    for asset_id, day, blob, version in rows.iterator(chunk_size=2000):
+        values = meterdays.unpack(blob)
+        for index in np.flatnonzero(values != meterdays.MISSING).tolist():
+            moment = meterdays.moment_of(day, index)
+            if start <= moment < end:
+                yield asset_id, moment, int(values[index]), version
 
 
 def readings_series(
@@ -44,30 +70,40 @@ def readings_series(
 ) -> dict[int, dict[datetime, float]]:
     """Current readings per asset and PTU start in [start, end)."""
     series: dict[int, dict[datetime, float]] = {asset_id: {} for asset_id in asset_ids}
-    rows = MeterReading.objects.filter(
-        asset_id__in=asset_ids,
-        source=source,
-        superseded_at__isnull=True,
-        ptu_start__gte=start,
-        ptu_start__lt=end,
-    ).values_list("asset_id", "ptu_start", "kw", "version")
-    for asset_id, moment, kw, _version in rows:
-        series[asset_id][moment] = float(kw)
+    for asset_id, moment, watts, _version in readings_current(
+        asset_ids=asset_ids, start=start, end=end, source=source
+    ):
+        series[asset_id][moment] = watts / 1000.0  # the correctly rounded double, as float(Decimal) gives
     return series
 
 
 def readings_fingerprint(*, asset_ids: list[int], start: datetime, end: datetime) -> list:
-    return list(
-        MeterReading.objects.filter(
-            asset_id__in=asset_ids,
-            source="esp",
-            superseded_at__isnull=True,
-            ptu_start__gte=start,
-            ptu_start__lt=end,
-        )
-        .order_by("asset_id", "ptu_start")
-        .values_list("asset_id", "ptu_start", "version")
+    """(asset id, PTU start, version) of each current ESP reading in [start, end); a reading carries the version
+    of its day row, so any correction of the day changes the fingerprint of every reading of that day."""
+    return sorted(
+        (asset_id, moment, version)
+        for asset_id, moment, _watts, version in readings_current(asset_ids=asset_ids, start=start, end=end)
     )
+
+
+def readings_expand(days: list[MeterDay]) -> list[dict]:
+    """Day rows as per-reading dicts (asset, ptu_start, kw as a Decimal with three places, source, version,
+    created_at), in the rows' order and by PTU within a row."""
+    readings = []
+    for row in days:
+        values = meterdays.unpack(row.watts)
+        for index in np.flatnonzero(values != meterdays.MISSING).tolist():
+            readings.append(
+                {
+                    "asset": row.asset,
+                    "ptu_start": meterdays.moment_of(row.day, index),
+                    "kw": meterdays.kw_of(values[index]),
+                    "source": row.source,
+                    "version": row.version,
+                    "created_at": row.created_at,
+                }
+            )
+    return readings
 
 
 def uploads_get_visible(*, actor: Actor) -> QuerySet[MeterUpload]:
@@ -290,3 +326,39 @@ def temperatures_fingerprint(*, grid_location_id: int, start: datetime, end: dat
         .order_by("start")
         .values_list("start", "celsius")
     )
+
+
+class ReadingsOfDays(Sequence):
+    """The readings of a queryset of day rows as a sliceable sequence, ordered by asset, source and PTU start, so
+    page-number pagination pages readings rather than days: the length sums the rows' reading counts and a slice
+    reads only the day rows it overlaps (a running sum over the rows, in the database)."""
+
+    ORDER = ("asset_id", "source", "day")
+
+    def __init__(self, days: QuerySet[MeterDay]):
+        self.days = days.order_by(*self.ORDER)
+        self._count: int | None = None
+
+    def count(self) -> int:
+        if self._count is None:
+            self._count = self.days.aggregate(n=Sum("readings"))["n"] or 0
+        return self._count
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, item):
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise TypeError("Readings are read in slices.")
+        start, stop, _ = item.indices(self.count())
+        if stop <= start:
+            return []
+        rows = list(
+            self.days.annotate(through=Window(Sum("readings"), order_by=[F(f) for f in self.ORDER]))
+            .annotate(before=F("through") - F("readings"))
+            .filter(through__gt=start, before__lt=stop)
+        )
+        if not rows:
+            return []
+        skip = start - rows[0].before
+        return readings_expand(rows)[skip : skip + stop - start]

@@ -9,7 +9,12 @@
 - weather: zone temperatures for the temperature baseline
 """
 
-from settlement.services.meter import METER_CSV_COLUMNS, meter_upload_csv, readings_submit
+from settlement.services.meter import (
+    METER_CSV_COLUMNS,
+    meter_upload_csv,
+    readings_submit,
+    readings_submit_background,
+)
 from settlement.services.periods import (
     period_adjust,
     period_approve,
@@ -49,6 +54,7 @@ __all__ = [
     "dispute_reopen",
     "dispute_resolve",
     "meter_upload_csv",
+    "readings_submit_background",
     "period_adjust",
     "period_approve",
     "period_compute",

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import tempfile
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+import numpy as np
 from django.conf import settings
+from django.core.files import File
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -21,12 +24,12 @@ from flexmarket import ptu as ptus
 from flexmarket import validation
 from flexmarket.csvio import CsvReader, FileRejected, ImportErrors
 from flexmarket.errors import DomainError
+from flexmarket.imports import import_job_create
+from flexmarket.models import ImportJob
 from grid.models import FlexAsset
+from settlement import meterdays
 from settlement.errors import SettlementErrorCode as Code
-from settlement.models import (
-    MeterReading,
-    MeterUpload,
-)
+from settlement.models import MeterDay, MeterUpload
 from trading.models import Contract
 
 METER_CSV_COLUMNS = ["asset_ean", "ptu_start", "kw"]
@@ -126,15 +129,22 @@ def _parse_row(
     return asset, moment, kw.quantize(Decimal("0.001"))
 
 
+def _parse_accepted_row(row: list[str], assets: dict[str, FlexAsset]) -> tuple[FlexAsset, datetime, Decimal]:
+    """A row of the second pass, which `_parse_row` accepted in the first: the same values, without the checks."""
+    ean, stamp, value = (cell.strip() for cell in row[:3])
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(ptus.UTC)
+    return assets[ean], moment, Decimal(value).quantize(Decimal("0.001"))
+
+
 def _uploadable_assets(actor: Actor) -> tuple[dict[str, FlexAsset], str]:
     if actor.has_role(Role.ESP):
         return {
             a.connection_ean: a for a in FlexAsset.objects.filter(owner=actor.organisation)
-        }, MeterReading.Source.ESP
+        }, MeterDay.Source.ESP
     if actor.has_role(Role.DSO):
         return {
             a.connection_ean: a for a in FlexAsset.objects.filter(grid_location__dso=actor.organisation)
-        }, MeterReading.Source.DSO
+        }, MeterDay.Source.DSO
     raise DomainError(
         Code.ROLE, "Only ESPs (their assets) and DSOs (connection points in their zones) upload meter data."
     )
@@ -243,8 +253,8 @@ def meter_upload_csv(
         )
         changed, touched = 0, defaultdict(dict)
         batch: list[tuple[FlexAsset, datetime, Decimal]] = []
-        for number, fields in reader:
-            batch.append(_parse_row([fields.get(c, "") for c in METER_CSV_COLUMNS], number, assets, now))
+        for _number, fields in reader:
+            batch.append(_parse_accepted_row([fields.get(c, "") for c in METER_CSV_COLUMNS], assets))
             if len(batch) >= BATCH:
                 changed += _write_batch(batch, upload, source, touched)
                 batch = []
@@ -263,55 +273,93 @@ def meter_upload_csv(
 
 
 def _write_batch(batch, upload: MeterUpload, source: str, touched) -> int:
+    """Merge a batch of parsed readings into the current day rows; returns how many readings changed.
+
+    A day row this upload already wrote is rewritten in place (a file is one version, whatever order its rows
+    come in); any other changed day gets a new version and the previous one is kept, superseded.
+    """
     if not batch:
         return 0
-    keys = {(asset.pk, moment) for asset, moment, _ in batch}
+    incoming: dict[tuple[int, date], dict[int, int]] = defaultdict(dict)
+    for asset, moment, kw in batch:
+        day, index = meterdays.position(moment)
+        incoming[(asset.pk, day)][index] = meterdays.watts_of(kw)
     current = {
-        (r.asset_id, r.ptu_start): r
-        for r in MeterReading.objects.filter(
+        (row.asset_id, row.day): row
+        for row in MeterDay.objects.filter(
             source=source,
             superseded_at__isnull=True,
-            asset_id__in={k[0] for k in keys},
-            ptu_start__gte=min(k[1] for k in keys),
-            ptu_start__lte=max(k[1] for k in keys),
+            asset_id__in={asset_id for asset_id, _ in incoming},
+            day__in={day for _, day in incoming},
         )
     }
     now = timezone.now()
-    new, superseded = [], []
-    for asset, moment, kw in batch:
-        existing = current.get((asset.pk, moment))
-        if existing is not None and existing.kw == kw:
+    changed, superseded, rewritten, new = 0, [], [], []
+    for (asset_id, day), values in incoming.items():
+        row = current.get((asset_id, day))
+        before = meterdays.unpack(row.watts) if row is not None else meterdays.empty()
+        after = before.copy()
+        after[list(values)] = list(values.values())
+        differs = np.flatnonzero(after != before)
+        if not differs.size:
             continue
-        if existing is not None:
-            superseded.append(existing.pk)
+        changed += int(differs.size)
+        first, last = meterdays.moment_of(day, int(differs[0])), meterdays.moment_of(day, int(differs[-1]))
+        span = touched[asset_id].get(day)
+        touched[asset_id][day] = (first, last) if span is None else (min(span[0], first), max(span[1], last))
+        packed, present = meterdays.pack(after), int((after != meterdays.MISSING).sum())
+        if row is not None and row.upload_id == upload.pk:
+            row.watts, row.readings = packed, present
+            rewritten.append(row)
+            continue
+        if row is not None:
+            superseded.append(row.pk)
         new.append(
-            MeterReading(
-                asset=asset,
-                ptu_start=moment,
-                kw=kw,
+            MeterDay(
+                asset_id=asset_id,
                 source=source,
+                day=day,
+                watts=packed,
+                readings=present,
+                version=row.version + 1 if row is not None else 1,
                 upload=upload,
-                version=existing.version + 1 if existing else 1,
                 created_at=now,
             )
         )
-        span = touched[asset.pk].get(moment.date())
-        touched[asset.pk][moment.date()] = (
-            (moment, moment) if span is None else (min(span[0], moment), max(span[1], moment))
-        )
-    MeterReading.objects.filter(pk__in=superseded).update(superseded_at=now)
-    MeterReading.objects.bulk_create(new, batch_size=BATCH)
-    return len(new)
+    MeterDay.objects.filter(pk__in=superseded).update(superseded_at=now)
+    MeterDay.objects.bulk_update(rewritten, ["watts", "readings"], batch_size=BATCH)
+    MeterDay.objects.bulk_create(new, batch_size=BATCH)
+    return changed
+
+
+def _readings_csv(readings: list[dict], file) -> None:
+    """Write API readings as a meter CSV (the file format every upload path validates)."""
+    text = io.TextIOWrapper(file, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text)
+    writer.writerow(METER_CSV_COLUMNS)
+    for item in readings:
+        writer.writerow([item.get("asset_ean", ""), item.get("ptu_start", ""), item.get("kw", "")])
+    text.detach()
+    file.seek(0)
 
 
 def readings_submit(*, actor: Actor, readings: list[dict], now: datetime | None = None) -> MeterUpload:
     """API bulk submission: [{"asset_ean", "ptu_start", "kw"}, ...], validated like a CSV upload."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(METER_CSV_COLUMNS)
-    for item in readings:
-        writer.writerow([item.get("asset_ean", ""), item.get("ptu_start", ""), item.get("kw", "")])
-    return meter_upload_csv(actor=actor, file=io.BytesIO(buffer.getvalue().encode()), filename="api", now=now)
+    buffer = io.BytesIO()
+    _readings_csv(readings, buffer)
+    return meter_upload_csv(actor=actor, file=buffer, filename="api", now=now)
+
+
+def readings_submit_background(*, actor: Actor, readings: list[dict]) -> ImportJob:
+    """A large API batch as a meter import job (flexmarket.imports): a worker validates and writes it exactly like
+    an uploaded CSV, all or nothing, and the job shows rows done and row errors."""
+    with tempfile.SpooledTemporaryFile(max_size=1 << 20) as spool:
+        _readings_csv(readings, spool)
+        size = spool.seek(0, io.SEEK_END)
+        spool.seek(0)
+        upload = File(spool, name="api.csv")
+        upload.size = size
+        return import_job_create(actor=actor, kind="meter_readings", upload=upload)
 
 
 def _queue_verifications(touched: dict[int, dict]) -> None:

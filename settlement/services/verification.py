@@ -625,9 +625,11 @@ def accuracy_compute_due(*, now: datetime | None = None, tz: str = ACCURACY_TIME
     with_readings = (
         FlexAsset.objects.filter(
             archived_at__isnull=True,
-            readings__superseded_at__isnull=True,
-            readings__ptu_start__gte=window_start,
-            readings__ptu_start__lt=midnight,
+            # Day rows of the UTC days the window touches: an asset whose only readings lie just outside the
+            # window on its first or last UTC day is scored too (on the readings it has).
+            meter_days__superseded_at__isnull=True,
+            meter_days__day__gte=window_start.astimezone(ptus.UTC).date(),
+            meter_days__day__lte=(midnight - timedelta(microseconds=1)).astimezone(ptus.UTC).date(),
         )
         .values_list("pk", flat=True)
         .distinct()

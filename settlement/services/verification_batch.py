@@ -27,8 +27,8 @@ from django.utils import timezone
 from flexmarket import ptu as ptus
 from flexmarket.runs import error_text
 from grid.models import FlexAsset
-from settlement import baselines
-from settlement.models import DeliveryVerification, Dispute, MeterReading, Prognosis
+from settlement import baselines, meterdays
+from settlement.models import DeliveryVerification, Dispute, MeterDay, Prognosis
 from settlement.services.verification import (
     Window,
     contract_window,
@@ -557,16 +557,6 @@ def readings_grid(
     return rows, values, versions
 
 
-def _current_readings(asset_ids: list[int], start: datetime, end: datetime):
-    return MeterReading.objects.filter(
-        asset_id__in=asset_ids,
-        source=MeterReading.Source.ESP,
-        superseded_at__isnull=True,
-        ptu_start__gte=start,
-        ptu_start__lt=end,
-    )
-
-
 def _micros(value: datetime | timedelta) -> int:
     """Microseconds since the Unix epoch (a datetime) or in a duration."""
     if isinstance(value, datetime):
@@ -578,35 +568,48 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=ptus.UTC)
 
 
 def _read_rows(asset_ids, start, end):
+    first, last = meterdays.days_spanning(start, end)
     rows = list(
-        _current_readings(asset_ids, start, end).values_list("asset_id", "ptu_start", "kw", "version")
+        MeterDay.objects.filter(
+            asset_id__in=asset_ids,
+            source=MeterDay.Source.ESP,
+            superseded_at__isnull=True,
+            day__gte=first,
+            day__lte=last,
+        ).values_list("asset_id", "day", "version", "watts")
     )
-    return (
-        np.array([r[0] for r in rows], dtype=np.int64),
-        np.array([_micros(r[1]) for r in rows], dtype=np.int64),
-        np.array([float(r[2]) for r in rows], dtype=float),
-        np.array([r[3] for r in rows], dtype=np.int64),
+    watts = np.array([meterdays.unpack(r[3]) for r in rows], dtype=np.int64).reshape(
+        len(rows), meterdays.PTUS_PER_DAY
     )
+    row, micros, kw, version = meterdays.expand(
+        np.array([meterdays.epoch_day(r[1]) for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.int64),
+        watts,
+        _micros(start),
+        _micros(end),
+    )
+    return np.array([r[0] for r in rows], dtype=np.int64)[row], micros, kw, version
 
 
-_READING = np.dtype([("micros", ">i8"), ("kw", ">f8"), ("version", ">i4")])
+_DAY_ROW = np.dtype([("day", ">i4"), ("version", ">i4"), ("watts", "<i8", (meterdays.PTUS_PER_DAY,))])
 _COPY_HEADER = 19  # binary COPY: signature, flags, header extension length
 
 
 def _read_copy(asset_ids, start, end, sink=None):
-    """The same rows through PostgreSQL's binary COPY, one row per asset whose readings the server packs into one
-    bytea (microseconds since the Unix epoch, kW as float8, version: 20 bytes a reading), parsed by numpy without
-    a Python object per reading, and handed to `sink(assets, micros, kw, version)` a few MiB at a time (None:
-    returned as four arrays). A COPY message per reading would cost more than the verification itself.
-    kw::float8 is the correctly rounded double of the stored decimal, as float(Decimal) is."""
-    table = MeterReading._meta.db_table
+    """The same readings through PostgreSQL's binary COPY: one row per asset whose current day rows the server
+    concatenates into one bytea (day since the Unix epoch, version, the 768 packed bytes as stored), parsed and
+    expanded by numpy without a Python object per reading or per day, and handed to `sink(assets, micros, kw,
+    version)` a few MiB at a time (None: returned as four arrays)."""
+    table = MeterDay._meta.db_table
+    first, last = meterdays.days_spanning(start, end)
     sql = (
-        "COPY (SELECT asset_id::int8, string_agg(int8send((extract(epoch FROM ptu_start) * 1000000)::int8)"
-        " || float8send(kw::float8) || int4send(version::int4), ''::bytea)"
-        f" FROM {table} WHERE source = %s AND superseded_at IS NULL AND ptu_start >= %s AND ptu_start < %s"
+        "COPY (SELECT asset_id::int8, string_agg(int4send((day - DATE '1970-01-01')::int4)"
+        " || int4send(version::int4) || watts, ''::bytea)"
+        f" FROM {table} WHERE source = %s AND superseded_at IS NULL AND day >= %s AND day <= %s"
         " AND asset_id = ANY(%s) GROUP BY asset_id) TO STDOUT (FORMAT BINARY)"
     )
-    params = [MeterReading.Source.ESP, start, end, list(asset_ids)]
+    params = [MeterDay.Source.ESP, first, last, list(asset_ids)]
+    start_micros, end_micros = _micros(start), _micros(end)
     parts = []
     sink = sink or (lambda *arrays: parts.append(arrays))
     buffer = bytearray()
@@ -615,7 +618,7 @@ def _read_copy(asset_ids, start, end, sink=None):
     def consume() -> None:
         """Hand every complete row in the buffer to the sink, then drop those bytes."""
         nonlocal position
-        assets, readings = [], []
+        assets, days = [], []
         while len(buffer) >= position + 2 + 12 + 4:
             if int.from_bytes(buffer[position : position + 2], "big", signed=True) == -1:  # the trailer
                 break
@@ -623,18 +626,22 @@ def _read_copy(asset_ids, start, end, sink=None):
             length = int.from_bytes(buffer[position + 14 : position + 18], "big", signed=True)
             if len(buffer) < position + 18 + length:
                 break
-            packed = np.frombuffer(buffer, dtype=_READING, count=length // 20, offset=position + 18).copy()
-            assets.append(np.full(packed.size, asset, dtype=np.int64))
-            readings.append(packed)
-            position += 18 + length
-        if readings:
-            packed = np.concatenate(readings)
-            sink(
-                np.concatenate(assets),
-                packed["micros"].astype(np.int64),
-                packed["kw"].astype(float),
-                packed["version"].astype(np.int64),
+            packed = np.frombuffer(
+                buffer, dtype=_DAY_ROW, count=length // _DAY_ROW.itemsize, offset=position + 18
             )
+            assets.append(np.full(packed.size, asset, dtype=np.int64))
+            days.append(packed.copy())
+            position += 18 + length
+        if days:
+            packed = np.concatenate(days)
+            row, micros, kw, version = meterdays.expand(
+                packed["day"].astype(np.int64),
+                packed["version"].astype(np.int64),
+                packed["watts"].astype(np.int64),
+                start_micros,
+                end_micros,
+            )
+            sink(np.concatenate(assets)[row], micros, kw, version)
         if position <= len(buffer):
             del buffer[:position]
             position = 0

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from grid.models import FlexAsset, GridLocation, NetworkModel
-from settlement.models import MeterReading, MeterUpload, Prognosis
+from settlement.models import MeterDay, MeterUpload, Prognosis
 from tests.grid.factories import square
 from trading.models import AvailabilityAgreement, FlexOffer, FlexRequest
 
@@ -115,7 +115,7 @@ KINDS = {
         FlexOffer,
     ),
     "meter readings": Meter(
-        "esp_user", None, "/settlement/meter-data/", "asset_ean,ptu_start,kw", "asset_ean", MeterReading
+        "esp_user", None, "/settlement/meter-data/", "asset_ean,ptu_start,kw", "asset_ean", MeterDay
     ),
     "prognoses": Prognoses(
         "esp_user", None, "/settlement/prognoses/", "asset_ean,delivery_day,values_kw", "asset_ean", Prognosis
@@ -424,7 +424,7 @@ API_CASES = [
         "/api/v1/meter-readings/",
         meter("0001-01-01T00:00:00+01:00"),
         (2, "ptu_start"),
-        (MeterReading,),
+        (MeterDay,),
     ),
     ApiCase(
         "meter reading year 9999",
@@ -432,7 +432,7 @@ API_CASES = [
         "/api/v1/meter-readings/",
         meter("9999-12-31T23:45:00Z"),
         (2, "ptu_start"),
-        (MeterReading,),
+        (MeterDay,),
     ),
     ApiCase(
         "meter readings spanning seven years",
@@ -440,7 +440,7 @@ API_CASES = [
         "/api/v1/meter-readings/",
         meter(*SEVEN_YEARS),
         (2, "ptu_start"),  # 2019 lies before the asset existed (minus the window): the row is named
-        (MeterReading,),
+        (MeterDay,),
     ),
     ApiCase(
         "feature that is not an object", "dso_user", IMPORT, lambda c: feature_collection(1), (1, None), ZONES

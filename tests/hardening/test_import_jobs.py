@@ -10,7 +10,7 @@ from django.core.cache import caches
 from flexmarket import imports
 from flexmarket.models import ImportJob
 from grid.models import FlexAsset, GridLocation
-from settlement.models import MeterReading, Prognosis
+from settlement.models import MeterDay, Prognosis
 from tests.grid.factories import square
 from trading.models import FlexOffer, FlexRequest
 
@@ -94,7 +94,7 @@ def test_meter_uploads_report_exact_counts_beyond_a_thousand(settings, client, e
     response = client.post("/settlement/meter-data/", {"file": file})
     assert response.status_code == 400 and len(response.context["row_errors"]) == 50
     assert "1500 problem(s)" in response.content.decode()
-    assert not MeterReading.objects.exists()
+    assert not MeterDay.objects.exists()
 
 
 @pytest.mark.django_db
@@ -237,7 +237,7 @@ def test_every_import_page_runs_large_files_as_jobs(
         "zones": GridLocation,
         "requests": FlexRequest,
         "offers": FlexOffer,
-        "meter_readings": MeterReading,
+        "meter_readings": MeterDay,
         "prognoses": Prognosis,
     }[kind]
     before = created.objects.count()

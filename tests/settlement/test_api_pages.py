@@ -6,7 +6,7 @@ import pytest
 import time_machine
 
 from settlement import services
-from settlement.models import MeterReading, SettlementStatement
+from settlement.models import MeterDay, SettlementStatement
 from tests.settlement.fixtures import (
     DELIVERY_DAY,
     flat_history_and_day,
@@ -130,7 +130,7 @@ def test_meter_upload_page_shows_row_errors(client, esp_user, settled_setup):
     client.force_login(esp_user)
     response = client.post("/settlement/meter-data/", {"file": upload})
     assert response.status_code == 400 and "UTC offset" in response.content.decode()
-    assert not MeterReading.objects.exists()
+    assert not MeterDay.objects.exists()
 
 
 @pytest.mark.worker

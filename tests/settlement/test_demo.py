@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db.models import Max
 
 from accounts import demo as accounts_demo
 from flexmarket import ptu
@@ -17,10 +16,10 @@ from settlement.models import (
     BaselineAccuracy,
     DeliveryVerification,
     Invoice,
-    MeterReading,
     SettlementPeriod,
     SettlementStatement,
 )
+from tests.settlement.readings import readings_all
 from trading import demo as trading_demo
 
 MORNING = datetime(2026, 6, 10, 8, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
@@ -39,7 +38,7 @@ def traded_this_morning():
 def test_the_demo_in_the_morning_settles_yesterday_and_reads_no_future(traded_this_morning):
     with time_machine.travel(MORNING + timedelta(minutes=5), tick=False):
         settlement_demo.seed(traded_this_morning)
-    latest = MeterReading.objects.aggregate(latest=Max("ptu_start"))["latest"]
+    latest = max(moment for _, _, moment in readings_all())
     assert latest + ptu.PTU <= MORNING + timedelta(minutes=5)
     verified = DeliveryVerification.objects.filter(state="verified")
     assert verified.exists() and any("partial" in v.status for v in verified)  # every fourth under-delivers

@@ -21,7 +21,7 @@ from grid.models import Portfolio
 from settlement import invoices, services
 from settlement.models import (
     DeliveryVerification,
-    MeterReading,
+    MeterDay,
     SettlementStatement,
     StatementLine,
 )
@@ -262,7 +262,7 @@ def test_readings_of_ptus_that_have_not_ended_are_refused(world, actor_esp):
     with pytest.raises(ValidationErrors) as error:
         upload(actor_esp, ("asset_ean,ptu_start,kw\n" + "\n".join(rows) + "\n").encode())
     assert [(e["row"], e["field"]) for e in error.value.errors] == [(3, "ptu_start")]
-    assert "not ended" in error.value.errors[0]["message"] and not MeterReading.objects.exists()
+    assert "not ended" in error.value.errors[0]["message"] and not MeterDay.objects.exists()
 
 
 @pytest.mark.django_db
@@ -274,7 +274,7 @@ def test_readings_outside_the_sane_window_are_refused(world, actor_esp, stamp):
     data = f"asset_ean,ptu_start,kw\n{world['asset'].connection_ean},{stamp},5\n".encode()
     with pytest.raises(ValidationErrors) as error:
         upload(actor_esp, data)
-    assert error.value.errors[0]["field"] == "ptu_start" and not MeterReading.objects.exists()
+    assert error.value.errors[0]["field"] == "ptu_start" and not MeterDay.objects.exists()
     ok = f"asset_ean,ptu_start,kw\n{world['asset'].connection_ean},2024-11-30T23:00:00+00:00,5\n".encode()
     assert upload(actor_esp, ok).changed_count == 1
 
@@ -287,7 +287,7 @@ def test_one_meter_file_spans_at_most_the_configured_days(world, actor_esp, sett
     with pytest.raises(DomainError) as error:
         upload(actor_esp, data)
     assert error.value.field == "file" and "span more than 30 days" in error.value.message
-    assert not MeterReading.objects.exists()
+    assert not MeterDay.objects.exists()
 
 
 def test_duplicate_tracking_does_not_grow_with_the_span_of_time():

@@ -6,10 +6,12 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from flexmarket import ptu
 from flexmarket.errors import DomainError, ValidationErrors
-from settlement import services
-from settlement.models import DeliveryVerification, Invoice, MeterReading, MeterUpload, SettlementStatement
-from tests.settlement.fixtures import DELIVERY_DAY, meter_csv
+from settlement import meterdays, services
+from settlement.models import DeliveryVerification, Invoice, MeterDay, MeterUpload, SettlementStatement
+from tests.settlement.fixtures import DELIVERY_DAY, TZ, meter_csv
+from tests.settlement.readings import readings_count
 
 
 def upload(actor, data: bytes):
@@ -45,7 +47,7 @@ def test_bad_meter_rows_are_refused_and_nothing_is_written(actor_esp, settled_se
         )
     assert error.value.errors[0]["row"] == 3 and error.value.errors[0]["field"] == field
     assert message in error.value.errors[0]["message"]
-    assert not MeterReading.objects.exists()
+    assert not MeterDay.objects.exists()
     assert MeterUpload.objects.get().state == "rejected"
 
 
@@ -60,14 +62,14 @@ def test_duplicates_and_other_esps_assets_are_refused(actor_esp, actor_esp2, set
     assert "Duplicate" in error.value.errors[0]["message"]
     with pytest.raises(ValidationErrors):
         upload(actor_esp2, f"asset_ean,ptu_start,kw\n{ean},2026-06-10T00:00:00+00:00,5\n".encode())
-    assert not MeterReading.objects.exists()
+    assert not MeterDay.objects.exists()
 
 
 @pytest.mark.django_db
 def test_dst_day_upload_has_100_ptus_and_gaps_are_reported(actor_esp, settled_setup):
     asset = settled_setup["asset"]
     result = upload(actor_esp, meter_csv(asset, date(2026, 10, 25), lambda d, i: 10))
-    assert result.row_count == 100 and MeterReading.objects.count() == 100
+    assert result.row_count == 100 and readings_count() == 100
     data = meter_csv(asset, date(2026, 10, 26), lambda d, i: 10).decode().splitlines()
     gappy = "\n".join(data[:10] + data[12:]) + "\n"
     assert upload(actor_esp, gappy.encode()).warnings == [{"asset": asset.connection_ean, "missing_ptus": 2}]
@@ -79,14 +81,16 @@ def test_same_file_twice_changes_nothing_and_corrections_keep_history(actor_esp,
     data = meter_csv(asset, DELIVERY_DAY, lambda d, i: 100)
     assert upload(actor_esp, data).changed_count == 96
     assert upload(actor_esp, data).changed_count == 0
-    assert MeterReading.objects.count() == 96
+    assert readings_count() == 96
     corrected = meter_csv(asset, DELIVERY_DAY, lambda d, i: 101 if i == 0 else 100)
     assert upload(actor_esp, corrected).changed_count == 1
-    versions = MeterReading.objects.filter(asset=asset).order_by("ptu_start", "version")[:2]
-    assert [(r.kw, r.version, r.superseded_at is not None) for r in versions] == [
-        (Decimal("100.000"), 1, True),
-        (Decimal("101.000"), 2, False),
-    ]
+    first = ptu.ptu_starts(DELIVERY_DAY, TZ)[0]
+    day, index = meterdays.position(first)
+    versions = MeterDay.objects.filter(asset=asset, day=day).order_by("version")
+    assert [
+        (meterdays.kw_of(meterdays.unpack(r.watts)[index]), r.version, r.superseded_at is not None)
+        for r in versions
+    ] == [(Decimal("100.000"), 1, True), (Decimal("101.000"), 2, False)]
 
 
 @pytest.mark.django_db

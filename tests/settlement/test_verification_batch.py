@@ -24,8 +24,8 @@ from flexmarket import ptu
 from flexmarket.errors import DomainError
 from flexmarket.runs import RunBusy
 from grid.models import Portfolio
-from settlement import services
-from settlement.models import DeliveryVerification, Dispute, MeterReading, Prognosis, VerificationRun
+from settlement import meterdays, services
+from settlement.models import DeliveryVerification, Dispute, MeterDay, Prognosis, VerificationRun
 from settlement.services.verification_batch import (
     WRITTEN_FIELDS,
     _read_copy,
@@ -35,6 +35,7 @@ from settlement.services.verification_batch import (
 )
 from tests.grid.factories import FlexAssetFactory
 from tests.settlement.fixtures import make_contract, readings_csv
+from tests.settlement.readings import readings_store
 from tests.trading.factories import MarketFactory, ProductFactory
 from trading.models import Contract
 
@@ -94,8 +95,8 @@ def write_readings(assets, days, rng, *, gap=0.01, missing_days=0.05) -> None:
                     continue
                 hour = start.astimezone(AMSTERDAM).hour
                 kw = scale * (80 + 40 * np.exp(-((hour - 18) ** 2) / 6)) * rng.normal(1, 0.1)
-                rows.append(MeterReading(asset=asset, ptu_start=start, kw=Decimal(f"{kw:.3f}"), source="esp"))
-    MeterReading.objects.bulk_create(rows, batch_size=5000)
+                rows.append((asset, start, Decimal(f"{kw:.3f}")))
+    readings_store(rows)
 
 
 def window_days(day: date) -> set[date]:
@@ -222,7 +223,8 @@ def test_a_disputed_result_is_held_by_the_batch(mixed, esp_user):
     verification = services.verification_run(contract=contract, now=LATE)
     Dispute.objects.create(verification=verification, opened_by=esp_user, comment="wrong")
     DeliveryVerification.objects.filter(pk=verification.pk).update(state="disputed")
-    MeterReading.objects.filter(asset__in=mixed["assets"]).update(kw=Decimal("1"))
+    ones = meterdays.pack(np.full(meterdays.PTUS_PER_DAY, 1000))
+    MeterDay.objects.filter(asset__in=mixed["assets"]).update(watts=ones, readings=meterdays.PTUS_PER_DAY)
     report = verifications_compute(contract_ids=[contract.pk], now=LATE)
     assert report.states == {contract.pk: "disputed"} and report.written == {}
     assert DeliveryVerification.objects.get(pk=verification.pk).inputs_hash == verification.inputs_hash
@@ -331,14 +333,8 @@ def test_postgres_copy_read_equals_the_orm_read_and_the_paths_agree(mixed):
     assets = [a.pk for a in mixed["assets"]]
     start = ptu.day_bounds_utc(DAYS[2] - timedelta(days=32), TZ)[0]
     end = ptu.day_bounds_utc(DAYS[3] + timedelta(days=1), TZ)[1]
-    MeterReading.objects.create(  # a superseded reading is not current and is left out by both
-        asset=mixed["assets"][0],
-        ptu_start=start,
-        kw=Decimal("-1.5"),
-        source="esp",
-        version=7,
-        superseded_at=timezone.now(),
-    )
+    # a superseded reading is not current and is left out by both
+    readings_store([(mixed["assets"][0], start, Decimal("-1.5"))], version=7, superseded=True)
     copied, fetched = _read_copy(assets, start, end), _read_rows(assets, start, end)
     order_copied = np.lexsort((copied[1], copied[0]))
     order_fetched = np.lexsort((fetched[1], fetched[0]))
