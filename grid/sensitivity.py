@@ -23,7 +23,10 @@ import numpy as np
 import pandapower as pp
 from pandapower.pypower.dSbr_dV import dSbr_dV
 from pandapower.pypower.dSbus_dV import dSbus_dV
+from pandapower.pypower.idx_brch import F_BUS
 from pandapower.pypower.makePTDF import makePTDF
+from scipy import sparse
+from scipy.sparse.linalg import splu, spsolve
 
 BRANCH_TABLES = ("line", "trafo")
 
@@ -134,15 +137,190 @@ def _slack_pd_bus(net, slack_column: int, buses: np.ndarray, columns: np.ndarray
     return int(buses[np.nonzero(columns == slack_column)[0][0]])
 
 
+@dataclass
+class PowerFlowModel:
+    """pandapower's internal model of one network, kept to run many AC power flows and linearisations fast.
+
+    Only bus injections change between calls (per PTU profiles, cleared flexibility); topology, tap positions and
+    voltage set-points stay as in the net. Loads, static generators, generators and storage are constant power.
+    """
+
+    base_mva: float
+    ybus: sparse.csr_matrix
+    yf: sparse.csr_matrix
+    yt: sparse.csr_matrix
+    branch: np.ndarray
+    rows: np.ndarray
+    buses: np.ndarray
+    columns: np.ndarray
+    kinds: np.ndarray
+    indices: np.ndarray
+    ratings: np.ndarray
+    ref: int
+    pv: np.ndarray
+    pq: np.ndarray
+    v_start: np.ndarray
+    slack_bus: int
+
+    @property
+    def n_internal(self) -> int:
+        return int(self.ybus.shape[0])
+
+    def sbus(self, p_mw: np.ndarray, q_mvar: np.ndarray) -> np.ndarray:
+        """Internal per-unit injection vector from net injections per model bus (MW, Mvar; fused buses add up)."""
+        sbus = np.zeros(self.n_internal, dtype=complex)
+        np.add.at(sbus, self.columns, (np.asarray(p_mw) + 1j * np.asarray(q_mvar)) / self.base_mva)
+        return sbus
+
+    def solve(
+        self, p_mw: np.ndarray, q_mvar: np.ndarray, *, v0: np.ndarray | None = None, tol: float = 1e-8,
+        max_iterations: int = 20,
+    ) -> tuple[np.ndarray, bool, int]:  # fmt: skip
+        """Newton-Raphson AC power flow (polar, as pandapower's newtonpf). Returns (V internal, converged, iterations)."""
+        sbus = self.sbus(p_mw, q_mvar)
+        voltage = np.array(self.v_start if v0 is None else v0, dtype=complex)
+        pvpq = np.concatenate([self.pv, self.pq])
+        n_a = pvpq.size
+        for iteration in range(max_iterations + 1):
+            mismatch = voltage * np.conj(self.ybus @ voltage) - sbus
+            residual = np.concatenate([mismatch[pvpq].real, mismatch[self.pq].imag])
+            if np.abs(residual).max(initial=0.0) < tol:
+                return voltage, True, iteration
+            if iteration == max_iterations:
+                break
+            ds_dvm, ds_dva = dSbus_dV(self.ybus, voltage)
+            jacobian = sparse.bmat(
+                [
+                    [ds_dva[pvpq][:, pvpq].real, ds_dvm[pvpq][:, self.pq].real],
+                    [ds_dva[self.pq][:, pvpq].imag, ds_dvm[self.pq][:, self.pq].imag],
+                ],
+                format="csc",
+            )
+            step = spsolve(jacobian, -residual)
+            angle, magnitude = np.angle(voltage), np.abs(voltage)
+            angle[pvpq] += step[:n_a]
+            magnitude[self.pq] += step[n_a:]
+            voltage = magnitude * np.exp(1j * angle)
+        return voltage, False, max_iterations
+
+    def branch_flows(self, voltage: np.ndarray) -> np.ndarray:
+        """Complex sending-end power (MVA) of every model branch."""
+        current = self.yf @ voltage
+        sending = self.branch[:, F_BUS].real.astype(int)
+        return (voltage[sending] * np.conj(current))[self.rows] * self.base_mva
+
+    def bus_vm(self, voltage: np.ndarray) -> np.ndarray:
+        return np.abs(voltage)[self.columns]
+
+    def sensitivities(self, voltage: np.ndarray) -> Sensitivities:
+        """Linearisation at a converged internal voltage vector (see the module docstring)."""
+        pv, pq, columns, rows = self.pv, self.pq, self.columns, self.rows
+        pvpq = np.concatenate([pv, pq])
+        ds_dvm, ds_dva = dSbus_dV(self.ybus, voltage)
+        jacobian = sparse.bmat(
+            [
+                [ds_dva[pvpq][:, pvpq].real, ds_dvm[pvpq][:, pq].real],
+                [ds_dva[pq][:, pvpq].imag, ds_dvm[pq][:, pq].imag],
+            ],
+            format="csc",
+        )
+        # J^-1 by a sparse LU (rows: angle pvpq, |V| pq; columns: P pvpq, Q pq; per unit).
+        inverse = splu(jacobian).solve(np.eye(jacobian.shape[0]))
+        n_int, n_a = self.n_internal, pvpq.size
+        # d angle / dP, d|V| / dP, d angle / dQ, d|V| / dQ over internal buses (slack and PV rows/cols zero).
+        da_dp, dv_dp, da_dq, dv_dq = (np.zeros((n_int, n_int)) for _ in range(4))
+        da_dp[np.ix_(pvpq, pvpq)] = inverse[:n_a, :n_a]
+        dv_dp[np.ix_(pq, pvpq)] = inverse[n_a:, :n_a]
+        da_dq[np.ix_(pvpq, pq)] = inverse[:n_a, n_a:]
+        dv_dq[np.ix_(pq, pq)] = inverse[n_a:, n_a:]
+        dsf_dva, dsf_dvm, _, _, _, _ = dSbr_dV(self.branch, self.yf, self.yt, voltage)
+        dsf_dva = sparse.csr_matrix(dsf_dva)[rows]
+        dsf_dvm = sparse.csr_matrix(dsf_dvm)[rows]
+        dsf_dp = dsf_dva @ da_dp + dsf_dvm @ dv_dp
+        dsf_dq = dsf_dva @ da_dq + dsf_dvm @ dv_dq
+        flows = self.branch_flows(voltage)
+        return Sensitivities(
+            method="ac",
+            bus=self.buses,
+            slack_bus=self.slack_bus,
+            branch_kind=self.kinds,
+            branch_index=self.indices,
+            ptdf=dsf_dp.real[:, columns],
+            qtdf=dsf_dq.real[:, columns],
+            dv_dp=dv_dp[np.ix_(columns, columns)] / self.base_mva,
+            dv_dq=dv_dq[np.ix_(columns, columns)] / self.base_mva,
+            base_flow_mw=flows.real,
+            base_flow_mvar=flows.imag,
+            base_vm_pu=np.abs(voltage)[columns],
+            rating_mva=self.ratings,
+            base_loading_percent=_loading(flows.real, flows.imag, self.ratings),
+        )
+
+
+def power_flow_model(net, *, run_power_flow: bool = True) -> PowerFlowModel:
+    """Run pandapower's AC power flow once (unless its results are current) and keep its internal model (Ybus,
+    branch data, bus types, the converged voltages as the starting point and set-points)."""
+    if run_power_flow:
+        pp.runpp(net, numba=False)
+    internal = net._ppc["internal"]
+    ref = np.atleast_1d(internal["ref"]).astype(int)
+    if ref.size != 1:
+        raise ValueError("exactly one slack bus is supported")
+    kinds, indices, ratings = branch_ratings_mva(net)
+    buses, columns = _bus_columns(net)
+    return PowerFlowModel(
+        base_mva=float(internal["baseMVA"]),
+        ybus=sparse.csr_matrix(internal["Ybus"]),
+        yf=sparse.csr_matrix(internal["Yf"]),
+        yt=sparse.csr_matrix(internal["Yt"]),
+        branch=internal["branch"],
+        rows=_branch_rows(net, kinds, indices),
+        buses=buses,
+        columns=columns,
+        kinds=kinds,
+        indices=indices,
+        ratings=ratings,
+        ref=int(ref[0]),
+        pv=np.asarray(internal["pv"], dtype=int),
+        pq=np.asarray(internal["pq"], dtype=int),
+        v_start=np.asarray(internal["V"]).copy(),
+        slack_bus=_slack_pd_bus(net, int(ref[0]), buses, columns),
+    )
+
+
+INJECTING = {"sgen": 1.0, "gen": 1.0, "load": -1.0, "storage": -1.0}
+
+
+def bus_injections(net, buses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Net injection (MW, Mvar) per given pandapower bus from in-service loads, sgens, gens and storage
+    (p * scaling; generation positive). Voltage-dependent load shares are not supported (ValueError)."""
+    position = {int(b): i for i, b in enumerate(buses)}
+    p, q = np.zeros(buses.size), np.zeros(buses.size)
+    for table, sign in INJECTING.items():
+        frame = net[table]
+        frame = frame[frame.in_service.values.astype(bool)]
+        if not len(frame):
+            continue
+        for column in ("const_z_p_percent", "const_i_p_percent", "const_z_percent", "const_i_percent"):
+            if column in frame and (frame[column].fillna(0) != 0).any():
+                raise ValueError(f"{table}: voltage-dependent loads are not supported")
+        scaling = frame.scaling.values if "scaling" in frame else np.ones(len(frame))
+        at = np.array([position[int(b)] for b in frame.bus.values])
+        np.add.at(p, at, sign * frame.p_mw.values * scaling)
+        if table != "gen":
+            np.add.at(q, at, sign * frame.q_mvar.values * scaling)
+    return p, q
+
+
 def linearise(net, *, method: str = "ac", run_power_flow: bool = True) -> Sensitivities:
     """Sensitivities of `net` at its operating point (runs the power flow unless told the results are current)."""
     if method not in ("ac", "dc"):
         raise ValueError("method must be 'ac' or 'dc'")
+    if method == "ac":
+        model = power_flow_model(net, run_power_flow=run_power_flow)
+        return model.sensitivities(model.v_start)
     if run_power_flow:
-        if method == "ac":
-            pp.runpp(net, numba=False)
-        else:
-            pp.rundcpp(net)
+        pp.rundcpp(net)
     internal = net._ppc["internal"]
     base_mva = float(internal["baseMVA"])
     ref = np.atleast_1d(internal["ref"]).astype(int)
@@ -152,69 +330,20 @@ def linearise(net, *, method: str = "ac", run_power_flow: bool = True) -> Sensit
     rows = _branch_rows(net, kinds, indices)
     buses, columns = _bus_columns(net)
     slack = _slack_pd_bus(net, int(ref[0]), buses, columns)
-    branch = internal["branch"]
     n_br, n_b = rows.size, buses.size
-
-    if method == "dc":
-        ptdf_internal = makePTDF(base_mva, internal["bus"], branch, slack=int(ref[0]))
-        ptdf = ptdf_internal[np.ix_(rows, columns)]
-        flows = np.zeros(n_br)
-        for kind in BRANCH_TABLES:
-            mask = kinds == kind
-            if mask.any():
-                column = "p_from_mw" if kind == "line" else "p_hv_mw"
-                flows[mask] = net[f"res_{kind}"].loc[indices[mask], column].values
-        zero_v = np.zeros((n_b, n_b))
-        return Sensitivities(
-            "dc", buses, slack, kinds, indices, ptdf, np.zeros((n_br, n_b)), zero_v, zero_v.copy(),
-            flows, np.zeros(n_br), np.ones(n_b), ratings, _loading(flows, np.zeros(n_br), ratings),
-        )  # fmt: skip
-
-    voltage = np.asarray(internal["V"])
-    ybus, yf, yt = internal["Ybus"], internal["Yf"], internal["Yt"]
-    pv = np.asarray(internal["pv"], dtype=int)
-    pq = np.asarray(internal["pq"], dtype=int)
-    pvpq = np.concatenate([pv, pq])
-    ds_dvm, ds_dva = dSbus_dV(ybus, voltage)
-    ds_dvm, ds_dva = _dense(ds_dvm), _dense(ds_dva)
-    jacobian = np.block(
-        [
-            [ds_dva[np.ix_(pvpq, pvpq)].real, ds_dvm[np.ix_(pvpq, pq)].real],
-            [ds_dva[np.ix_(pq, pvpq)].imag, ds_dvm[np.ix_(pq, pq)].imag],
-        ]
-    )
-    inverse = np.linalg.inv(jacobian)  # rows (angle pvpq, |V| pq), columns (P pvpq, Q pq), per unit
-    n_int = internal["bus"].shape[0]
-    n_a = pvpq.size
-    # Full internal-bus matrices: d angle / dP, d|V| / dP, d angle / dQ, d|V| / dQ (slack and PV rows/cols zero).
-    da_dp, dv_dp, da_dq, dv_dq = (np.zeros((n_int, n_int)) for _ in range(4))
-    da_dp[np.ix_(pvpq, pvpq)] = inverse[:n_a, :n_a]
-    dv_dp[np.ix_(pq, pvpq)] = inverse[n_a:, :n_a]
-    da_dq[np.ix_(pvpq, pq)] = inverse[:n_a, n_a:]
-    dv_dq[np.ix_(pq, pq)] = inverse[n_a:, n_a:]
-    dsf_dva, dsf_dvm, _, _, sf, _ = dSbr_dV(branch, yf, yt, voltage)
-    dsf_dva, dsf_dvm = _dense(dsf_dva)[rows], _dense(dsf_dvm)[rows]
-    dsf_dp = dsf_dva @ da_dp + dsf_dvm @ dv_dp
-    dsf_dq = dsf_dva @ da_dq + dsf_dvm @ dv_dq
-    sf = np.asarray(sf)[rows] * base_mva
-    flows_mw, flows_mvar = sf.real, sf.imag
-    # Per unit per per unit: MW per MW for flows; per unit voltage per MW after dividing by baseMVA.
+    ptdf_internal = makePTDF(base_mva, internal["bus"], internal["branch"], slack=int(ref[0]))
+    ptdf = ptdf_internal[np.ix_(rows, columns)]
+    flows = np.zeros(n_br)
+    for kind in BRANCH_TABLES:
+        mask = kinds == kind
+        if mask.any():
+            column = "p_from_mw" if kind == "line" else "p_hv_mw"
+            flows[mask] = net[f"res_{kind}"].loc[indices[mask], column].values
+    zero_v = np.zeros((n_b, n_b))
     return Sensitivities(
-        method="ac",
-        bus=buses,
-        slack_bus=slack,
-        branch_kind=kinds,
-        branch_index=indices,
-        ptdf=dsf_dp.real[:, columns],
-        qtdf=dsf_dq.real[:, columns],
-        dv_dp=dv_dp[np.ix_(columns, columns)] / base_mva,
-        dv_dq=dv_dq[np.ix_(columns, columns)] / base_mva,
-        base_flow_mw=flows_mw,
-        base_flow_mvar=flows_mvar,
-        base_vm_pu=np.abs(voltage)[columns],
-        rating_mva=ratings,
-        base_loading_percent=_loading(flows_mw, flows_mvar, ratings),
-    )
+        "dc", buses, slack, kinds, indices, ptdf, np.zeros((n_br, n_b)), zero_v, zero_v.copy(),
+        flows, np.zeros(n_br), np.ones(n_b), ratings, _loading(flows, np.zeros(n_br), ratings),
+    )  # fmt: skip
 
 
 def _loading(p: np.ndarray, q: np.ndarray, rating: np.ndarray) -> np.ndarray:
