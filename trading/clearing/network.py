@@ -42,6 +42,7 @@ VIOLATION_PENALTY = (
 )
 VOLTAGE_PENALTY_SCALE = 100.0  # MW of penalty weight per per-unit voltage violation
 KW_PER_MW = 1000.0
+PRICE_BOUND = 1e7  # EUR/MWh; only reached in PTUs without any accepted order (their prices are NaN)
 EPS = 1e-7
 _GOLDEN = 0.6180339887498949
 
@@ -169,6 +170,7 @@ class NetworkClearingResult:
 
     binding_flow (L, T) and binding_voltage (B, T): +1 at the upper limit, -1 at the lower, 0 otherwise.
     D-LMP = energy + congestion + voltage; Q-LMP likewise (its energy part is 0: no reactive balance, no losses).
+    Prices are NaN in a PTU where no order is accepted (no price is discovered there).
     """
 
     status: str
@@ -557,6 +559,9 @@ def _prices(model: _Model, orders: NetworkOrders, network: NetworkPoint, values:
     volts = network.voltages(p, q)
     limit = network.limit()
     z_lo, z_hi = np.full(n_z, -np.inf), np.full(n_z, np.inf)
+    # A PTU where nothing is accepted has no lower bound on its energy price; PRICE_BOUND keeps the LP bounded
+    # and clear_network reports NaN prices for such PTUs.
+    z_lo[:n_t], z_hi[:n_t] = -PRICE_BOUND, PRICE_BOUND
     for offset, pairs, value, low, high in (
         (n_t, model.flow_rows, flows, -limit, limit),
         (n_t + n_f, model.volt_rows, volts, np.broadcast_to(network.vm_min[:, None], volts.shape),
@@ -727,6 +732,12 @@ def clear_network(
         energy = congestion = voltage = q_cong = q_volt = nan
     else:
         energy, congestion, voltage, q_cong, q_volt = prices
+        accepted = np.zeros(n_t, bool)
+        accepted[model.xt[x > 0]] = True
+        accepted[model.yt[y > 0]] = True
+        accepted[model.rt[np.abs(rp - rm) > 0]] = True
+        for part in (energy, congestion, voltage, q_cong, q_volt):
+            part[:, ~accepted] = np.nan
     timings["prices"] = time.perf_counter() - started
     return NetworkClearingResult(
         status=status if prices is not None or status != "optimal" else "optimal_no_prices",
@@ -748,7 +759,7 @@ def clear_network(
         dlmp_congestion=congestion,
         dlmp_voltage=voltage,
         qlmp=q_cong + q_volt,
-        qlmp_energy=np.zeros((n_b, n_t)) if prices is not None else nan,
+        qlmp_energy=np.where(np.isnan(q_cong), np.nan, 0.0),
         qlmp_congestion=q_cong,
         qlmp_voltage=q_volt,
         flow_violation_mw=np.where(flow_violation > 1e-6, flow_violation, 0.0),
