@@ -22,7 +22,9 @@ older of two equal orders wins.
 Degenerate prices: the duals are not read from the solver. After the primal solve the prices are the dual solution
 that, among all dual-optimal ones (complementary slackness with the cleared schedule), minimises the sum of D-LMPs
 over buses and PTUs (the least buyers pay, as in auction.py), then (weight 1e-6) the sum of |shadow prices|.
-Lines and buses that cannot bind whatever is accepted are screened out before building (exact).
+Lines and buses that cannot bind whatever is accepted are screened out before building (exact); of the rest,
+rows enter the LP by row generation: those near their limit at the base point first, then every row a solution
+oversteps, until none does (the final LP has the same optimum as the full one; omitted rows have zero duals).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ VIOLATION_PENALTY = (
 )
 VOLTAGE_PENALTY_SCALE = 100.0  # MW of penalty weight per per-unit voltage violation
 KW_PER_MW = 1000.0
+MAX_ROUNDS = 20  # row generation rounds before falling back to every screened row
 PRICE_BOUND = 1e7  # EUR/MWh; only reached in PTUs without any accepted order (their prices are NaN)
 EPS = 1e-7
 _GOLDEN = 0.6180339887498949
@@ -329,7 +332,36 @@ def _screen(network: NetworkPoint, p_max: np.ndarray, q_max: np.ndarray) -> tupl
     return np.concatenate(flow_pairs).astype(int), np.concatenate(volt_pairs).astype(int)
 
 
-def _build(orders: NetworkOrders, network: NetworkPoint) -> _Model:
+def _candidates(orders: NetworkOrders, network: NetworkPoint) -> tuple[np.ndarray, np.ndarray]:
+    """Flow and voltage rows some accepted schedule could reach: the most each bus can move per PTU (MW, Mvar)
+    times the absolute sensitivities, from the base point (exact screening)."""
+    n_t, n_b = orders.n_ptus, network.n_buses
+    xo, xt = np.nonzero(orders.offer_qty > EPS)
+    yr, yt = np.nonzero(orders.request_qty > EPS)
+    q_min, q_max, _ = _reactive(orders)
+    p_max = np.zeros((n_b, n_t))
+    np.add.at(p_max, (orders.offer_bus[xo], xt), orders.offer_qty[xo, xt] / KW_PER_MW)
+    cell, bus, weight = _spread(orders.request_weights, yr)
+    np.add.at(p_max, (bus, yt[cell]), weight * orders.request_qty[yr, yt][cell] / KW_PER_MW)
+    q_reach = np.zeros((n_b, n_t))
+    reach = np.maximum(q_max, -q_min) / KW_PER_MW
+    q_reach += np.bincount(orders.offer_bus, weights=reach, minlength=n_b)[:, None]
+    return _screen(network, p_max, q_reach)
+
+
+def _outside(network: NetworkPoint, pairs_f, pairs_v, flows, volts) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the given flow / voltage rows whose value is beyond its limit (relative tolerance 1e-7)."""
+    limit = network.limit()
+    k, t = pairs_f[:, 0], pairs_f[:, 1]
+    over_f = np.abs(flows[k, t]) > limit[k, t] + 1e-7 * np.maximum(1.0, limit[k, t])
+    k, t = pairs_v[:, 0], pairs_v[:, 1]
+    over_v = (volts[k, t] > network.vm_max[k] + 1e-9) | (volts[k, t] < network.vm_min[k] - 1e-9)
+    return over_f, over_v
+
+
+def _build(
+    orders: NetworkOrders, network: NetworkPoint, flow_pairs: np.ndarray, volt_pairs: np.ndarray
+) -> _Model:
     n_t, n_b = orders.n_ptus, network.n_buses
     steps = PRICE_STEP * TIE_BREAK
     xo, xt = np.nonzero(orders.offer_qty > EPS)
@@ -346,17 +378,8 @@ def _build(orders: NetworkOrders, network: NetworkPoint) -> _Model:
     y_value = orders.request_price[yr] + steps * (2.0 - age_r[yr])
     n_pq = 2 * n_b * n_t
 
-    # Most each bus can move per PTU (MW / Mvar), for screening.
-    p_max = np.zeros((n_b, n_t))
-    np.add.at(p_max, (orders.offer_bus[xo], xt), orders.offer_qty[xo, xt] / KW_PER_MW)
     weights = orders.request_weights
     spread_cell, spread_bus, spread_w = _spread(weights, yr)
-    np.add.at(
-        p_max, (spread_bus, yt[spread_cell]), spread_w * orders.request_qty[yr, yt][spread_cell] / KW_PER_MW
-    )
-    q_reach = np.zeros((n_b, n_t))
-    np.add.at(q_reach, (orders.offer_bus[ro], rt), np.maximum(q_max[ro], -q_min[ro]) / KW_PER_MW)
-    flow_pairs, volt_pairs = _screen(network, p_max, q_reach)
     n_f, n_v = flow_pairs.shape[0], volt_pairs.shape[0]
     n_cols = n_x + 2 * n_r + n_y + n_pq + 2 * (n_f + n_v)
     col_p = n_x + 2 * n_r + n_y
@@ -693,17 +716,47 @@ def clear_network(
     validate(orders, network)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    model = _build(orders, network)
-    timings["build"] = time.perf_counter() - started
-    started = time.perf_counter()
-    status, values, solver = (_solve_pulp if backend == "pulp" else _solve_highs)(model)
-    timings["solve"] = time.perf_counter() - started
-    n_b, n_t = model.n_b, model.n_t
+    candidates_f, candidates_v = _candidates(orders, network)
+    n_b, n_t = network.n_buses, orders.n_ptus
+    zero = np.zeros((n_b, n_t))
+    # Row generation: start from the rows at or beyond their limit at the base point (with a 10% margin for
+    # lines), add every row the solution oversteps, re-solve; the final LP has the optimum of the full one.
+    limit = network.limit()
+    k, t = candidates_f[:, 0], candidates_f[:, 1]
+    near = np.abs(network.base_flow_mw[k, t]) >= 0.9 * limit[k, t]
+    active_f = np.zeros(candidates_f.shape[0], bool) | near
+    active_v = _outside(network, candidates_f[:0], candidates_v, zero[:0], network.base_vm_pu)[1]
+    solve = _solve_pulp if backend == "pulp" else _solve_highs
+    timings["build"] = timings["solve"] = 0.0
+    for _ in range(MAX_ROUNDS):
+        timings["build"] += time.perf_counter() - started
+        model = _build(orders, network, candidates_f[active_f], candidates_v[active_v])
+        started = time.perf_counter()
+        status, values, solver = solve(model)
+        timings["solve"] += time.perf_counter() - started
+        started = time.perf_counter()
+        if status != "optimal":
+            break
+        p = values[model.col_p() : model.col_q()].reshape(n_b, n_t)
+        q = values[model.col_q() : model.col_slack()].reshape(n_b, n_t)
+        over_f, over_v = _outside(
+            network, candidates_f, candidates_v, network.flows(p, q), network.voltages(p, q)
+        )
+        new_f, new_v = over_f & ~active_f, over_v & ~active_v
+        if not new_f.any() and not new_v.any():
+            break
+        active_f |= new_f
+        active_v |= new_v
+    else:
+        model = _build(orders, network, candidates_f, candidates_v)
+        status, values, solver = solve(model)
+    timings["rounds"] = float(_ + 1)
     offer_alloc = np.zeros((orders.n_offers, n_t))
     offer_q = np.zeros((orders.n_offers, n_t))
     request_alloc = np.zeros((orders.n_requests, n_t))
     if status != "optimal":
         values = np.zeros(model.cost.size)
+    timings["build"] += time.perf_counter() - started
     x = np.round(np.clip(values[: model.n_x], 0, model.upper[: model.n_x]), 6)
     rp = values[model.n_x : model.n_x + model.n_r]
     rm = values[model.n_x + model.n_r : model.n_x + 2 * model.n_r]
@@ -713,7 +766,6 @@ def clear_network(
     request_alloc[model.yr, model.yt] = y
     p = values[model.col_p() : model.col_q()].reshape(n_b, n_t)
     q = values[model.col_q() : model.col_slack()].reshape(n_b, n_t)
-    zero = np.zeros((n_b, n_t))
     flow_before = network.flows(zero, zero)
     vm_before = network.voltages(zero, zero)
     flow_after = network.flows(p, q)

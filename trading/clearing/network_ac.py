@@ -52,16 +52,18 @@ class _Linearisation:
 
 
 def _ac_state(model: PowerFlowModel, p_mw, q_mvar, start):
-    """Per PTU: (flows MVA complex (L, T), vm (B, T), voltages list, failed (T,))."""
+    """Per PTU: (flows MVA complex (L, T), vm (B, T), voltages list, failed (T,)). start: a voltage vector per PTU
+    to start Newton-Raphson from, or None to start each PTU from the previous PTU's solution."""
     n_t = p_mw.shape[1]
     flows = np.zeros((model.rows.size, n_t), dtype=complex)
     vm = np.zeros((model.buses.size, n_t))
     voltages, failed = [], np.zeros(n_t, bool)
     for t in range(n_t):
-        voltage, converged, _ = model.solve(p_mw[:, t], q_mvar[:, t], v0=start[t])
+        v0 = start[t] if start is not None else (voltages[-1] if voltages else model.v_start)
+        voltage, converged, _ = model.solve(p_mw[:, t], q_mvar[:, t], v0=v0)
         if not converged:
             failed[t] = True
-            voltage = start[t]
+            voltage = v0
         voltages.append(voltage)
         flows[:, t] = model.branch_flows(voltage)
         vm[:, t] = model.bus_vm(voltage)
@@ -128,8 +130,7 @@ def clear_with_ac_validation(
     ratings = model.ratings
 
     started = time.perf_counter()
-    start = [model.v_start] * n_t
-    flows, vm, voltages, failed = _ac_state(model, base_p_mw, base_q_mvar, start)
+    flows, vm, voltages, failed = _ac_state(model, base_p_mw, base_q_mvar, None)
     timings["power_flow"] += time.perf_counter() - started
 
     started = time.perf_counter()
