@@ -109,6 +109,18 @@ def test_older_offer_wins_a_tie_and_both_backends_agree():
     assert "PuLP" in pulp.solver and "highspy" in highs.solver
 
 
+def test_older_request_wins_a_tie_even_behind_a_binding_line():
+    # Regression: tie-breaks below the solver's tolerance once let the newer of two equal requests win.
+    made = orders(
+        n_b=2,
+        offers=[(1, 1, 69, -14.0), (1, 1, 184, 74.0)],
+        requests=[(0, 1, 206, 95.0), (0, 1, 289, 95.0)],
+    )
+    cleared = clear_network(made, point(TWO_BUS, limit=[0.1]))
+    assert cleared.request_alloc[:, 0] == pytest.approx([100, 0])
+    assert np.isfinite(cleared.dlmp).all()
+
+
 def test_down_offer_is_accepted_when_minus_the_price_pays_it():
     # Base flow 0.2 MW over a 0.1 MW limit from bus 0 to bus 1 (PTDF of bus 1 is -1: injection there relieves).
     # A down offer at the slack (price -45: it pays 45 to reduce) and an up offer at bus 1 at 70 fix it.
@@ -453,3 +465,63 @@ def test_network_point_from_sensitivities_limits_only_movable_voltages():
     slack_and_pv = [0, 1, 2]
     assert np.isinf(cleared_point.vm_min[slack_and_pv]).all()
     assert np.isfinite(cleared_point.vm_min[3:]).all()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.integers(2, 4))
+def test_one_lp_over_many_ptus_equals_clearing_each_ptu_alone(seed, n_t):
+    rng = np.random.default_rng(seed)
+    ptdfs = np.stack([random_ptdf(np.random.default_rng(seed + t), 4, 1)[0] for t in range(n_t)])
+    made = NetworkOrders(
+        n_ptus=n_t,
+        offer_bus=rng.integers(0, 4, 6),
+        offer_direction=rng.choice([-1, 1], 6),
+        offer_qty=rng.integers(0, 300, (6, n_t)).astype(float),
+        offer_price=rng.integers(-50, 80, 6).astype(float),
+        request_weights=np.eye(4)[rng.integers(0, 4, 3)],
+        request_direction=np.ones(3, int),
+        request_qty=rng.integers(0, 300, (3, n_t)).astype(float),
+        request_price=rng.integers(20, 100, 3).astype(float),
+    )
+    limit = np.full(ptdfs.shape[1], 0.1)
+    together = clear_network(made, NetworkPoint(
+        ptdf=ptdfs, qtdf=np.zeros_like(ptdfs), dv_dp=np.zeros((4, 4)), dv_dq=np.zeros((4, 4)),
+        base_flow_mw=np.zeros((ptdfs.shape[1], n_t)), base_vm_pu=np.ones((4, n_t)), flow_limit_mw=limit,
+        vm_min=np.full(4, -np.inf), vm_max=np.full(4, np.inf),
+    ))  # fmt: skip
+    for t in range(n_t):
+        alone_orders = NetworkOrders(
+            n_ptus=1,
+            offer_bus=made.offer_bus,
+            offer_direction=made.offer_direction,
+            offer_qty=made.offer_qty[:, t : t + 1],
+            offer_price=made.offer_price,
+            request_weights=made.request_weights,
+            request_direction=made.request_direction,
+            request_qty=made.request_qty[:, t : t + 1],
+            request_price=made.request_price,
+        )
+        alone = clear_network(alone_orders, point(ptdfs[t], limit=limit))
+        assert alone.offer_alloc[:, 0] == pytest.approx(together.offer_alloc[:, t], abs=1e-5)
+        assert alone.request_alloc[:, 0] == pytest.approx(together.request_alloc[:, t], abs=1e-5)
+        assert np.allclose(alone.dlmp[:, 0], together.dlmp[:, t], atol=1e-4, equal_nan=True)
+
+
+def test_ac_validation_with_one_shared_linearisation_also_reaches_feasibility():
+    net = radial_feeder()
+    model = power_flow_model(net)
+    p, q = bus_injections(net, model.buses)
+    end = model.buses.size - 1
+    made = orders(
+        n_t=2, n_b=model.buses.size,
+        offers=[(0, 1, 10_000, 50.0), (0, -1, 10_000, -49.0), (end, 1, 5_000, 60.0), (2, 1, 5_000, 55.0)],
+    )  # fmt: skip
+    # Two PTUs: the second with 20% less load (a different operating point, the same sensitivities at first).
+    base_p = np.stack([p, np.where(p < 0, 0.8 * p, p)], axis=1)
+    base_q = np.stack([q, np.where(q < 0, 0.8 * q, q)], axis=1)
+    result = clear_with_ac_validation(
+        model, made, base_p_mw=base_p, base_q_mvar=base_q, vm_min=0.95, shared_linearisation=True
+    )
+    assert result.converged
+    assert (result.ac_vm_pu[1:] >= 0.95 - 1e-4).all()
+    assert result.history[0]["relinearised_ptus"] == []

@@ -44,6 +44,9 @@ VIOLATION_PENALTY = (
 )
 VOLTAGE_PENALTY_SCALE = 100.0  # MW of penalty weight per per-unit voltage violation
 KW_PER_MW = 1000.0
+# Objective per kW in price steps: EUR/MWh / 1000 / PRICE_STEP. The tie-break differences (TIE_BREAK price steps
+# per kW, 0.2) then stay far above the solver's optimality tolerance (1e-7), as in auction.py.
+OBJECTIVE_SCALE = 1.0 / (KW_PER_MW * PRICE_STEP)
 MAX_ROUNDS = 20  # row generation rounds before falling back to every screened row
 PRICE_BOUND = 1e7  # EUR/MWh; only reached in PTUs without any accepted order (their prices are NaN)
 EPS = 1e-7
@@ -470,9 +473,9 @@ def _build(
     matrix = sparse.csc_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(count, n_cols)
     )
-    penalty = VIOLATION_PENALTY  # EUR/MWh per MW of slack; the objective is in EUR per hour
+    penalty = VIOLATION_PENALTY * KW_PER_MW * OBJECTIVE_SCALE  # per MW of slack, in the scaled objective
     cost = np.concatenate(
-        [-x_cost / KW_PER_MW, -r_cost / KW_PER_MW, -r_cost / KW_PER_MW, y_value / KW_PER_MW,
+        [-x_cost * OBJECTIVE_SCALE, -r_cost * OBJECTIVE_SCALE, -r_cost * OBJECTIVE_SCALE, y_value * OBJECTIVE_SCALE,
          np.zeros(n_pq), np.full(2 * (n_f + n_v), -penalty)]
     )  # fmt: skip
     big = 1e9
@@ -638,9 +641,9 @@ def _prices(model: _Model, orders: NetworkOrders, network: NetworkPoint, values:
     rplus = values[model.n_x : model.n_x + model.n_r]
     rminus = values[model.n_x + model.n_r : model.n_x + 2 * model.n_r]
     y = values[model.n_x + 2 * model.n_r : model.col_p()]
-    x_cost = -model.cost[: model.n_x] * KW_PER_MW
-    r_cost = -model.cost[model.n_x : model.n_x + model.n_r] * KW_PER_MW
-    y_value = model.cost[model.n_x + 2 * model.n_r : model.col_p()] * KW_PER_MW
+    x_cost = -model.cost[: model.n_x] / OBJECTIVE_SCALE
+    r_cost = -model.cost[model.n_x : model.n_x + model.n_r] / OBJECTIVE_SCALE
+    y_value = model.cost[model.n_x + 2 * model.n_r : model.col_p()] / OBJECTIVE_SCALE
     x_up = model.upper[: model.n_x]
     r_up_p = model.upper[model.n_x : model.n_x + model.n_r]
     r_up_m = model.upper[model.n_x + model.n_r : model.n_x + 2 * model.n_r]
