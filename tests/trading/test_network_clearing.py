@@ -525,3 +525,23 @@ def test_ac_validation_with_one_shared_linearisation_also_reaches_feasibility():
     assert result.converged
     assert (result.ac_vm_pu[1:] >= 0.95 - 1e-4).all()
     assert result.history[0]["relinearised_ptus"] == []
+
+
+def test_check_injection_names_the_limits_a_trade_would_break_or_worsen():
+    from trading.clearing.network import check_injection
+
+    # Line 0 -> 1 at 0.08 of 0.1 MW; bus 1 at 0.951 pu (limit 0.95), dV/dP 0.01 pu/MW at bus 1.
+    net_point = point(
+        TWO_BUS, base_flow=np.array([[0.08]]), limit=[0.1], dv_dp=np.array([[0, 0], [0, 0.01]]),
+        base_vm=np.array([[1.0], [0.951]]), vm_min=np.array([-np.inf, 0.95]), vm_max=np.array([np.inf, 1.05]),
+    )  # fmt: skip
+    assert check_injection(net_point, 0, np.array([0.0, 0.01])) == []  # injection at bus 1 relieves both
+    worse = check_injection(net_point, 0, np.array([0.0, -0.05]))  # 50 kW more withdrawal at bus 1
+    assert [(w.kind, w.index) for w in worse] == [("line", 0)]
+    assert worse[0].after == pytest.approx(0.13)
+    worse = check_injection(net_point, 0, np.array([0.0, -0.2]))
+    assert {(w.kind, w.index) for w in worse} == {("line", 0), ("voltage", 1)}
+    # Already overloaded: a change that reduces the overload is allowed, one that adds to it is not.
+    overloaded = point(TWO_BUS, base_flow=np.array([[0.15]]), limit=[0.1])
+    assert check_injection(overloaded, 0, np.array([0.0, 0.02])) == []
+    assert len(check_injection(overloaded, 0, np.array([0.0, -0.01]))) == 1

@@ -822,3 +822,53 @@ def clear_network(
         timings=timings,
         solver=solver,
     )
+
+
+@dataclass(frozen=True)
+class Worsened:
+    """A line (kind "line", index = branch row) or bus voltage (kind "voltage", index = bus) that a change would
+    push beyond its limit, or further beyond it: values before and after, and the limit it crosses."""
+
+    kind: str
+    index: int
+    before: float
+    after: float
+    limit: float
+
+
+def check_injection(
+    network: NetworkPoint,
+    ptu: int,
+    p_mw: np.ndarray,
+    q_mvar: np.ndarray | None = None,
+    *,
+    tolerance: float = 1e-6,
+) -> list[Worsened]:
+    """Which limits an injection change (per bus, MW / Mvar) at one PTU would create or worsen a violation of
+    (GOPACS' "no new congestion elsewhere"; the match-time check for continuous trading). Empty: the change is
+    safe on the linearised network."""
+    q_mvar = np.zeros_like(p_mw) if q_mvar is None else q_mvar
+    ptdf, qtdf, dv_dp, dv_dq = network.at(ptu)
+    limit = network.limit()[:, ptu]
+    flow_before = network.base_flow_mw[:, ptu]
+    flow_after = flow_before + ptdf @ p_mw + qtdf @ q_mvar
+    excess_before = np.abs(flow_before) - limit
+    excess_after = np.abs(flow_after) - limit
+    out = [
+        Worsened("line", int(k), float(flow_before[k]), float(flow_after[k]), float(limit[k]))
+        for k in np.nonzero(
+            (excess_after > tolerance) & (excess_after > np.maximum(excess_before, 0) + tolerance)
+        )[0]
+    ]
+    vm_before = network.base_vm_pu[:, ptu]
+    vm_after = vm_before + dv_dp @ p_mw + dv_dq @ q_mvar
+    low, high = network.vm_min, network.vm_max
+    v_excess_before = np.maximum(vm_before - high, low - vm_before)
+    v_excess_after = np.maximum(vm_after - high, low - vm_after)
+    for k in np.nonzero(
+        (v_excess_after > tolerance * 1e-2)
+        & (v_excess_after > np.maximum(v_excess_before, 0) + tolerance * 1e-2)
+    )[0]:
+        crossed = high[k] if vm_after[k] > high[k] else low[k]
+        out.append(Worsened("voltage", int(k), float(vm_before[k]), float(vm_after[k]), float(crossed)))
+    return out
