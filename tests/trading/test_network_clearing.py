@@ -82,12 +82,14 @@ def test_uncongested_single_price_is_the_lowest_dual_optimal_one():
     assert cleared.dlmp_congestion == pytest.approx(0.0, abs=1e-9)
 
 
-def test_binding_line_splits_prices_hand_checked():
+@pytest.mark.parametrize("backend", ["highspy", "pulp"])
+def test_binding_line_splits_prices_hand_checked(backend):
     # Cheap offer at the slack (30), dear offer at bus 1 (80), 500 kW wanted at bus 1 (limit 200),
     # line limit 0.3 MW: 300 kW flow in from the slack, 200 kW from the dear offer.
     cleared = clear_network(
         orders(n_b=2, offers=[(0, 1, 1000, 30.0), (1, 1, 1000, 80.0)], requests=[(1, 1, 500, 200.0)]),
         point(TWO_BUS, limit=[0.3]),
+        backend=backend,
     )
     assert cleared.offer_alloc[:, 0] == pytest.approx([300, 200], abs=1e-6)
     # Bus 1 withdraws 0.3 MW net: the line carries +0.3 MW from bus 0 to bus 1, at its limit.
@@ -545,3 +547,39 @@ def test_check_injection_names_the_limits_a_trade_would_break_or_worsen():
     overloaded = point(TWO_BUS, base_flow=np.array([[0.15]]), limit=[0.1])
     assert check_injection(overloaded, 0, np.array([0.0, 0.02])) == []
     assert len(check_injection(overloaded, 0, np.array([0.0, -0.01]))) == 1
+
+
+def test_q_lmps_on_a_pandapower_feeder_follow_the_voltage_sensitivities():
+    # Only the feeder end's voltage is limited and a reactive offer there at 10 EUR/Mvarh is marginal: its
+    # shadow price is nu = -10 / dVdQ[end, end], so Q-LMP_b = 10 dVdQ[end, b] / dVdQ[end, end] and the voltage
+    # part of D-LMP_b = 10 dVdP[end, b] / dVdQ[end, end] (both by hand from the decomposition).
+    sens = linearise(radial_feeder())
+    end = sens.n_bus - 1
+    net_point = network_point(sens)
+    low = np.full(sens.n_bus, -np.inf)
+    low[end] = 0.95
+    net_point = NetworkPoint(**{**net_point.__dict__, "vm_min": low, "vm_max": np.full(sens.n_bus, np.inf)})
+    n_o = 3
+    made = NetworkOrders(
+        n_ptus=1,
+        offer_bus=np.array([0, 0, end]),
+        offer_direction=np.array([1, -1, 1]),
+        offer_qty=np.array([[1e4], [1e4], [0.0]]),
+        offer_price=np.array([50.0, -50.0, 0.0]),
+        request_weights=np.zeros((0, sens.n_bus)),
+        request_direction=np.zeros(0, int),
+        request_qty=np.zeros((0, 1)),
+        request_price=np.zeros(0),
+        offer_q_min=np.zeros(n_o),
+        offer_q_max=np.array([0.0, 0.0, 10_000.0]),
+        offer_q_price=np.array([0.0, 0.0, 10.0]),
+    )
+    cleared = clear_network(made, net_point)
+    assert 0 < cleared.offer_q_alloc[2, 0] < 10_000  # marginal
+    assert cleared.binding_voltage[end, 0] == -1
+    ratio = sens.dv_dq[end] / sens.dv_dq[end, end]
+    assert cleared.qlmp[:, 0] == pytest.approx(10.0 * ratio, abs=1e-3)
+    assert cleared.dlmp_voltage[:, 0] == pytest.approx(
+        10.0 * sens.dv_dp[end] / sens.dv_dq[end, end], abs=1e-3
+    )
+    assert cleared.dlmp_congestion[:, 0] == pytest.approx(0.0, abs=1e-9)
