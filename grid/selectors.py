@@ -7,6 +7,7 @@ DSO of the zone they are in, and by the FMO; network models only by their DSO an
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 
@@ -234,17 +235,18 @@ def zone_asset_counts(*, dso) -> QuerySet[GridLocation]:
 
 
 @functools.lru_cache(maxsize=8)
-def _network(pk: int, version: int):
+def _network(digest: str, network_json: str):
     from grid import network
 
-    return network.load_network(NetworkModel.objects.values_list("network_json", flat=True).get(pk=pk))
+    return network.load_network(network_json)
 
 
 def network_model_net(network_model: NetworkModel):
-    """The parsed pandapower network of a model (cached per process: a stored version never changes).
+    """The parsed pandapower network of a model (cached per process by the JSON's hash: parsing takes seconds).
 
     Callers that change the network must work on a copy."""
-    return _network(network_model.pk, network_model.version)
+    text = NetworkModel.objects.values_list("network_json", flat=True).get(pk=network_model.pk)
+    return _network(hashlib.sha256(text.encode()).hexdigest(), text)
 
 
 def forecast_runs_get_visible(*, actor: Actor) -> QuerySet[ForecastRun]:

@@ -279,3 +279,30 @@ def test_mapping_page_saves_and_reports_bad_buses(feeders, client, dso_user):
 def test_evening_rows_cover_four_hours():
     assert len(evening_rows(type("Z", (), {"code": "z"})(), 1)) == 16
     assert datetime(2026, 11, 19).date() == DAY
+
+
+@pytest.mark.django_db
+def test_a_forecast_that_lost_its_worker_is_taken_over_by_the_sweep(feeders, actor_dso):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    model, _ = feeders
+    run = services.forecast_run_request(actor=actor_dso, network_model=model, delivery_day=DAY)
+    ForecastRun.objects.filter(pk=run.pk).update(
+        state="running", attempts=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert services.forecast_runs_sweep().requeued == [run.pk]
+    run.refresh_from_db()
+    assert (run.state, run.attempts, run.ptu_count) == ("succeeded", 2, 96)
+
+
+@pytest.mark.django_db
+def test_beat_sweeps_forecast_runs_every_minute():
+    from django_celery_beat.models import PeriodicTask
+
+    from flexmarket.celery import app
+
+    sweep = PeriodicTask.objects.get(task="grid.forecast_runs_sweep")
+    assert sweep.enabled and (sweep.interval.every, sweep.interval.period) == (1, "minutes")
+    assert "grid.forecast_run" in app.tasks and app.tasks["grid.forecast_run"].acks_late
