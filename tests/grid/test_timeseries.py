@@ -5,6 +5,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flexmarket import ptu
 from grid import network, timeseries
@@ -154,3 +156,46 @@ def test_time_steps_differ_only_by_their_injections():
     assert loading[0] < 1e-6 < loading[1] < loading[2]
     assert result.bus_voltage_pu[2, 3] < result.bus_voltage_pu[1, 3] < 1.0 + 1e-9
     assert timedelta(minutes=15) == ptu.PTU
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    loads=st.lists(st.tuples(st.floats(0, 2.5), st.floats(-0.5, 0.8)), min_size=3, max_size=3),
+    ptus=st.integers(1, 4),
+)
+def test_batch_matches_pandapower_for_any_injections(loads, ptus):
+    """Property: on a radial feeder, any consumption pattern gives pandapower's loading and voltages."""
+    net = _line_net()
+    rng = np.random.default_rng(len(loads) + ptus)
+    bus_p = np.zeros((ptus, 4))
+    bus_q = np.zeros((ptus, 4))
+    for position, (p, q) in enumerate(loads, start=1):
+        bus_p[:, position] = p * rng.uniform(0.5, 1.0, ptus)
+        bus_q[:, position] = q
+    injections = timeseries.Injections(
+        **{**timeseries.static_injections(net, ptus).__dict__, "bus_p_mw": bus_p, "bus_q_mvar": bus_q}
+    )
+    batch = timeseries.run_time_series(net, injections)
+    reference = timeseries.run_time_series_pandapower(net, injections)
+    assert np.allclose(batch.line_loading_percent, reference.line_loading_percent, atol=1e-3)
+    assert np.allclose(batch.bus_voltage_pu, reference.bus_voltage_pu, atol=1e-6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    loading=st.lists(st.floats(0, 150), min_size=3, max_size=3),
+    extra=st.lists(st.floats(0, 50), min_size=3, max_size=3),
+)
+def test_more_loading_never_lowers_a_zone_state(loading, extra):
+    """Property: the traffic light is monotone in loading."""
+    net = _line_net()
+    line_zones, trafo_zones = timeseries.branch_zones(net, {1: 0, 2: 1, 3: 1}, 2)
+    index = np.array([-1, 0, 1, 1])
+
+    def states(values):
+        result = timeseries.TimeSeriesResult(np.array([values]), np.zeros((1, 0)), np.ones((1, 4)))
+        return timeseries.zone_states(
+            result, line_zones=line_zones, trafo_zones=trafo_zones, bus_zone_index=index, zone_count=2
+        )
+
+    assert (states(np.array(loading) + np.array(extra)) >= states(np.array(loading))).all()
