@@ -344,7 +344,7 @@ if REDIS_URL:
 # Maps: tiles come from a configurable server; tests and offline installs use a blank layer.
 MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "&copy; OpenStreetMap contributors")
-MAP_DEFAULT_CENTER = (48.40, 7.84)  # lat, lon: Offenburg, where the demo grid (MV Oberrhein) lies
+MAP_DEFAULT_CENTER = (53.43, 11.815)  # lat, lon: the demo grid (SimBench MV semi-urban, Mecklenburg DE)
 MAP_DEFAULT_ZOOM = 12
 
 # Security: on whenever DEBUG is off (HTTPS-only cookies, HSTS, redirects).
@@ -460,3 +460,9 @@ FLEXMARKET_METER_API_INLINE_MAX_READINGS = int(
 METER_READINGS_DAYS_BEFORE_ASSET = int(os.environ.get("METER_READINGS_DAYS_BEFORE_ASSET", "400"))
 SETTLEMENT_CURRENCY = os.environ.get("SETTLEMENT_CURRENCY", "EUR")
 SETTLEMENT_VAT_RATE = os.environ.get("SETTLEMENT_VAT_RATE", "0.21")
+
+# Congestion forecasts (grid/timeseries.py): the local time zone whose delivery days a forecast covers, and the
+# function that reads the D-prognoses of assets for a day (project glue in flexmarket/prognoses.py, so that grid
+# does not import settlement, which sits above it).
+FLEXMARKET_GRID_TIME_ZONE = os.environ.get("FLEXMARKET_GRID_TIME_ZONE", "Europe/Amsterdam")
+FLEXMARKET_FORECAST_PROGNOSES = "flexmarket.prognoses.asset_prognoses"

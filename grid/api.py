@@ -17,7 +17,16 @@ from flexmarket.api.imports import ImportJobSerializer, job_accepted
 from flexmarket.api.parsers import BoundedJSONParser
 from flexmarket.api.viewsets import OrganisationScopedViewSet
 from grid import selectors, services
-from grid.models import FlexAsset, GridLocation, NetworkModel, NetworkModelLoad, Portfolio, PowerFlowRun
+from grid.models import (
+    FlexAsset,
+    ForecastRun,
+    ForecastUpload,
+    GridLocation,
+    NetworkModel,
+    NetworkModelLoad,
+    Portfolio,
+    PowerFlowRun,
+)
 
 FEATURE_COLLECTION = {
     "type": "object",
@@ -383,3 +392,112 @@ class NetworkModelLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
 
     def get_visible_queryset(self, actor):
         return selectors.network_model_loads_get_visible(actor=actor)
+
+
+class ForecastRunSerializer(serializers.ModelSerializer):
+    zone_states = serializers.JSONField(
+        read_only=True,
+        help_text='{"<zone id>": "0012..."}: one digit per PTU of the day, 0 normal, 1 watch, 2 congested',
+    )
+    results = serializers.JSONField(
+        read_only=True,
+        help_text="Per element arrays over the PTUs: line_loading_percent, trafo_loading_percent, bus_voltage_pu "
+        "(rows in the order of line_index, trafo_index, bus_index)",
+    )
+
+    class Meta:
+        model = ForecastRun
+        fields = [
+            "id",
+            "network_model",
+            "delivery_day",
+            "load_scaling",
+            "generation_scaling",
+            "state",
+            "error",
+            "ptu_count",
+            "congested_ptus",
+            "max_line_loading_percent",
+            "min_voltage_pu",
+            "max_voltage_pu",
+            "seconds",
+            "inputs",
+            "zone_states",
+            "results",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ForecastRequestSerializer(serializers.Serializer):
+    network_model = serializers.IntegerField()
+    delivery_day = serializers.DateField()
+    load_scaling = serializers.FloatField(default=1.0)
+    generation_scaling = serializers.FloatField(default=1.0)
+
+
+class ForecastUploadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ForecastUpload
+        fields = ["id", "network_model", "delivery_day", "row_count", "created_at"]
+        read_only_fields = fields
+
+
+class ForecastUploadRequestSerializer(serializers.Serializer):
+    network_model = serializers.IntegerField()
+    delivery_day = serializers.DateField()
+    file = serializers.FileField(help_text="CSV: bus,zone,ptu_start,p_kw,q_kvar")
+
+
+class ForecastRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    """Congestion forecasts of the DSO's networks: a zone x PTU traffic light and loading/voltage per PTU."""
+
+    model = ForecastRun
+    enqueue_actions = ("create",)
+    serializer_class = ForecastRunSerializer
+    filterset_fields = ["state", "delivery_day", "network_model"]
+    permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
+
+    def get_visible_queryset(self, actor):
+        return selectors.forecast_runs_get_visible(actor=actor)
+
+    @extend_schema(request=ForecastRequestSerializer, responses={202: ForecastRunSerializer})
+    def create(self, request):
+        """Queue a forecast for a delivery day: 202 with the run; poll it until `state` is succeeded or failed."""
+        data = ForecastRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        model = selectors.network_model_get_visible(actor=self.get_actor(), pk=fields.pop("network_model"))
+        run = services.forecast_run_request(actor=self.get_actor(), network_model=model, **fields)
+        return Response(ForecastRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ForecastUploadViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
+    """The DSO's own per-bus or per-zone forecasts (CSV); a bad row rejects the whole file with row errors."""
+
+    model = ForecastUpload
+    serializer_class = ForecastUploadSerializer
+    parser_classes = [MultiPartParser]
+    permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
+
+    def get_visible_queryset(self, actor):
+        return selectors.forecast_uploads_get_visible(actor=actor)
+
+    @extend_schema(
+        request={"multipart/form-data": ForecastUploadRequestSerializer},
+        responses={201: ForecastUploadSerializer},
+    )
+    def create(self, request):
+        data = ForecastUploadRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = selectors.network_model_get_visible(
+            actor=self.get_actor(), pk=data.validated_data["network_model"]
+        )
+        upload = services.forecast_upload_csv(
+            actor=self.get_actor(),
+            network_model=model,
+            delivery_day=data.validated_data["delivery_day"],
+            file=data.validated_data["file"].file,
+        )
+        return Response(ForecastUploadSerializer(upload).data, status=status.HTTP_201_CREATED)

@@ -2,6 +2,8 @@ from rest_framework.routers import SimpleRouter
 
 from grid.api import (
     AssetViewSet,
+    ForecastRunViewSet,
+    ForecastUploadViewSet,
     GridLocationViewSet,
     NetworkModelLoadViewSet,
     NetworkModelViewSet,
@@ -16,5 +18,7 @@ router.register("portfolios", PortfolioViewSet, basename="portfolio")
 router.register("network-models", NetworkModelViewSet, basename="network-model")
 router.register("network-model-loads", NetworkModelLoadViewSet, basename="network-model-load")
 router.register("power-flow-runs", PowerFlowRunViewSet, basename="power-flow-run")
+router.register("forecast-runs", ForecastRunViewSet, basename="forecast-run")
+router.register("forecast-uploads", ForecastUploadViewSet, basename="forecast-upload")
 
 urlpatterns = router.urls

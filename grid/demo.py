@@ -1,22 +1,34 @@
-"""Demo grid: six congestion zones over MV Oberrhein's area (Offenburg, DE) for two DSOs, their network
-models with zone-bus mapping and a power flow, and ~50 assets of three ESPs, some pending prequalification."""
+"""Demo grid: two DSOs with a SimBench MV grid each (geographic coordinates in Mecklenburg, DE, 15-minute yearly
+profiles shipped in the simbench wheel), one congestion zone per feeder, ~50 assets of three ESPs at buses of
+those zones (some pending prequalification), and a congestion forecast for tomorrow.
+
+Zuidnet's forecast shows a congested evening peak: as the DSO's own forecast upload (the CSV path real users take)
+adds EV charging on feeder 1 between 16:00 and 22:00 local time on top of SimBench's profiles."""
 
 from __future__ import annotations
 
+import io
 import random
+from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
 
 from accounts.context import Actor
-from grid import selectors, services
+from flexmarket import ptu
+from grid import network, selectors, services, timeseries
 from grid.ean import ean18_complete
 from grid.models import FlexAsset, GridLocation
 
-# MV Oberrhein's buses span 7.744–7.939 E, 48.328–48.475 N; a 3 x 2 grid of zones covers them.
-WEST, EAST, SOUTH, NORTH = 7.74, 7.95, 48.32, 48.48
-ZONE_NAMES = {
-    "dso_north": ["Offenburg Nord", "Ortenberg", "Durbach"],
-    "dso_south": ["Ohlsbach", "Gengenbach West", "Berghaupten"],
+NETWORKS = {
+    # DSO: (SimBench grid, network name, zone name prefix, zone code prefix)
+    "dso_north": ("1-MV-urban--0-sw", "SimBench MV urban", "Noord MV", "ean.noord"),
+    "dso_south": (network.DEMO_SIMBENCH_CODE, "SimBench MV semi-urban", "Zuid MV", "ean.zuid"),
 }
+# EV charging on Zuid MV feeder 1 in the DSO's upload (kW for the whole feeder, local hours [start, end)).
+EVENING_UPLOAD = [(16, 17, 7000), (17, 21, 9500), (21, 22, 7000)]
 ASSET_TYPES = [
     ("battery", "Community battery", (150, 500), True),
     ("ev_charging", "EV hub", (50, 300), False),
@@ -27,44 +39,40 @@ ASSET_TYPES = [
 ]
 
 
-def _cell(column: int, row: int) -> dict:
-    width, height = (EAST - WEST) / 3, (NORTH - SOUTH) / 2
-    west, south = WEST + column * width, SOUTH + row * height
-    ring = [
-        [west, south],
-        [west + width, south],
-        [west + width, south + height],
-        [west, south + height],
-        [west, south],
-    ]
-    return {"type": "Polygon", "coordinates": [[[round(x, 6), round(y, 6)] for x, y in ring]]}
+def _evening_csv(zone: GridLocation, day) -> str:
+    local = ZoneInfo(settings.FLEXMARKET_GRID_TIME_ZONE)
+    lines = ["bus,zone,ptu_start,p_kw,q_kvar"]
+    for start in ptu.ptu_starts(day, settings.FLEXMARKET_GRID_TIME_ZONE):
+        hour = start.astimezone(local).hour
+        for first, last, kw in EVENING_UPLOAD:
+            if first <= hour < last:
+                lines.append(f",{zone.code},{start.isoformat()},{kw},{kw * 0.2:.0f}")
+    return "\n".join(lines) + "\n"
 
 
 def seed(cast) -> None:
-    """Zones for both DSOs around Offenburg, MV Oberrhein with a run, ~50 assets and portfolios; once only."""
+    """Both DSOs' SimBench grids with feeder zones, ~50 assets and portfolios, forecasts for tomorrow; once only."""
     if GridLocation.objects.filter(dso=cast.organisations["dso_north"]).exists():
         return
     rng = random.Random(42)
     zones: list[GridLocation] = []
-    for row, key in ((1, "dso_north"), (0, "dso_south")):
+    models = {}
+    for key, (code, name, prefix, code_prefix) in NETWORKS.items():
         actor = Actor(user=cast.users[key], organisation=cast.organisations[key])
-        for column, name in enumerate(ZONE_NAMES[key]):
-            status = "watch" if (row, column) == (1, 0) else "normal"
-            zones.append(
-                services.grid_location_create(
-                    actor=actor,
-                    name=name,
-                    code=f"ean.8716859{row}{column}0000{column}{row}",
-                    geometry=_cell(column, row),
-                    voltage_level="MV",
-                    status=status,
-                )
-            )
-        model = services.network_model_create(actor=actor, name="MV Oberrhein", example="mv_oberrhein")
-        run = services.power_flow_run_request(
-            actor=actor, network_model=model, scenario="evening peak", load_scaling=1.3
+        model = services.network_model_create(
+            actor=actor, name=name, example=f"{network.SIMBENCH_PREFIX}{code}"
         )
-        services.power_flow_run_execute(run_id=run.pk)
+        zones += services.grid_locations_from_feeders(
+            actor=actor, network_model=model, name_prefix=prefix, code_prefix=code_prefix
+        )
+        models[key] = model
+    coordinates = {
+        key: timeseries.bus_coordinates(selectors.network_model_net(m)) for key, m in models.items()
+    }
+    zone_buses: dict[int, list[int]] = {}
+    for model in models.values():
+        for bus, zone_id in selectors.bus_zone_mapping(network_model=model).items():
+            zone_buses.setdefault(zone_id, []).append(bus)
 
     esp_keys = ["esp_flexy", "esp_volt", "esp_heat"]
     for number in range(50):
@@ -73,14 +81,16 @@ def seed(cast) -> None:
         zone = zones[number % len(zones)]
         asset_type, label, (low, high), storage = ASSET_TYPES[number % len(ASSET_TYPES)]
         size = Decimal(rng.randrange(low, high, 10))
+        dso_key = "dso_north" if zone.dso_id == cast.organisations["dso_north"].pk else "dso_south"
+        lon, lat = coordinates[dso_key][rng.choice(sorted(zone_buses[zone.pk]))]
         asset = services.asset_register(
             actor=actor,
             brp=cast.organisations["brp"],
             name=f"{label} {zone.name} {number + 1}",
             asset_type=asset_type,
             connection_ean=ean18_complete(f"8716859{number:010d}"),
-            latitude=rng.uniform(zone.min_lat + 0.002, zone.max_lat - 0.002),
-            longitude=rng.uniform(zone.min_lon + 0.002, zone.max_lon - 0.002),
+            latitude=lat + rng.uniform(-0.0003, 0.0003),
+            longitude=lon + rng.uniform(-0.0003, 0.0003),
             max_up_kw=size,
             max_down_kw=size
             if asset_type in ("battery", "ev_charging", "heat_pump")
@@ -92,7 +102,6 @@ def seed(cast) -> None:
             availability="mon-fri 07:00-22:00; sat-sun 09:00-18:00" if number % 4 == 0 else "",
         )
         if number % 10 < 7:  # 70% approved by the zone's DSO, the rest wait in the queue
-            dso_key = "dso_north" if zone.dso_id == cast.organisations["dso_north"].pk else "dso_south"
             services.asset_prequalify(
                 actor=Actor(user=cast.users[dso_key], organisation=cast.organisations[dso_key]),
                 asset=asset,
@@ -110,3 +119,17 @@ def seed(cast) -> None:
             by_zone.setdefault(asset.grid_location_id, []).append(asset)
         zone_id, members = max(by_zone.items(), key=lambda item: len(item[1]))
         services.portfolio_create(actor=actor, name=f"{members[0].grid_location.name} pool", assets=members)
+
+    tomorrow = ptu.local_day_of(timezone.now(), settings.FLEXMARKET_GRID_TIME_ZONE) + timedelta(days=1)
+    for key, model in models.items():
+        actor = Actor(user=cast.users[key], organisation=cast.organisations[key])
+        if key == "dso_south":
+            feeder = GridLocation.objects.get(code=f"{NETWORKS[key][3]}.f1")
+            services.forecast_upload_csv(
+                actor=actor,
+                network_model=model,
+                delivery_day=tomorrow,
+                file=io.BytesIO(_evening_csv(feeder, tomorrow).encode()),
+            )
+        run = services.forecast_run_request(actor=actor, network_model=model, delivery_day=tomorrow)
+        services.forecast_run_execute(run_id=run.pk)

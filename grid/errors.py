@@ -18,3 +18,5 @@ class GridErrorCode(StrEnum):
     ARCHIVED = "archived"
     EAN_TAKEN = "ean_taken"
     NOT_FMO = "not_fmo"
+    FORECAST_INVALID = "forecast_invalid"
+    MAPPING_INVALID = "mapping_invalid"

@@ -62,3 +62,16 @@ class PowerFlowForm(forms.Form):
     scenario = forms.CharField(max_length=40, initial="base")
     load_scaling = forms.FloatField(initial=1.0, min_value=0, max_value=10)
     generation_scaling = forms.FloatField(initial=1.0, min_value=0, max_value=10)
+
+
+class ForecastRunForm(forms.Form):
+    delivery_day = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    load_scaling = forms.FloatField(initial=1.0, min_value=0, max_value=10)
+    generation_scaling = forms.FloatField(initial=1.0, min_value=0, max_value=10)
+
+
+class ForecastUploadForm(forms.Form):
+    delivery_day = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    file = forms.FileField(
+        help_text="CSV: bus,zone,ptu_start,p_kw,q_kvar (one of bus or zone per row; ptu_start ISO 8601 with offset)"
+    )

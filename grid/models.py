@@ -289,3 +289,75 @@ class Portfolio(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AssetBusMapping(models.Model):
+    """The bus of a network model an asset is connected to, set by the DSO (default: nearest bus in its zone)."""
+
+    network_model = models.ForeignKey(NetworkModel, on_delete=models.CASCADE, related_name="asset_mappings")
+    asset = models.ForeignKey(FlexAsset, on_delete=models.CASCADE, related_name="bus_mappings")
+    bus_index = models.IntegerField()
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    set_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["network_model", "asset"], name="one_bus_per_asset_and_model"),
+        ]
+
+
+class ForecastUpload(models.Model):
+    """A DSO's own forecast for a delivery day: per bus or per zone and PTU, kW and kVAr (replaces profiles there).
+
+    `values` is {"bus:<index>" | "zone:<id>": {"<ptu index>": [p_kw, q_kvar]}}.
+    """
+
+    network_model = models.ForeignKey(NetworkModel, on_delete=models.CASCADE, related_name="forecast_uploads")
+    delivery_day = models.DateField()
+    values = models.JSONField()
+    row_count = models.PositiveIntegerField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Forecast upload #{self.pk} ({self.delivery_day})"
+
+
+class ForecastRun(LeasedRun):
+    """A congestion forecast: a time-series AC power flow over every PTU of a delivery day (grid/timeseries.py).
+
+    `results` holds per element arrays over the PTUs: {"line_loading_percent": [[...per PTU] per line],
+    "trafo_loading_percent": ..., "bus_voltage_pu": ..., "line_index": [...], "trafo_index": [...],
+    "bus_index": [...]}; `zone_states` is {"<zone id>": "0012..."} (one digit per PTU: 0 normal, 1 watch,
+    2 congested).
+    """
+
+    network_model = models.ForeignKey(NetworkModel, on_delete=models.CASCADE, related_name="forecast_runs")
+    delivery_day = models.DateField()
+    load_scaling = models.FloatField(default=1.0)
+    generation_scaling = models.FloatField(default=1.0)
+    inputs = models.JSONField(default=dict, blank=True, help_text="Where the operating point came from")
+    ptu_count = models.PositiveSmallIntegerField(null=True, blank=True)
+    results = models.JSONField(null=True, blank=True)
+    zone_states = models.JSONField(null=True, blank=True)
+    max_line_loading_percent = models.FloatField(null=True, blank=True)
+    min_voltage_pu = models.FloatField(null=True, blank=True)
+    max_voltage_pu = models.FloatField(null=True, blank=True)
+    congested_ptus = models.PositiveSmallIntegerField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="Wall time of the batch power flow")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Forecast #{self.pk} ({self.delivery_day})"

@@ -18,7 +18,13 @@ VOLTAGE_MIN_PU = 0.95
 VOLTAGE_MAX_PU = 1.05
 WATCH_LOADING_PERCENT = 80.0
 
+SIMBENCH_PREFIX = "simbench:"
+DEMO_SIMBENCH_CODE = "1-MV-semiurb--0-sw"
 EXAMPLES = {
+    f"{SIMBENCH_PREFIX}{DEMO_SIMBENCH_CODE}": (
+        "SimBench MV semi-urban (117 buses, 9 feeders, 15-minute yearly profiles, Mecklenburg DE)"
+    ),
+    f"{SIMBENCH_PREFIX}1-MV-urban--0-sw": "SimBench MV urban (144 buses, 15-minute yearly profiles)",
     "mv_oberrhein": "MV Oberrhein (pandapower, 179 buses, around Offenburg DE)",
     "cigre_mv": "CIGRE MV benchmark (pandapower, 15 buses)",
 }
@@ -54,12 +60,41 @@ def _quiet():
     warnings.simplefilter("ignore")
 
 
+@functools.lru_cache(maxsize=2)
+def _simbench(code: str):
+    """A SimBench grid and its absolute yearly profiles (read from the simbench wheel once per process: ~10 s)."""
+    import simbench
+
+    with warnings.catch_warnings():
+        _quiet()
+        try:
+            net = simbench.get_simbench_net(code)
+        except Exception as error:  # simbench raises several kinds for unknown codes
+            raise NetworkError(f"SimBench has no grid {code!r}: {error}.") from error
+        profiles = simbench.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    arrays = {
+        "load_p_mw": profiles[("load", "p_mw")].to_numpy(dtype=float),
+        "load_q_mvar": profiles[("load", "q_mvar")].to_numpy(dtype=float),
+        "sgen_p_mw": profiles[("sgen", "p_mw")].to_numpy(dtype=float),
+    }
+    net.profiles = {}  # the yearly tables stay in the wheel, not in every stored network model
+    return net, arrays
+
+
+def simbench_profiles(code: str) -> dict:
+    """SimBench's absolute 15-minute profiles for the year 2016 (rows) per load / sgen (columns), in MW/Mvar."""
+    return _simbench(code)[1]
+
+
 @functools.lru_cache(maxsize=4)
 def example_network_json(name: str) -> str:
-    """The JSON of a network bundled with pandapower (built once per process: pandapower's JSON is slow)."""
+    """The JSON of a network bundled with pandapower or simbench (built once per process: pandapower's JSON is
+    slow)."""
     import pandapower
     import pandapower.networks as networks
 
+    if name.startswith(SIMBENCH_PREFIX):
+        return pandapower.to_json(_simbench(name.removeprefix(SIMBENCH_PREFIX))[0])
     with warnings.catch_warnings():
         _quiet()
         if name == "mv_oberrhein":

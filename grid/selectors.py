@@ -6,6 +6,11 @@ DSO of the zone they are in, and by the FMO; network models only by their DSO an
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import math
+
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
@@ -13,7 +18,10 @@ from accounts.context import Actor
 from accounts.models import Role
 from grid.geometry import ZoneShape
 from grid.models import (
+    AssetBusMapping,
     FlexAsset,
+    ForecastRun,
+    ForecastUpload,
     GridLocation,
     NetworkModel,
     NetworkModelLoad,
@@ -224,3 +232,182 @@ def zone_asset_counts(*, dso) -> QuerySet[GridLocation]:
         )
         .order_by("name")
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _network(digest: str, network_json: str):
+    from grid import network
+
+    return network.load_network(network_json)
+
+
+def network_model_net(network_model: NetworkModel):
+    """The parsed pandapower network of a model (cached per process by the JSON's hash: parsing takes seconds).
+
+    Callers that change the network must work on a copy."""
+    text = NetworkModel.objects.values_list("network_json", flat=True).get(pk=network_model.pk)
+    return _network(hashlib.sha256(text.encode()).hexdigest(), text)
+
+
+def forecast_runs_get_visible(*, actor: Actor) -> QuerySet[ForecastRun]:
+    """Forecasts are the DSO's own (grid data): the owning DSO and the FMO see them."""
+    if actor.organisation is None:
+        return ForecastRun.objects.none()
+    qs = ForecastRun.objects.select_related("network_model")
+    return qs if _is_operator(actor) else qs.filter(network_model__dso=actor.organisation)
+
+
+def forecast_run_get_visible(*, actor: Actor, pk) -> ForecastRun:
+    run = forecast_runs_get_visible(actor=actor).filter(pk=pk).first()
+    if run is None:
+        raise Http404
+    return run
+
+
+def forecast_uploads_get_visible(*, actor: Actor) -> QuerySet[ForecastUpload]:
+    if actor.organisation is None:
+        return ForecastUpload.objects.none()
+    qs = ForecastUpload.objects.select_related("network_model").defer("values")
+    return qs if _is_operator(actor) else qs.filter(network_model__dso=actor.organisation)
+
+
+def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Metres between two (lon, lat) points (equirectangular: buses are a few km apart)."""
+    x = math.radians(b[0] - a[0]) * math.cos(math.radians((a[1] + b[1]) / 2))
+    return 6_371_000 * math.hypot(x, math.radians(b[1] - a[1]))
+
+
+def asset_bus_rows(*, network_model: NetworkModel) -> list[dict]:
+    """Each active asset in the model's DSO's zones with its bus: the DSO's choice, else the nearest bus mapped to
+    the asset's zone (else the nearest bus of the network), and the distance to it."""
+    from grid import timeseries
+
+    coordinates = timeseries.bus_coordinates(network_model_net(network_model))
+    chosen = dict(
+        AssetBusMapping.objects.filter(network_model=network_model).values_list("asset_id", "bus_index")
+    )
+    zone_buses: dict[int, list[int]] = {}
+    for bus, zone in bus_zone_mapping(network_model=network_model).items():
+        zone_buses.setdefault(zone, []).append(bus)
+    rows = []
+    assets = FlexAsset.objects.select_related("grid_location", "owner").filter(
+        grid_location__dso_id=network_model.dso_id, archived_at__isnull=True
+    )
+    for asset in assets.order_by("grid_location__name", "name"):
+        point = (asset.longitude, asset.latitude)
+        candidates = [b for b in zone_buses.get(asset.grid_location_id, []) if b in coordinates] or list(
+            coordinates
+        )
+        nearest = min(candidates, key=lambda b: _distance(point, coordinates[b]), default=None)
+        bus = chosen.get(asset.pk, nearest)
+        rows.append(
+            {
+                "asset": asset,
+                "bus": bus,
+                "nearest": nearest,
+                "set_by_dso": asset.pk in chosen,
+                "distance_m": round(_distance(point, coordinates[bus])) if bus in coordinates else None,
+            }
+        )
+    return rows
+
+
+def asset_buses(*, network_model: NetworkModel, approved_only: bool = True) -> dict[int, int]:
+    """Asset id -> bus for the model's assets (prequalified ones only by default)."""
+    return {
+        row["asset"].pk: row["bus"]
+        for row in asset_bus_rows(network_model=network_model)
+        if row["bus"] is not None
+        and (not approved_only or row["asset"].prequalification == FlexAsset.Prequalification.APPROVED)
+    }
+
+
+def zone_bus_rows(*, network_model: NetworkModel) -> tuple[list[dict], list[int]]:
+    """The DSO's zones with the buses mapped to them, and the buses mapped to none."""
+    mapping = bus_zone_mapping(network_model=network_model)
+    zones = GridLocation.objects.filter(dso_id=network_model.dso_id, archived_at__isnull=True).order_by(
+        "name"
+    )
+    rows = [{"zone": zone, "buses": sorted(b for b, z in mapping.items() if z == zone.pk)} for zone in zones]
+    all_buses = network_model_net(network_model).bus.index.astype(int).tolist()
+    return rows, sorted(set(all_buses) - set(mapping))
+
+
+def network_as_geojson(
+    *, network_model: NetworkModel, run: ForecastRun | None = None, ptu: int | None = None
+):
+    """Buses, lines and transformers of a network as GeoJSON features, with loading and voltage from a forecast
+    run (the given PTU, else each element's maximum over the day) when one is given."""
+    from grid import timeseries
+
+    net = network_model_net(network_model)
+    coordinates = timeseries.bus_coordinates(net)
+    mapping = bus_zone_mapping(network_model=network_model)
+    results = (run.results or {}) if run is not None else {}
+
+    def values(name: str, key: str, digits: int, pick=max) -> dict[int, float]:
+        if not results:
+            return {}
+        series = results[name]
+        return {
+            int(element): round(float(series[n][ptu] if ptu is not None else pick(series[n])), digits)
+            for n, element in enumerate(results[key])
+        }
+
+    line_loading = values("line_loading_percent", "line_index", 1)
+    trafo_loading = values("trafo_loading_percent", "trafo_index", 1)
+    voltage_low = values("bus_voltage_pu", "bus_index", 4, pick=min)
+    features = []
+    for index, from_bus, to_bus, name in net.line[["from_bus", "to_bus", "name"]].itertuples():
+        geometry = None
+        geo = net.line["geo"].get(index) if "geo" in net.line else None
+        if isinstance(geo, str) and geo:
+            geometry = json.loads(geo)
+        elif from_bus in coordinates and to_bus in coordinates:
+            geometry = {"type": "LineString", "coordinates": [coordinates[from_bus], coordinates[to_bus]]}
+        if geometry is None:
+            continue
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": geometry,
+                "properties": {
+                    "kind": "line",
+                    "index": int(index),
+                    "name": str(name or f"Line {index}"),
+                    "loading_percent": line_loading.get(int(index)),
+                },
+            }
+        )
+    for index, lv_bus, name in net.trafo[["lv_bus", "name"]].itertuples():
+        if lv_bus not in coordinates:
+            continue
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": list(coordinates[lv_bus])},
+                "properties": {
+                    "kind": "trafo",
+                    "index": int(index),
+                    "name": str(name or f"Transformer {index}"),
+                    "loading_percent": trafo_loading.get(int(index)),
+                },
+            }
+        )
+    for index, name in net.bus["name"].items():
+        if int(index) not in coordinates:
+            continue
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": list(coordinates[int(index)])},
+                "properties": {
+                    "kind": "bus",
+                    "index": int(index),
+                    "name": str(name or f"Bus {index}"),
+                    "zone": mapping.get(int(index)),
+                    "voltage_pu": voltage_low.get(int(index)),
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import math
 import re
+import time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.context import Actor
 from accounts.models import Organisation, Role
 from accounts.services import audit_record, notify_organisation
-from flexmarket import jsonio, runs, validation
+from flexmarket import jsonio, ptu, runs, validation
 from flexmarket.csvio import CsvReader, ImportErrors, check_upload_size
 from flexmarket.errors import DomainError
 from grid import geometry as geo
-from grid import network
+from grid import network, timeseries
 from grid.ean import check_digit, ean18_is_valid
 from grid.errors import GridErrorCode
 from grid.models import (
+    AssetBusMapping,
     FlexAsset,
+    ForecastRun,
+    ForecastUpload,
     GridLocation,
     NetworkModel,
     NetworkModelLoad,
@@ -29,7 +38,14 @@ from grid.models import (
     PowerFlowRun,
     ZoneBusMapping,
 )
-from grid.selectors import bus_zone_mapping, zone_shapes, zone_shapes_in_bounds, zone_shapes_near
+from grid.selectors import (
+    asset_buses,
+    bus_zone_mapping,
+    network_model_net,
+    zone_shapes,
+    zone_shapes_in_bounds,
+    zone_shapes_near,
+)
 
 EAN18 = re.compile(r"^[0-9]{18}$")
 ASSET_CSV_COLUMNS = [
@@ -1174,3 +1190,380 @@ def assets_import_job(*, actor: Actor, file, filename: str = "", progress=None) 
 def zones_import_job(*, actor: Actor, file, filename: str = "", progress=None) -> dict:
     zones = grid_locations_import_geojson(actor=actor, data=geojson_upload_read(file), progress=progress)
     return {"count": len(zones)}
+
+
+# --- network topology, bus mappings and congestion forecasts ----------------------------------------
+
+FORECAST_CSV_COLUMNS = ["bus", "zone", "ptu_start", "p_kw", "q_kvar"]
+
+
+def _require_own_model(actor: Actor, network_model: NetworkModel) -> None:
+    _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
+    if network_model.dso_id != actor.organisation.pk:
+        raise DomainError(GridErrorCode.NOT_ZONE_DSO, "Only the network's DSO does this.")
+
+
+@transaction.atomic
+def grid_locations_from_feeders(
+    *, actor: Actor, network_model: NetworkModel, name_prefix: str, code_prefix: str
+) -> list[GridLocation]:
+    """One zone per feeder of the network (below its HV/MV substation), its buses mapped to it."""
+    _require_own_model(actor, network_model)
+    net = network_model_net(network_model)
+    parts = timeseries.feeders(net)
+    if not parts:
+        raise DomainError(
+            GridErrorCode.NETWORK_INVALID, "The network has no feeders with loads or generators."
+        )
+    shapes = timeseries.feeder_polygons(net, parts)
+    zones = [
+        grid_location_create(
+            actor=actor,
+            name=f"{name_prefix} feeder {number}",
+            code=f"{code_prefix}.f{number}",
+            geometry=shape,
+            voltage_level=GridLocation.VoltageLevel.MV,
+        )
+        for number, shape in enumerate(shapes, start=1)
+    ]
+    mapping = {bus: zone.pk for zone, part in zip(zones, parts, strict=True) for bus in part}
+    network_model_map_zones(actor=actor, network_model=network_model, mapping=mapping)
+    return zones
+
+
+@transaction.atomic
+def zone_buses_set(
+    *, actor: Actor, network_model: NetworkModel, grid_location: GridLocation, buses: list[int]
+) -> list[int]:
+    """Map exactly these buses to the zone (taking them from any other zone); other buses of the zone are freed."""
+    _require_own_model(actor, network_model)
+    if grid_location.dso_id != actor.organisation.pk or grid_location.archived_at is not None:
+        raise DomainError(GridErrorCode.NOT_ZONE_DSO, "Buses can only be mapped to your own zones.")
+    known = set(network_model_net(network_model).bus.index.astype(int).tolist())
+    unknown = sorted(set(buses) - known)
+    if unknown:
+        raise DomainError(
+            GridErrorCode.MAPPING_INVALID,
+            f"The network has no bus {', '.join(map(str, unknown[:10]))}.",
+            field="buses",
+        )
+    ZoneBusMapping.objects.filter(network_model=network_model, grid_location=grid_location).delete()
+    ZoneBusMapping.objects.filter(network_model=network_model, bus_index__in=buses).delete()
+    ZoneBusMapping.objects.bulk_create(
+        ZoneBusMapping(network_model=network_model, grid_location=grid_location, bus_index=bus)
+        for bus in sorted(set(buses))
+    )
+    audit_record(
+        actor=actor,
+        action="network_model.zone_buses",
+        target=network_model,
+        after={"zone": grid_location.pk, "buses": sorted(set(buses))},
+    )
+    return sorted(set(buses))
+
+
+@transaction.atomic
+def asset_bus_set(
+    *, actor: Actor, network_model: NetworkModel, asset: FlexAsset, bus_index: int | None
+) -> AssetBusMapping | None:
+    """Connect an asset in one of the DSO's zones to a bus; None goes back to the nearest bus in its zone."""
+    _require_own_model(actor, network_model)
+    if asset.grid_location is None or asset.grid_location.dso_id != actor.organisation.pk:
+        raise DomainError(GridErrorCode.NOT_ZONE_DSO, "Only assets in your zones can be mapped.")
+    AssetBusMapping.objects.filter(network_model=network_model, asset=asset).delete()
+    if bus_index is None:
+        audit_record(actor=actor, action="asset.bus_reset", target=asset, after={"model": network_model.pk})
+        return None
+    if bus_index not in set(network_model_net(network_model).bus.index.astype(int).tolist()):
+        raise DomainError(
+            GridErrorCode.MAPPING_INVALID, f"The network has no bus {bus_index}.", field="bus_index"
+        )
+    mapping = AssetBusMapping.objects.create(
+        network_model=network_model, asset=asset, bus_index=bus_index, set_by=actor.user
+    )
+    audit_record(
+        actor=actor, action="asset.bus_set", target=asset, after={"model": network_model.pk, "bus": bus_index}
+    )
+    return mapping
+
+
+def _forecast_ptu_starts(delivery_day) -> list:
+    return ptu.ptu_starts(delivery_day, settings.FLEXMARKET_GRID_TIME_ZONE)
+
+
+def _number(value, field: str) -> float:
+    try:
+        number = float(Decimal(str(value).strip()))
+    except (ArithmeticError, ValueError):
+        raise DomainError(GridErrorCode.FORECAST_INVALID, f"{field} is not a number.", field=field)
+    if not math.isfinite(number) or abs(number) > 1e6:
+        raise DomainError(GridErrorCode.FORECAST_INVALID, f"{field} must be within ±1,000,000.", field=field)
+    return number
+
+
+@transaction.atomic
+def forecast_upload_csv(*, actor: Actor, network_model: NetworkModel, delivery_day, file) -> ForecastUpload:
+    """The DSO's own forecast for a day from CSV (header: bus,zone,ptu_start,p_kw,q_kvar; one of bus or zone).
+
+    A bus or zone given for a PTU replaces the profile there (a zone's value is spread over its buses in
+    proportion to their loads). Any bad row: nothing is stored, every bad row is reported.
+    """
+    _require_own_model(actor, network_model)
+    known_buses = set(network_model_net(network_model).bus.index.astype(int).tolist())
+    zone_codes = dict(
+        GridLocation.objects.filter(dso=actor.organisation, archived_at__isnull=True).values_list(
+            "code", "pk"
+        )
+    )
+    starts = {start: index for index, start in enumerate(_forecast_ptu_starts(delivery_day))}
+    errors = ImportErrors(GridErrorCode.FORECAST_INVALID)
+    reader = CsvReader(
+        file, code=GridErrorCode.FORECAST_INVALID, required=FORECAST_CSV_COLUMNS, errors=errors
+    )
+    values: dict[str, dict[str, list[float]]] = {}
+    rows = 0
+    for row_number, row in reader:
+        try:
+            bus, zone = (row.get("bus") or "").strip(), (row.get("zone") or "").strip()
+            if bool(bus) == bool(zone):
+                raise DomainError(GridErrorCode.FORECAST_INVALID, "Give either a bus or a zone.", field="bus")
+            if bus:
+                if not bus.lstrip("-").isdigit() or int(bus) not in known_buses:
+                    raise DomainError(
+                        GridErrorCode.FORECAST_INVALID, f"No bus {bus} in the network.", field="bus"
+                    )
+                target = f"bus:{int(bus)}"
+            else:
+                if zone not in zone_codes:
+                    raise DomainError(
+                        GridErrorCode.FORECAST_INVALID, f"No zone of yours has code {zone}.", field="zone"
+                    )
+                target = f"zone:{zone_codes[zone]}"
+            try:
+                start = datetime.fromisoformat((row.get("ptu_start") or "").strip())
+            except ValueError:
+                raise DomainError(
+                    GridErrorCode.FORECAST_INVALID, "ptu_start is not an ISO 8601 time.", field="ptu_start"
+                )
+            if start.tzinfo is None:
+                raise DomainError(
+                    GridErrorCode.FORECAST_INVALID, "ptu_start needs a UTC offset.", field="ptu_start"
+                )
+            index = starts.get(start.astimezone(ptu.UTC))
+            if index is None:
+                raise DomainError(
+                    GridErrorCode.FORECAST_INVALID,
+                    f"ptu_start is not the start of a PTU of {delivery_day}.",
+                    field="ptu_start",
+                )
+            point = [_number(row.get("p_kw"), "p_kw"), _number(row.get("q_kvar") or "0", "q_kvar")]
+            if str(index) in values.get(target, {}):
+                raise DomainError(
+                    GridErrorCode.FORECAST_INVALID, "This bus or zone and PTU came before.", field="ptu_start"
+                )
+            values.setdefault(target, {})[str(index)] = point
+            rows += 1
+        except DomainError as error:
+            errors.add_error(row_number, error)
+    errors.raise_if_any()
+    if not rows:
+        raise DomainError(GridErrorCode.FORECAST_INVALID, "The file has no rows.", field="file")
+    upload = ForecastUpload.objects.create(
+        network_model=network_model,
+        delivery_day=delivery_day,
+        values=values,
+        row_count=rows,
+        uploaded_by=actor.user,
+    )
+    audit_record(
+        actor=actor, action="forecast.upload", target=upload, after={"rows": rows, "day": str(delivery_day)}
+    )
+    return upload
+
+
+@transaction.atomic
+def forecast_run_request(
+    *,
+    actor: Actor,
+    network_model: NetworkModel,
+    delivery_day,
+    load_scaling: float = 1.0,
+    generation_scaling: float = 1.0,
+) -> ForecastRun:
+    """Queue a congestion forecast for a delivery day; a Celery task runs it after commit."""
+    _require_own_model(actor, network_model)
+    for field, value in (("load_scaling", load_scaling), ("generation_scaling", generation_scaling)):
+        if not 0 <= value <= 10:
+            raise DomainError(
+                GridErrorCode.FORECAST_INVALID, "Scaling must be between 0 and 10.", field=field
+            )
+    run = ForecastRun.objects.create(
+        network_model=network_model,
+        delivery_day=delivery_day,
+        load_scaling=load_scaling,
+        generation_scaling=generation_scaling,
+        requested_by=actor.user,
+    )
+    audit_record(
+        actor=actor,
+        action="forecast.request",
+        target=run,
+        after={"day": str(delivery_day), "load": load_scaling, "gen": generation_scaling},
+    )
+    from grid.tasks import forecast_run_task
+
+    runs.run_enqueue_on_commit(run, task=forecast_run_task, refuse_when_unavailable=True)
+    return run
+
+
+def forecast_run_execute(*, run_id: int, prognoses=None) -> ForecastRun | None:
+    """Run a queued forecast under a lease; `prognoses(asset_ids=, delivery_day=)` gives assets' kW per PTU
+    (default: FLEXMARKET_FORECAST_PROGNOSES). Any failure is recorded on the run."""
+    reader = prognoses or import_string(settings.FLEXMARKET_FORECAST_PROGNOSES)
+    return runs.run_execute(
+        ForecastRun,
+        pk=run_id,
+        work=lambda run: _forecast_compute(run, reader),
+        expected=(network.NetworkError, timeseries.TimeSeriesError),
+        on_failed=_forecast_audit_failure,
+    )
+
+
+def forecast_injections(*, network_model: NetworkModel, delivery_day, prognoses) -> tuple:
+    """The forecast operating point per PTU: SimBench profiles (or the network's own values), the latest upload
+    for the day, and the D-prognoses of approved assets at their buses. Returns (net, injections, inputs)."""
+    net = network_model_net(network_model)
+    starts = _forecast_ptu_starts(delivery_day)
+    count = len(starts)
+    inputs: dict[str, Any] = {}
+    if network_model.source.startswith(network.SIMBENCH_PREFIX):
+        profiles = network.simbench_profiles(network_model.source.removeprefix(network.SIMBENCH_PREFIX))
+        zone = ZoneInfo(settings.FLEXMARKET_GRID_TIME_ZONE)
+        rows = timeseries.profile_rows([start.astimezone(zone) for start in starts])
+        injections = timeseries.Injections(
+            load_p_mw=profiles["load_p_mw"][rows],
+            load_q_mvar=profiles["load_q_mvar"][rows],
+            sgen_p_mw=profiles["sgen_p_mw"][rows],
+            sgen_q_mvar=np.zeros((count, len(net.sgen))),
+            bus_p_mw=np.zeros((count, len(net.bus))),
+            bus_q_mvar=np.zeros((count, len(net.bus))),
+        )
+        inputs["profiles"] = network_model.source
+    else:
+        injections = timeseries.static_injections(net, count)
+        inputs["profiles"] = "the network's own values in every PTU"
+    bus_position = {int(b): i for i, b in enumerate(net.bus.index)}
+    upload = (
+        ForecastUpload.objects.filter(network_model=network_model, delivery_day=delivery_day)
+        .order_by("-created_at")
+        .first()
+    )
+    if upload is not None:
+        zone_buses: dict[int, list[int]] = {}
+        for bus, zone_id in bus_zone_mapping(network_model=network_model).items():
+            zone_buses.setdefault(zone_id, []).append(bus)
+        nominal = net.load.groupby("bus")["p_mw"].sum()
+        load_bus = net.load["bus"].to_numpy()
+        sgen_bus = net.sgen["bus"].to_numpy()
+        for target, points in upload.values.items():
+            kind, key = target.split(":")
+            buses = [int(key)] if kind == "bus" else sorted(zone_buses.get(int(key), []))
+            weights = np.array([float(nominal.get(bus, 0.0)) for bus in buses])
+            weights = (
+                weights / weights.sum() if weights.sum() > 0 else np.full(len(buses), 1 / max(len(buses), 1))
+            )
+            for index_text, (p_kw, q_kvar) in points.items():
+                index = int(index_text)
+                for bus, weight in zip(buses, weights, strict=True):
+                    injections.load_p_mw[index, load_bus == bus] = 0.0
+                    injections.load_q_mvar[index, load_bus == bus] = 0.0
+                    injections.sgen_p_mw[index, sgen_bus == bus] = 0.0
+                    injections.bus_p_mw[index, bus_position[bus]] = p_kw / 1000 * weight
+                    injections.bus_q_mvar[index, bus_position[bus]] = q_kvar / 1000 * weight
+        inputs["upload"] = upload.pk
+    buses = asset_buses(network_model=network_model)
+    values = prognoses(asset_ids=list(buses), delivery_day=delivery_day) if buses else {}
+    for asset_id, series in values.items():
+        if asset_id in buses and len(series) == count:
+            injections.bus_p_mw[:, bus_position[buses[asset_id]]] += np.asarray(series, dtype=float) / 1000
+    inputs["prognoses"] = len([a for a, s in values.items() if a in buses and len(s) == count])
+    return net, injections, inputs
+
+
+def _forecast_compute(run: ForecastRun, prognoses) -> dict:
+    network_model = NetworkModel.objects.select_related("dso").get(pk=run.network_model_id)
+    net, injections, inputs = forecast_injections(
+        network_model=network_model, delivery_day=run.delivery_day, prognoses=prognoses
+    )
+    injections = timeseries.Injections(
+        load_p_mw=injections.load_p_mw * run.load_scaling,
+        load_q_mvar=injections.load_q_mvar * run.load_scaling,
+        sgen_p_mw=injections.sgen_p_mw * run.generation_scaling,
+        sgen_q_mvar=injections.sgen_q_mvar * run.generation_scaling,
+        bus_p_mw=injections.bus_p_mw,
+        bus_q_mvar=injections.bus_q_mvar,
+    )
+    started = time.perf_counter()
+    result = timeseries.run_time_series(net, injections)
+    seconds = time.perf_counter() - started
+    mapping = bus_zone_mapping(network_model=network_model)
+    zone_ids = sorted(set(mapping.values()))
+    number = {zone_id: n for n, zone_id in enumerate(zone_ids)}
+    line_zones, trafo_zones = timeseries.branch_zones(
+        net, {bus: number[zone] for bus, zone in mapping.items()}, len(zone_ids)
+    )
+    index = np.array([number.get(mapping.get(int(bus), -1), -1) for bus in net.bus.index])
+    states = timeseries.zone_states(
+        result,
+        line_zones=line_zones,
+        trafo_zones=trafo_zones,
+        bus_zone_index=index,
+        zone_count=len(zone_ids),
+    )
+    zone_states = {str(zone_id): "".join(str(s) for s in states[:, n]) for zone_id, n in number.items()}
+    congested = int((states == timeseries.CONGESTED).any(axis=1).sum()) if zone_ids else 0
+    fields = {
+        "ptu_count": injections.ptu_count,
+        "inputs": inputs,
+        "results": {
+            "line_index": [int(i) for i in net.line.index],
+            "trafo_index": [int(i) for i in net.trafo.index],
+            "bus_index": [int(i) for i in net.bus.index],
+            "line_loading_percent": np.round(result.line_loading_percent.T, 2).tolist(),
+            "trafo_loading_percent": np.round(result.trafo_loading_percent.T, 2).tolist(),
+            "bus_voltage_pu": np.round(result.bus_voltage_pu.T, 4).tolist(),
+        },
+        "zone_states": zone_states,
+        "max_line_loading_percent": round(float(np.nanmax(result.line_loading_percent, initial=0)), 2),
+        "min_voltage_pu": round(float(np.nanmin(result.bus_voltage_pu)), 4),
+        "max_voltage_pu": round(float(np.nanmax(result.bus_voltage_pu)), 4),
+        "congested_ptus": congested,
+        "seconds": round(seconds, 4),
+    }
+    audit_record(
+        actor=Actor(user=None, organisation=network_model.dso),
+        action="forecast.result",
+        target=run,
+        after={
+            "attempt": run.attempts,
+            "congested_ptus": congested,
+            "max_line": fields["max_line_loading_percent"],
+        },
+    )
+    return fields
+
+
+def _forecast_audit_failure(run: ForecastRun) -> None:
+    audit_record(
+        actor=Actor(user=None, organisation=run.network_model.dso),
+        action="forecast.failed",
+        target=run,
+        after={"state": run.state, "attempt": run.attempts, "error": run.error[:500]},
+    )
+
+
+def forecast_runs_sweep() -> runs.SweepReport:
+    """Re-send or fail forecast runs that lost their worker or their message."""
+    from grid.tasks import forecast_run_task
+
+    return runs.run_sweep(ForecastRun, task=forecast_run_task, on_failed=_forecast_audit_failure)

@@ -2,6 +2,8 @@ from celery import shared_task
 
 from flexmarket.runs import LeasedRunTask
 from grid.services import (
+    forecast_run_execute,
+    forecast_runs_sweep,
     network_model_load_execute,
     network_model_loads_sweep,
     power_flow_run_execute,
@@ -32,4 +34,17 @@ def network_model_load_task(run_id: int) -> str | None:
 @shared_task(name="grid.network_model_loads_sweep")
 def network_model_loads_sweep_task() -> dict:
     report = network_model_loads_sweep()
+    return {"requeued": report.requeued, "failed": report.failed}
+
+
+@shared_task(name="grid.forecast_run", base=LeasedRunTask)
+def forecast_run_task(run_id: int) -> str | None:
+    """Thin and idempotent: the forecast is claimed under a lease, so a second delivery changes nothing."""
+    run = forecast_run_execute(run_id=run_id)
+    return run.state if run else None
+
+
+@shared_task(name="grid.forecast_runs_sweep")
+def forecast_runs_sweep_task() -> dict:
+    report = forecast_runs_sweep()
     return {"requeued": report.requeued, "failed": report.failed}

@@ -18,4 +18,7 @@ urlpatterns = [
     path("networks/loads/<int:pk>/", views.network_load_detail, name="network-load"),
     path("networks/<int:pk>/", views.network_detail, name="network-detail"),
     path("power-flows/<int:pk>/", views.power_flow_detail, name="power-flow-detail"),
+    path("networks/<int:pk>/forecasts/", views.forecast_list, name="forecast-list"),
+    path("networks/<int:pk>/mapping/", views.network_mapping, name="network-mapping"),
+    path("forecasts/<int:pk>/", views.forecast_detail, name="forecast-detail"),
 ]

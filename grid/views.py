@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from django.conf import settings
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
-from flexmarket import imports
+from flexmarket import imports, ptu
 from flexmarket.errors import DomainError, ValidationErrors
 from grid import charts, selectors, services
 from grid.forms import (
     AssetCsvForm,
     AssetForm,
+    ForecastRunForm,
+    ForecastUploadForm,
     NetworkModelForm,
     PortfolioForm,
     PowerFlowForm,
@@ -42,6 +47,7 @@ def zone_map(request):
     zones = selectors.grid_locations_get_visible(actor=actor)
     context = {
         "zones_geojson": services.grid_locations_as_geojson(zones),
+        "network_geojson": _own_network_geojson(actor),
         "map_settings": map_settings(),
         "can_edit": actor.has_role(Role.DSO),
         "own_dso_id": actor.organisation.pk,
@@ -313,4 +319,184 @@ def power_flow_detail(request, pk: int):
             "map_settings": map_settings(),
             "zones_geojson": zones_geojson,
         },
+    )
+
+
+def _own_network_geojson(actor) -> dict | None:
+    """A DSO's latest network model, coloured by the latest forecast's highest loading over the day."""
+    if not actor.has_role(Role.DSO):
+        return None
+    model = selectors.network_models_get_visible(actor=actor).filter(dso=actor.organisation).first()
+    if model is None:
+        return None
+    run = (
+        selectors.forecast_runs_get_visible(actor=actor)
+        .filter(network_model=model, state="succeeded")
+        .order_by("-delivery_day", "-created_at")
+        .first()
+    )
+    return selectors.network_as_geojson(network_model=model, run=run)
+
+
+@role_required(Role.DSO)
+def forecast_list(request, pk: int):
+    """A network's congestion forecasts: request one for a day, upload the DSO's own forecast, list runs."""
+    actor = request_actor(request)
+    model = selectors.network_model_get_visible(actor=actor, pk=pk)
+    action = request.POST.get("action") if request.method == "POST" else None
+    run_form = ForecastRunForm(request.POST if action == "run" else None)
+    upload_form = ForecastUploadForm(
+        request.POST if action == "upload" else None, request.FILES if action == "upload" else None
+    )
+    row_errors = []
+    if action == "run" and run_form.is_valid():
+        try:
+            run = services.forecast_run_request(actor=actor, network_model=model, **run_form.cleaned_data)
+        except DomainError as error:
+            _form_error(run_form, error)
+        else:
+            messages.info(request, f"Forecast #{run.pk} queued.")
+            return redirect("grid:forecast-detail", pk=run.pk)
+    if action == "upload" and upload_form.is_valid():
+        try:
+            upload = services.forecast_upload_csv(
+                actor=actor,
+                network_model=model,
+                delivery_day=upload_form.cleaned_data["delivery_day"],
+                file=upload_form.cleaned_data["file"].file,
+            )
+        except ValidationErrors as error:
+            row_errors = error.errors
+            upload_form.add_error(None, error.message)
+        except DomainError as error:
+            _form_error(upload_form, error)
+        else:
+            messages.success(
+                request, f"Forecast upload #{upload.pk}: {upload.row_count} rows for {upload.delivery_day}."
+            )
+            return redirect("grid:forecast-list", pk=model.pk)
+    return render(
+        request,
+        "grid/forecast_list.html",
+        {
+            "model": model,
+            "run_form": run_form,
+            "upload_form": upload_form,
+            "row_errors": row_errors,
+            "runs": selectors.forecast_runs_get_visible(actor=actor)
+            .filter(network_model=model)
+            .defer("results")[:30],
+            "uploads": selectors.forecast_uploads_get_visible(actor=actor).filter(network_model=model)[:10],
+        },
+        status=400 if run_form.errors or upload_form.errors else 200,
+    )
+
+
+@role_required(Role.DSO)
+def forecast_detail(request, pk: int):
+    """One forecast: network map for a PTU and the zone x PTU heat strip."""
+    actor = request_actor(request)
+    run = selectors.forecast_run_get_visible(actor=actor, pk=pk)
+    context = {"run": run}
+    if run.state == run.State.SUCCEEDED:
+        local = ZoneInfo(settings.FLEXMARKET_GRID_TIME_ZONE)
+        starts = [
+            s.astimezone(local) for s in ptu.ptu_starts(run.delivery_day, settings.FLEXMARKET_GRID_TIME_ZONE)
+        ]
+        labels = [f"{s:%H:%M} ({s:%Z})" for s in starts]
+        zones = {
+            z.pk: z
+            for z in selectors.grid_locations_get_visible(actor=actor).filter(
+                pk__in=[int(k) for k in run.zone_states]
+            )
+        }
+        strip = [
+            {"zone": zones[int(zone_id)], "cells": list(states)}
+            for zone_id, states in sorted(run.zone_states.items(), key=lambda item: zones[int(item[0])].name)
+            if int(zone_id) in zones
+        ]
+        worst = [max((int(row["cells"][n]) for row in strip), default=0) for n in range(run.ptu_count)]
+        peak = max(
+            range(run.ptu_count),
+            key=lambda n: (worst[n], max(series[n] for series in run.results["line_loading_percent"])),
+        )
+        zones_geojson = services.grid_locations_as_geojson(list(zones.values()))
+        context |= {
+            "strip": strip,
+            "hours": [(n, labels[n][:2]) for n, s in enumerate(starts) if s.minute == 0],
+            "ptu_labels": labels,
+            "selected_ptu": peak,
+            "map_settings": map_settings(),
+            "zones_geojson": zones_geojson,
+            "network_geojson": selectors.network_as_geojson(
+                network_model=run.network_model, run=run, ptu=peak
+            ),
+            "series": {
+                "line_index": run.results["line_index"],
+                "trafo_index": run.results["trafo_index"],
+                "line_loading_percent": run.results["line_loading_percent"],
+                "trafo_loading_percent": run.results["trafo_loading_percent"],
+                "zone_states": run.zone_states,
+                "ptu_labels": labels,
+            },
+        }
+    return render(request, "grid/forecast_detail.html", context)
+
+
+@role_required(Role.DSO)
+def network_mapping(request, pk: int):
+    """Check and edit which buses make up each zone and which bus each asset is connected to."""
+    actor = request_actor(request)
+    model = selectors.network_model_get_visible(actor=actor, pk=pk)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            if "zone" in request.POST:
+                zone = selectors.grid_location_get_editable(actor=actor, pk=request.POST["zone"])
+                text = request.POST.get("buses", "")
+                try:
+                    buses = [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+                except ValueError:
+                    raise DomainError(
+                        "mapping_invalid", "List bus numbers separated by commas.", field="buses"
+                    )
+                services.zone_buses_set(actor=actor, network_model=model, grid_location=zone, buses=buses)
+                messages.success(request, f"{zone.name}: {len(buses)} bus(es) mapped.")
+            elif "asset" in request.POST:
+                asset = selectors.asset_get_prequalifiable(actor=actor, pk=request.POST["asset"])
+                text = request.POST.get("bus_index", "").strip()
+                if text and not text.lstrip("-").isdigit():
+                    raise DomainError(
+                        "mapping_invalid",
+                        "Give a bus number, or leave it empty for the nearest bus.",
+                        field="bus_index",
+                    )
+                services.asset_bus_set(
+                    actor=actor, network_model=model, asset=asset, bus_index=int(text) if text else None
+                )
+                messages.success(
+                    request, f"{asset.name}: bus {'set' if text else 'back to the nearest in its zone'}."
+                )
+            else:
+                raise Http404
+        except DomainError as error:
+            errors[request.POST.get("zone") or request.POST.get("asset") or ""] = error.message
+            messages.error(request, error.message)
+        else:
+            return redirect("grid:network-mapping", pk=model.pk)
+    zone_rows, unmapped = selectors.zone_bus_rows(network_model=model)
+    return render(
+        request,
+        "grid/network_mapping.html",
+        {
+            "model": model,
+            "zone_rows": zone_rows,
+            "unmapped": unmapped,
+            "asset_rows": selectors.asset_bus_rows(network_model=model),
+            "errors": errors,
+            "map_settings": map_settings(),
+            "network_geojson": selectors.network_as_geojson(network_model=model),
+            "zones_geojson": services.grid_locations_as_geojson([row["zone"] for row in zone_rows]),
+        },
+        status=400 if errors else 200,
     )

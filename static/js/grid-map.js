@@ -66,5 +66,35 @@
     return data;
   }
 
-  window.FlexMap = { createMap, addZones, addAssets, api, escapeHtml, STATUS_COLOURS };
+  /* Loading (%) -> colour: grey unknown, green below 80 %, amber to 100 %, red above (issue 11). */
+  function loadingColour(value) {
+    if (value === null || value === undefined) return "#555";
+    return value > 100 ? STATUS_COLOURS.congested : value > 80 ? STATUS_COLOURS.watch : STATUS_COLOURS.normal;
+  }
+
+  function voltageColour(value) {
+    if (value === null || value === undefined) return "#333";
+    return value < 0.95 || value > 1.05 ? STATUS_COLOURS.congested : "#333";
+  }
+
+  function networkPopup(p) {
+    if (p.kind === "bus") return `Bus ${escapeHtml(p.index)} · ${escapeHtml(p.name)}${p.voltage_pu != null ? `<br>${escapeHtml(p.voltage_pu)} p.u.` : ""}`;
+    const what = p.kind === "trafo" ? "Transformer" : "Line";
+    return `${what} ${escapeHtml(p.index)} · ${escapeHtml(p.name)}${p.loading_percent != null ? `<br>loading ${escapeHtml(p.loading_percent)} %` : ""}`;
+  }
+
+  /* The DSO's network: lines coloured by loading, buses, transformers (squares); returns the layer. */
+  function addNetwork(map, geojson) {
+    const layer = L.geoJSON(geojson, {
+      style: (f) => ({ color: loadingColour(f.properties.loading_percent), weight: 3, opacity: 0.9 }),
+      pointToLayer: (f, latlng) => f.properties.kind === "trafo"
+        ? L.marker(latlng, { icon: L.divIcon({ className: "network-trafo", html: "", iconSize: [14, 14] }) })
+        : L.circleMarker(latlng, { radius: 3, color: voltageColour(f.properties.voltage_pu), weight: 1, fillColor: "#fff", fillOpacity: 1 }),
+      onEachFeature: (f, l) => l.bindPopup(networkPopup(f.properties)),
+    });
+    layer.addTo(map);
+    return layer;
+  }
+
+  window.FlexMap = { createMap, addZones, addAssets, addNetwork, loadingColour, api, escapeHtml, STATUS_COLOURS };
 })();

@@ -17,6 +17,8 @@
       editable.addLayer(layer);
     },
   });
+  const networkData = document.getElementById("network-geojson");
+  if (networkData) FlexMap.addNetwork(map, JSON.parse(networkData.textContent));
   if (zones.features.length) {
     map.fitBounds(L.geoJSON(zones).getBounds(), { padding: [20, 20] });
   }

@@ -1,11 +1,11 @@
-"""Grid pages on the demo data: maps, power-flow chart and dashboards render (and are screenshotted)."""
+"""Grid pages on the demo data: maps, the congestion forecast and dashboards render (and are screenshotted)."""
 
 import pytest
 from playwright.sync_api import expect
 
 from accounts import demo as accounts_demo
 from grid import demo
-from grid.models import FlexAsset, NetworkModel, PowerFlowRun
+from grid.models import FlexAsset, ForecastRun, GridLocation, NetworkModel
 from tests.browser.conftest import screenshot
 
 
@@ -27,11 +27,14 @@ def test_dso_sees_dashboard_network_and_power_flow_chart(page, login_as, cast):
     model = NetworkModel.objects.filter(dso=cast.organisations["dso_north"]).get()
     page.goto(f"/grid/networks/{model.pk}/")
     screenshot(page, "grid-network-detail")
-    run = PowerFlowRun.objects.filter(network_model=model).latest("pk")
-    page.goto(f"/grid/power-flows/{run.pk}/")
-    expect(page.locator("#power-flow-chart .main-svg").first).to_be_visible()
-    expect(page.locator("#run-zone-map path.leaflet-interactive")).to_have_count(3)
-    screenshot(page, "grid-power-flow")
+    run = ForecastRun.objects.filter(network_model=model).latest("pk")
+    page.get_by_test_id("forecasts-link").click()
+    page.get_by_role("link", name=f"#{run.pk}").click()
+    expect(page.get_by_test_id("heat-strip")).to_be_visible()
+    zones = GridLocation.objects.filter(dso=cast.organisations["dso_north"]).count()
+    expect(page.get_by_test_id("heat-row")).to_have_count(zones)
+    expect(page.locator(".network-trafo")).to_have_count(2)
+    screenshot(page, "grid-forecast")
     page.goto("/grid/prequalification/")
     screenshot(page, "grid-prequalification-queue")
     assert not errors
@@ -48,7 +51,8 @@ def test_esp_sees_assets_on_the_map_and_portfolios(page, login_as, cast):
     screenshot(page, "grid-esp-dashboard")
     page.goto("/grid/assets/")
     owned = FlexAsset.objects.filter(owner=cast.organisations["esp_flexy"]).count()
-    expect(page.locator("#asset-map path.leaflet-interactive")).to_have_count(owned + 6, timeout=5000)
+    zones = GridLocation.objects.count()
+    expect(page.locator("#asset-map path.leaflet-interactive")).to_have_count(owned + zones, timeout=5000)
     screenshot(page, "grid-asset-list")
     asset = FlexAsset.objects.filter(owner=cast.organisations["esp_flexy"]).exclude(availability=[]).first()
     page.goto(f"/grid/assets/{asset.pk}/")

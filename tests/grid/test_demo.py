@@ -19,3 +19,29 @@ def test_demo_seeds_zones_network_and_assets_once():
     assert [
         m.objects.count() for m in (GridLocation, NetworkModel, ZoneBusMapping, FlexAsset, Portfolio)
     ] == counts
+
+
+@pytest.mark.django_db
+def test_demo_forecast_for_tomorrow_shows_a_congested_evening_peak(time_machine):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from grid.models import ForecastRun
+
+    time_machine.move_to(datetime(2026, 11, 18, 8, 0, tzinfo=ZoneInfo("Europe/Amsterdam")))
+    cast = accounts_demo.seed()
+    demo.seed(cast)
+    feeders = GridLocation.objects.filter(dso=cast.organisations["dso_south"])
+    assert feeders.count() == 9 and all(z.geometry["type"] in ("Polygon", "MultiPolygon") for z in feeders)
+    run = ForecastRun.objects.get(network_model__dso=cast.organisations["dso_south"])
+    assert run.state == "succeeded" and run.ptu_count == 96 and str(run.delivery_day) == "2026-11-19"
+    feeder_1 = feeders.get(code="ean.zuid.f1")
+    states = run.zone_states[str(feeder_1.pk)]
+    congested = [index for index, state in enumerate(states) if state == "2"]
+    # 17:00-21:00 local is PTU 68-83; the night stays normal.
+    assert congested, (states, run.max_line_loading_percent, run.inputs, run.zone_states, run.min_voltage_pu)
+    assert set(congested) <= set(range(64, 88)) and set(range(68, 84)) <= set(congested)
+    assert set(states[:24]) == {"0"}
+    assert run.max_line_loading_percent > 100 and run.inputs["upload"]
+    other = ForecastRun.objects.get(network_model__dso=cast.organisations["dso_north"])
+    assert other.state == "succeeded" and other.congested_ptus == 0
