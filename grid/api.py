@@ -423,11 +423,20 @@ class ForecastRunSerializer(serializers.ModelSerializer):
             "seconds",
             "inputs",
             "zone_states",
+            "needs",
             "results",
             "created_at",
             "finished_at",
         ]
         read_only_fields = fields
+
+
+class NeedBlockSerializer(serializers.Serializer):
+    grid_location = serializers.IntegerField()
+    direction = serializers.CharField(help_text='"up" (less demand or more generation) or "down"')
+    ptu_start = serializers.DateTimeField(help_text="UTC start of the block's first PTU")
+    first_ptu = serializers.IntegerField(help_text="Index of that PTU in the delivery day")
+    quantities_kw = serializers.ListField(child=serializers.FloatField(), help_text="kW needed per PTU")
 
 
 class ForecastRequestSerializer(serializers.Serializer):
@@ -471,6 +480,14 @@ class ForecastRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organ
         model = selectors.network_model_get_visible(actor=self.get_actor(), pk=fields.pop("network_model"))
         run = services.forecast_run_request(actor=self.get_actor(), network_model=model, **fields)
         return Response(ForecastRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: NeedBlockSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def needs(self, request, pk=None):
+        """The flexibility the forecast needs, as blocks of consecutive PTUs per zone and direction (the shape a
+        FlexRequest takes: `POST /api/v1/flex-requests/from-needs/` posts them)."""
+        blocks = selectors.forecast_need_blocks(self.get_object())
+        return Response(NeedBlockSerializer(blocks, many=True).data)
 
 
 class ForecastUploadViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):

@@ -352,6 +352,12 @@ class ForecastRun(LeasedRun):
     max_voltage_pu = models.FloatField(null=True, blank=True)
     congested_ptus = models.PositiveSmallIntegerField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True, help_text="Wall time of the batch power flow")
+    needs = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Flexibility needed at congested PTUs: {"zones": {zone id: {PTU index: kW, up positive}}, '
+        '"unsolvable": [PTU], "linear_ok": [PTU]} (grid/needs.py)',
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )

@@ -181,3 +181,71 @@ def compute_needs(
         residual_volt[:, t] = np.where(v_excess[:, 0] > 1e-6, v_excess[:, 0], 0.0)
         solvable[t] = not (residual_flow[:, t].any() or residual_volt[:, t].any())
     return Needs(up, down, congested, solvable, residual_flow, residual_volt, status)
+
+
+def needs_for_forecast(
+    net,
+    injections,
+    *,
+    ptus: list[int],
+    zone_buses: dict[int, list[int]],
+    vm_min: float = 0.95,
+    vm_max: float = 1.05,
+) -> dict:
+    """Needs at a forecast's congested PTUs: each PTU's operating point (grid/timeseries.py's Injections) is
+    linearised by an AC power flow (grid/sensitivity.py) and `compute_needs` finds the smallest volume per zone.
+
+    A zone's volume spreads equally over its buses. Returns {"zones": {zone id: {PTU index: kW, up positive}},
+    "unsolvable": [PTU indexes these zones cannot relieve], "linear_ok": [PTU indexes the forecast calls congested
+    but whose linearised point has no violation (loading measured differently: current vs apparent power)]}.
+    """
+    import copy
+    import warnings
+
+    import pandapower
+
+    from grid.sensitivity import linearise
+
+    net = copy.deepcopy(net)  # extra loads are added below; the caller's network stays as it was
+    extra = pandapower.create_loads(net, buses=net.bus.index, p_mw=0.0, q_mvar=0.0)
+    own = net.load.index.difference(extra)
+    net.load["scaling"] = 1.0
+    net.sgen["scaling"] = 1.0
+    zone_ids = sorted(zone_buses)
+    result: dict = {"zones": {}, "unsolvable": [], "linear_ok": []}
+    for t in ptus:
+        net.load.loc[own, "p_mw"] = injections.load_p_mw[t]
+        net.load.loc[own, "q_mvar"] = injections.load_q_mvar[t]
+        net.load.loc[extra, "p_mw"] = injections.bus_p_mw[t]
+        net.load.loc[extra, "q_mvar"] = injections.bus_q_mvar[t]
+        net.sgen["p_mw"] = injections.sgen_p_mw[t]
+        net.sgen["q_mvar"] = injections.sgen_q_mvar[t]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            point = linearise(net)
+        known = {int(b) for b in point.bus}
+        weights = np.zeros((len(zone_ids), point.n_bus))
+        for row, zone_id in enumerate(zone_ids):
+            buses = [b for b in zone_buses[zone_id] if int(b) in known]
+            if buses:
+                weights[row, point.bus_position(buses)] = 1.0 / len(buses)
+        found = compute_needs(
+            ptdf=point.ptdf,
+            dv_dp=point.dv_dp,
+            base_flow_mw=point.base_flow_mw[:, None],
+            flow_limit_mw=point.flow_limit_mw(),
+            base_vm_pu=point.base_vm_pu[:, None],
+            vm_min=np.full(point.n_bus, vm_min),
+            vm_max=np.full(point.n_bus, vm_max),
+            zone_weights=weights,
+        )
+        if not found.congested[0]:
+            result["linear_ok"].append(int(t))
+            continue
+        if not found.solvable[0]:
+            result["unsolvable"].append(int(t))
+        for row, zone_id in enumerate(zone_ids):
+            need = float(found.need_kw[row, 0])
+            if abs(need) > 1e-3:
+                result["zones"].setdefault(str(zone_id), {})[str(int(t))] = round(need, 3)
+    return result

@@ -11,11 +11,13 @@ import hashlib
 import json
 import math
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from accounts.context import Actor
 from accounts.models import Role
+from flexmarket import ptu as ptus
 from grid.geometry import ZoneShape
 from grid.models import (
     AssetBusMapping,
@@ -411,3 +413,33 @@ def network_as_geojson(
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def forecast_need_blocks(run) -> list[dict]:
+    """A forecast's needs as blocks a FlexRequest can carry: per zone and direction, each run of consecutive PTUs
+    with its kW per PTU (from the first PTU's UTC start), in zone and time order."""
+
+    if not run.needs or not run.needs.get("zones"):
+        return []
+    starts = ptus.ptu_starts(run.delivery_day, settings.FLEXMARKET_GRID_TIME_ZONE)
+    blocks = []
+    for zone_id, by_ptu in sorted(run.needs["zones"].items(), key=lambda item: int(item[0])):
+        points = sorted((int(t), float(kw)) for t, kw in by_ptu.items())
+        for direction in ("up", "down"):
+            mine = [(t, abs(kw)) for t, kw in points if (kw > 0) == (direction == "up")]
+            block: list[tuple[int, float]] = []
+            for t, kw in [*mine, (None, 0.0)]:
+                if block and (t is None or t != block[-1][0] + 1):
+                    blocks.append(
+                        {
+                            "grid_location": int(zone_id),
+                            "direction": direction,
+                            "ptu_start": starts[block[0][0]],
+                            "first_ptu": block[0][0],
+                            "quantities_kw": [round(kw, 3) for _, kw in block],
+                        }
+                    )
+                    block = []
+                if t is not None:
+                    block.append((t, kw))
+    return blocks

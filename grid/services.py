@@ -23,7 +23,7 @@ from flexmarket import jsonio, ptu, runs, validation
 from flexmarket.csvio import CsvReader, ImportErrors, check_upload_size
 from flexmarket.errors import DomainError
 from grid import geometry as geo
-from grid import network, timeseries
+from grid import needs, network, timeseries
 from grid.ean import check_digit, ean18_is_valid
 from grid.errors import GridErrorCode
 from grid.models import (
@@ -1522,6 +1522,17 @@ def _forecast_compute(run: ForecastRun, prognoses) -> dict:
     )
     zone_states = {str(zone_id): "".join(str(s) for s in states[:, n]) for zone_id, n in number.items()}
     congested = int((states == timeseries.CONGESTED).any(axis=1).sum()) if zone_ids else 0
+    congested_ptus = [int(t) for t in np.flatnonzero((states == timeseries.CONGESTED).any(axis=1))]
+    zone_buses: dict[int, list[int]] = {}
+    for bus, zone_id in mapping.items():
+        zone_buses.setdefault(zone_id, []).append(int(bus))
+    started = time.perf_counter()
+    found_needs = (
+        needs.needs_for_forecast(net, injections, ptus=congested_ptus, zone_buses=zone_buses)
+        if congested_ptus and zone_buses
+        else {"zones": {}, "unsolvable": [], "linear_ok": []}
+    )
+    found_needs["seconds"] = round(time.perf_counter() - started, 3)
     fields = {
         "ptu_count": injections.ptu_count,
         "inputs": inputs,
@@ -1539,6 +1550,7 @@ def _forecast_compute(run: ForecastRun, prognoses) -> dict:
         "max_voltage_pu": round(float(np.nanmax(result.bus_voltage_pu)), 4),
         "congested_ptus": congested,
         "seconds": round(seconds, 4),
+        "needs": found_needs,
     }
     audit_record(
         actor=Actor(user=None, organisation=network_model.dso),

@@ -17,6 +17,7 @@ from grid.models import FlexAsset, GridLocation, Portfolio
 from grid.selectors import (
     assets_get_owned,
     assets_get_prequalification_queue,
+    forecast_run_get_visible,
     grid_locations_get_visible,
     portfolios_get_visible,
 )
@@ -30,6 +31,9 @@ from trading.models import (
     MarketSession,
     Product,
 )
+from trading.services import needs as needs_services
+
+ID_MAX = 2**63 - 1  # ids are 64-bit
 
 CSV_UPLOAD = {
     "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
@@ -199,6 +203,22 @@ class OrderViewSetMixin:
         return Response(self.serializer_class(orders, many=True).data, status=status.HTTP_201_CREATED)
 
 
+class FromNeedsSerializer(serializers.Serializer):
+    forecast_run = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, help_text="One of your congestion forecasts"
+    )
+    product = serializers.PrimaryKeyRelatedField(
+        queryset=Product._default_manager.filter(is_active=True).select_related("market")
+    )
+    price = serializers.DecimalField(max_digits=12, decimal_places=4, help_text="Your price limit, EUR/MWh")
+    grid_locations = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
+        required=False,
+        max_length=500,
+        help_text="Only these zones (default all)",
+    )
+
+
 @extend_schema_view(destroy=extend_schema(responses={200: FlexRequestSerializer}))
 class FlexRequestViewSet(
     OrderViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet
@@ -229,6 +249,25 @@ class FlexRequestViewSet(
             self.filter_queryset(selectors.opportunities_get(actor=self.get_actor()))
         )
         return self.get_paginated_response(FlexRequestSerializer(page, many=True).data)
+
+    @extend_schema(request=FromNeedsSerializer, responses={201: FlexRequestSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="from-needs")
+    def from_needs(self, request):
+        """Post the needs of one of your congestion forecasts (`GET /forecast-runs/{id}/needs/`) as FlexRequests of
+        a product, one per block of consecutive PTUs in the product's direction; all or nothing."""
+        data = FromNeedsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = self.get_actor()
+        values = data.validated_data
+        run = forecast_run_get_visible(actor=actor, pk=values["forecast_run"])
+        posted = needs_services.requests_from_needs(
+            actor=actor,
+            forecast_run=run,
+            product=values["product"],
+            price=values["price"],
+            grid_location_ids=values.get("grid_locations"),
+        )
+        return Response(FlexRequestSerializer(posted, many=True).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema_view(destroy=extend_schema(responses={200: FlexOfferSerializer}))
@@ -504,12 +543,15 @@ class ReplaySerializer(serializers.ModelSerializer):
 
 
 class ReplayCreateSerializer(serializers.Serializer):
-    session = serializers.IntegerField(help_text="A cleared auction session")
+    session = serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text="A cleared auction session")
     pricing_rule = serializers.ChoiceField(
         choices=["uniform", "pay_as_bid"], required=False, help_text="Default: the stored run's rule"
     )
     removed_zones = serializers.ListField(
-        child=serializers.IntegerField(), required=False, max_length=500, help_text="Zones whose orders leave"
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
+        required=False,
+        max_length=500,
+        help_text="Zones whose orders leave",
     )
     price_cap = serializers.DecimalField(
         max_digits=12,

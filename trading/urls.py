@@ -10,6 +10,7 @@ urlpatterns = [
     path("sessions/<int:pk>/clear/", views.session_rerun, name="session-clear"),
     path("sessions/<int:pk>/replay/", views.session_replay, name="session-replay"),
     path("replays/<int:pk>/", views.replay_detail, name="replay-detail"),
+    path("needs/<int:pk>/", views.forecast_needs, name="forecast-needs"),
     path("requests/", views.my_requests, name="my-requests"),
     path("opportunities/", views.opportunities, name="opportunities"),
     path("offers/", views.my_offers, name="my-offers"),

@@ -396,3 +396,46 @@ def agreement_answer(request, pk: int):
     except DomainError as error:
         messages.error(request, error.message)
     return redirect("trading:agreements")
+
+
+@role_required(Role.DSO)
+def forecast_needs(request, pk: int):
+    """A forecast's needs per zone and block of PTUs; the DSO picks a product and price limit and posts them."""
+    from grid.selectors import forecast_need_blocks, forecast_run_get_visible
+    from trading.services.needs import requests_from_needs
+
+    actor = request_actor(request)
+    run = forecast_run_get_visible(actor=actor, pk=pk)
+    blocks = forecast_need_blocks(run)
+    names = {z.pk: z.name for z in grid_locations_get_visible(actor=actor)}
+    for block in blocks:
+        block["zone"] = names.get(block["grid_location"], f"Zone {block['grid_location']}")
+        block["energy_kwh"] = round(sum(block["quantities_kw"]) / 4, 3)
+        block["peak_kw"] = max(block["quantities_kw"])
+        block["ptu_count"] = len(block["quantities_kw"])
+    products = [p for p in selectors.products_active() if p.clearing_rule != "continuous"]
+    error = None
+    if request.method == "POST":
+        product = next((p for p in products if str(p.pk) == request.POST.get("product")), None)
+        zones = [int(z) for z in request.POST.getlist("zones") if z.isdigit()]
+        try:
+            if product is None:
+                raise DomainError("invalid_state", "Choose a product.", field="product")
+            posted = requests_from_needs(
+                actor=actor,
+                forecast_run=run,
+                product=product,
+                price=request.POST.get("price", ""),
+                grid_location_ids=zones,
+            )
+        except DomainError as failure:
+            error = failure.message
+        else:
+            messages.success(request, f"{len(posted)} FlexRequest(s) posted from forecast #{run.pk}.")
+            return redirect("trading:my-requests")
+    return render(
+        request,
+        "trading/forecast_needs.html",
+        {"run": run, "blocks": blocks, "products": products, "error": error, "post": request.POST},
+        status=400 if error else 200,
+    )
