@@ -43,5 +43,8 @@ def test_demo_forecast_for_tomorrow_shows_a_congested_evening_peak(time_machine)
     assert set(congested) <= set(range(64, 88)) and set(range(68, 84)) <= set(congested)
     assert set(states[:24]) == {"0"}
     assert run.max_line_loading_percent > 100 and run.inputs["upload"]
+    # The needs are ready to post: feeder 1 needs upward flexibility in the evening, nothing at night.
+    needed = run.needs["zones"][str(feeder_1.pk)]
+    assert needed and {int(t) for t in needed} <= set(congested) and all(kw > 0 for kw in needed.values())
     other = ForecastRun.objects.get(network_model__dso=cast.organisations["dso_north"])
-    assert other.state == "succeeded" and other.congested_ptus == 0
+    assert other.state == "succeeded" and other.congested_ptus == 0 and other.needs["zones"] == {}
