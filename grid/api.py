@@ -464,6 +464,7 @@ class ForecastRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organ
 
     model = ForecastRun
     enqueue_actions = ("create",)
+    body_lookup_actions = ("create",)  # the network model
     serializer_class = ForecastRunSerializer
     filterset_fields = ["state", "delivery_day", "network_model"]
     permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]

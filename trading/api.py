@@ -229,6 +229,7 @@ class FlexRequestViewSet(
     serializer_class = FlexRequestSerializer
     submit = staticmethod(services.request_submit)
     filterset_fields = ["state", "grid_location", "product", "session", "is_tso"]
+    body_lookup_actions = ("from_needs",)  # the forecast run
     paginated_actions = ("opportunities",)
 
     def get_visible_queryset(self, actor):
@@ -572,6 +573,7 @@ class ReplayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisati
     model = ClearingReplay
     serializer_class = ReplaySerializer
     enqueue_actions = ("create",)
+    body_lookup_actions = ("create",)  # the session
     filterset_fields = ["session", "state"]
 
     def get_visible_queryset(self, actor):

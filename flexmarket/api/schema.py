@@ -79,7 +79,9 @@ class AutoSchema(SpectacularAutoSchema):
         if self.get_auth():
             codes.append("401")
         has_path_id = "{" in self.path
-        if has_path_id or self._paginated():
+        # `body_lookup_actions`: actions whose body names an object by id (a missing or invisible one is a 404).
+        names_object = getattr(self.view, "action", None) in getattr(self.view, "body_lookup_actions", ())
+        if has_path_id or self._paginated() or names_object:
             codes.append("404")  # a missing or invisible object; a page past the end
         query_parameters = any(
             getattr(p, "location", None) == "query"
