@@ -496,6 +496,7 @@ class ForecastUploadViewSet(mixins.ListModelMixin, OrganisationScopedViewSet):
 
     model = ForecastUpload
     serializer_class = ForecastUploadSerializer
+    body_lookup_actions = ("create",)  # the network model
     parser_classes = [MultiPartParser]
     permission_classes = [*OrganisationScopedViewSet.permission_classes, HasRole.of(Role.DSO)]
 
