@@ -199,30 +199,17 @@ def needs_for_forecast(
     "unsolvable": [PTU indexes these zones cannot relieve], "linear_ok": [PTU indexes the forecast calls congested
     but whose linearised point has no violation (loading measured differently: current vs apparent power)]}.
     """
-    import copy
     import warnings
 
-    import pandapower
-
     from grid.sensitivity import linearise
+    from grid.timeseries import pandapower_points
 
-    net = copy.deepcopy(net)  # extra loads are added below; the caller's network stays as it was
-    extra = pandapower.create_loads(net, buses=net.bus.index, p_mw=0.0, q_mvar=0.0)
-    own = net.load.index.difference(extra)
-    net.load["scaling"] = 1.0
-    net.sgen["scaling"] = 1.0
     zone_ids = sorted(zone_buses)
     result: dict = {"zones": {}, "unsolvable": [], "linear_ok": []}
-    for t in ptus:
-        net.load.loc[own, "p_mw"] = injections.load_p_mw[t]
-        net.load.loc[own, "q_mvar"] = injections.load_q_mvar[t]
-        net.load.loc[extra, "p_mw"] = injections.bus_p_mw[t]
-        net.load.loc[extra, "q_mvar"] = injections.bus_q_mvar[t]
-        net.sgen["p_mw"] = injections.sgen_p_mw[t]
-        net.sgen["q_mvar"] = injections.sgen_q_mvar[t]
+    for t, net_at_t in pandapower_points(net, injections, ptus):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            point = linearise(net)
+            point = linearise(net_at_t)
         known = {int(b) for b in point.bus}
         weights = np.zeros((len(zone_ids), point.n_bus))
         for row, zone_id in enumerate(zone_ids):

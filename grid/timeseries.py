@@ -315,18 +315,18 @@ def run_time_series(net, injections: Injections, *, threading: int = -1) -> Time
     )
 
 
-def run_time_series_pandapower(net, injections: Injections, ptus=None) -> TimeSeriesResult:
-    """The same PTUs solved one by one with pandapower.runpp: the reference the batch engine is checked against."""
+def pandapower_points(net, injections: Injections, ptus):
+    """A copy of `net` set to each PTU's operating point in turn: yields (PTU index, network) for pandapower runs.
+
+    The network's own loads and generators take the PTU's values; one extra load per bus carries the per-bus
+    forecast rows. The caller's network stays as it was."""
     import pandapower
 
-    check_injections(net, injections)
-    net = copy.deepcopy(net)  # extra loads are added below; the caller's network stays as it was
-    ptus = list(range(injections.ptu_count)) if ptus is None else list(ptus)
+    net = copy.deepcopy(net)
     extra = pandapower.create_loads(net, buses=net.bus.index, p_mw=0.0, q_mvar=0.0)
     own = net.load.index.difference(extra)
     net.load["scaling"] = 1.0
     net.sgen["scaling"] = 1.0
-    lines, trafos, buses = [], [], []
     for row in ptus:
         net.load.loc[own, "p_mw"] = injections.load_p_mw[row]
         net.load.loc[own, "q_mvar"] = injections.load_q_mvar[row]
@@ -334,12 +334,23 @@ def run_time_series_pandapower(net, injections: Injections, ptus=None) -> TimeSe
         net.load.loc[extra, "q_mvar"] = injections.bus_q_mvar[row]
         net.sgen["p_mw"] = injections.sgen_p_mw[row]
         net.sgen["q_mvar"] = injections.sgen_q_mvar[row]
+        yield row, net
+
+
+def run_time_series_pandapower(net, injections: Injections, ptus=None) -> TimeSeriesResult:
+    """The same PTUs solved one by one with pandapower.runpp: the reference the batch engine is checked against."""
+    import pandapower
+
+    check_injections(net, injections)
+    ptus = list(range(injections.ptu_count)) if ptus is None else list(ptus)
+    lines, trafos, buses = [], [], []
+    for _row, point in pandapower_points(net, injections, ptus):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pandapower.runpp(net, numba=False, trafo_loading="power")
-        lines.append(net.res_line["loading_percent"].to_numpy(dtype=float))
-        trafos.append(net.res_trafo["loading_percent"].to_numpy(dtype=float))
-        buses.append(net.res_bus["vm_pu"].to_numpy(dtype=float))
+            pandapower.runpp(point, numba=False, trafo_loading="power")
+        lines.append(point.res_line["loading_percent"].to_numpy(dtype=float))
+        trafos.append(point.res_trafo["loading_percent"].to_numpy(dtype=float))
+        buses.append(point.res_bus["vm_pu"].to_numpy(dtype=float))
     return TimeSeriesResult(np.array(lines), np.array(trafos), np.array(buses))
 
 

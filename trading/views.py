@@ -15,7 +15,7 @@ from flexmarket.errors import DomainError, ValidationErrors
 from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_locations_get_visible
 from trading import charts, exports, selectors, services
 from trading.forms import OfferForm, RequestForm
-from trading.models import MarketSession
+from trading.models import MarketSession, Product
 from trading.services.replays import replay_zone_rows
 
 
@@ -86,7 +86,7 @@ def _can_replay(actor, session, current) -> bool:
     return (
         current is not None
         and session.state in (MarketSession.State.CLEARED, MarketSession.State.SETTLED)
-        and session.product.clearing_rule != "continuous"
+        and session.product.clearing_rule != Product.ClearingRule.CONTINUOUS
         and ((actor.is_fmo and not actor.on_behalf) or actor.has_role(Role.DSO))
     )
 
@@ -413,7 +413,7 @@ def forecast_needs(request, pk: int):
         block["energy_kwh"] = round(sum(block["quantities_kw"]) / 4, 3)
         block["peak_kw"] = max(block["quantities_kw"])
         block["ptu_count"] = len(block["quantities_kw"])
-    products = [p for p in selectors.products_active() if p.clearing_rule != "continuous"]
+    products = [p for p in selectors.products_active() if p.clearing_rule != Product.ClearingRule.CONTINUOUS]
     error = None
     if request.method == "POST":
         product = next((p for p in products if str(p.pk) == request.POST.get("product")), None)

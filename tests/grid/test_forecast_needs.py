@@ -169,3 +169,63 @@ def test_needs_page_posts_the_selected_zones(congested, client, dso_user):
             if b["grid_location"] == congested["zones"][0].pk
         ),
     )
+
+
+@pytest.mark.django_db
+def test_posting_the_same_needs_twice_posts_once_and_names_the_open_requests(
+    congested, actor_dso, client_for, dso_user
+):
+    product = ProductFactory(direction="up")
+    session_for(product, congested["day"])
+    body = {"forecast_run": congested["run"].pk, "product": product.pk, "price": "180"}
+    first = client_for(dso_user).post("/api/v1/flex-requests/from-needs/", body, format="json")
+    assert first.status_code == 201, first.content
+    posted = sorted(r["id"] for r in first.json())
+    again = client_for(dso_user).post("/api/v1/flex-requests/from-needs/", body, format="json")
+    assert again.status_code == 400
+    assert f"#{posted[0]}" in str(again.json()) and "already posted" in str(again.json())
+    assert sorted(FlexRequest.objects.values_list("pk", flat=True)) == posted
+    # Once the DSO cancels them, the same needs can be posted again.
+    FlexRequest.objects.update(state="cancelled")
+    assert len(
+        requests_from_needs(actor=actor_dso, forecast_run=congested["run"], product=product, price=180)
+    ) == len(posted)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_posts_of_the_same_needs_post_once(congested, actor_dso):
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises writers anyway")
+    product = ProductFactory(direction="up")
+    session_for(product, congested["day"])
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def post():
+        try:
+            barrier.wait(timeout=10)
+            outcomes.append(
+                len(
+                    requests_from_needs(
+                        actor=actor_dso, forecast_run=congested["run"], product=product, price=180
+                    )
+                )
+            )
+        except DomainError as error:
+            outcomes.append(error.message)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    blocks = [b for b in selectors.forecast_need_blocks(congested["run"]) if b["direction"] == "up"]
+    assert sorted(outcomes, key=str)[0] == len(blocks)
+    assert "already posted" in str(sorted(outcomes, key=str)[1])
+    assert FlexRequest.objects.count() == len(blocks)

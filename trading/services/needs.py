@@ -2,7 +2,10 @@
 
 A forecast run stores the flexibility each zone needs per PTU (grid/needs.py). Posting turns every block of
 consecutive PTUs in the product's direction into one FlexRequest of the product, all or nothing: one request that
-cannot be posted (no open session, a zone not in the market) posts none and says which and why.
+cannot be posted (no open session, a zone not in the market) posts none and says which and why. Posting is
+idempotent per forecast run, product and zone: while requests posted from the run are open in a zone, a second
+post (a double click, a retried API call) posts nothing and names them; the run's row lock orders two concurrent
+posts, so the second sees the first's requests.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from grid.models import ForecastRun, GridLocation
 from grid.selectors import forecast_need_blocks
 from trading.errors import TradingErrorCode as Code
 from trading.models import FlexRequest, Product
+from trading.selectors import OPEN_STATES
 from trading.services.orders import request_submit
 
 
@@ -43,8 +47,29 @@ def requests_from_needs(
             field="product",
         )
     zones = {z.pk: z for z in GridLocation.objects.filter(pk__in={b["grid_location"] for b in blocks})}
+    reference = f"forecast-{forecast_run.pk}"
     posted = []
     with transaction.atomic():
+        ForecastRun.objects.select_for_update().filter(pk=forecast_run.pk).first()
+        earlier = list(
+            FlexRequest.objects.filter(
+                owner=actor.organisation,
+                product=product,
+                external_id=reference,
+                grid_location_id__in=zones,
+                state__in=OPEN_STATES,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if earlier:
+            raise DomainError(
+                Code.INVALID_STATE,
+                "These needs were already posted: open requests "
+                + ", ".join(f"#{pk}" for pk in earlier)
+                + " came from this forecast. Cancel them to post again. Nothing was posted.",
+                field="product",
+            )
         for block in blocks:
             zone = zones[block["grid_location"]]
             try:
@@ -56,7 +81,7 @@ def requests_from_needs(
                         ptu_start=block["ptu_start"],
                         quantities_kw=block["quantities_kw"],
                         price=price,
-                        external_id=f"forecast-{forecast_run.pk}",
+                        external_id=reference,
                     )
                 )
             except DomainError as error:
