@@ -223,8 +223,10 @@ STATICFILES_DIRS = [
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "flexmarket.staticstorage.StaticStorage"},
 }
+# Hashed static URLs (cached for a year) also in DEBUG once collectstatic has run: the demo sets this for its server.
+FLEXMARKET_STATIC_HASHED_URLS = env_bool("FLEXMARKET_STATIC_HASHED_URLS", not DEBUG)
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -66,6 +67,8 @@ class Command(BaseCommand):
 
     def _serve(self, addrport: str) -> None:
         python = sys.executable
+        # Compressed copies with hashed names, so the browser fetches Plotly (4.8 MB, 1.5 MB gzipped) once a year.
+        call_command("collectstatic", interactive=False, verbosity=0)
         processes = [
             subprocess.Popen(
                 [python, "-m", "celery", "-A", "flexmarket", "worker", "--pool=solo", "--loglevel=WARNING"]
@@ -87,7 +90,10 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Portal on http://{addrport}/ (worker and beat running; Ctrl-C stops all)")
         )
-        web = subprocess.Popen([python, "manage.py", "runserver", addrport, "--noreload"])
+        web = subprocess.Popen(
+            [python, "manage.py", "runserver", addrport, "--noreload"],
+            env={**os.environ, "FLEXMARKET_STATIC_HASHED_URLS": "1"},
+        )
         processes.append(web)
         try:
             while all(process.poll() is None for process in processes):
