@@ -2,7 +2,7 @@
 
 from accounts.models import Role
 from grid import selectors, services
-from grid.views import map_settings
+from grid.views import map_settings, own_network_geojson
 
 
 def panels(request, actor) -> list[dict]:
@@ -19,6 +19,7 @@ def panels(request, actor) -> list[dict]:
                 ),
                 "pending": sum(zone.pending_count for zone in zones),
                 "latest_run": latest_run,
+                "network_geojson": own_network_geojson(actor),
                 "map_settings": map_settings(),
             }
         )

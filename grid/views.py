@@ -47,7 +47,7 @@ def zone_map(request):
     zones = selectors.grid_locations_get_visible(actor=actor)
     context = {
         "zones_geojson": services.grid_locations_as_geojson(zones),
-        "network_geojson": _own_network_geojson(actor),
+        "network_geojson": own_network_geojson(actor),
         "map_settings": map_settings(),
         "can_edit": actor.has_role(Role.DSO),
         "own_dso_id": actor.organisation.pk,
@@ -322,7 +322,7 @@ def power_flow_detail(request, pk: int):
     )
 
 
-def _own_network_geojson(actor) -> dict | None:
+def own_network_geojson(actor) -> dict | None:
     """A DSO's latest network model, coloured by the latest forecast's highest loading over the day."""
     if not actor.has_role(Role.DSO):
         return None

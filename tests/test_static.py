@@ -27,7 +27,11 @@ def test_without_collected_files_static_urls_name_the_plain_file(tmp_path):
 def test_collected_plotly_is_served_gzipped_under_its_hashed_name_and_cached_for_a_year(collected):
     with override_settings(STATIC_ROOT=collected):
         url = static(PLOTLY)
-        assert url.startswith("/static/plotly/plotly.min.") and url.endswith(".js") and url != f"/static/{PLOTLY}"
+        assert (
+            url.startswith("/static/plotly/plotly.min.")
+            and url.endswith(".js")
+            and url != f"/static/{PLOTLY}"
+        )
         response = Client().get(url, HTTP_ACCEPT_ENCODING="gzip, deflate, br")
         assert response.status_code == 200
         assert response["Content-Encoding"] == "gzip"

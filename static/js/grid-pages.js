@@ -18,6 +18,8 @@
     if (!once("dso-zone-map")) return;
     const map = FlexMap.createMap("dso-zone-map", data("dso-map-settings"));
     FlexMap.addZones(map, data("dso-zones"));
+    const network = data("dso-network");  // the DSO's network, lines coloured by the latest forecast's loading
+    if (network) FlexMap.addNetwork(map, network);
   }
 
   function espPanel() {

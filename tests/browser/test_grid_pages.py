@@ -23,6 +23,10 @@ def test_dso_sees_dashboard_network_and_power_flow_chart(page, login_as, cast):
     login_as(cast.users["dso_north"])
     page.goto("/")
     expect(page.locator("#dso-zone-map path.leaflet-interactive").first).to_be_visible()
+    # The DSO's network is drawn over its zones: lines (unfilled paths) coloured by the latest forecast's loading.
+    lines = page.locator("#dso-zone-map path.leaflet-interactive[fill='none']")
+    expect(lines.first).to_be_visible()
+    assert lines.count() > 50
     screenshot(page, "grid-dso-dashboard")
     model = NetworkModel.objects.filter(dso=cast.organisations["dso_north"]).get()
     page.goto(f"/grid/networks/{model.pk}/")
