@@ -151,11 +151,71 @@ def _resting(order, rows: list[dict], n: int) -> list[RestingOrder]:
     return resting
 
 
+def _book_rows(order, *, side: str, now: datetime, limit: int | None) -> list[dict]:
+    """The opposite book in priority order (at most `limit` rows), as dicts keyed like `_book_query`'s fields."""
+    if connection.vendor != "postgresql":
+        qs, fields = _book_query(order, side=side, now=now)
+        return list(qs.values(*fields)[:limit] if limit else qs.values(*fields))
+    return _book_rows_sql(order, side=side, now=now, limit=limit)
+
+
+OFFER_BOOK_COLUMNS = ["min_quantity_kw", "all_or_nothing", "asset_id", "portfolio_id"]
+ASSET_BOOK_COLUMNS = ["prequalification", "grid_location_id", "archived_at"]
+
+
+def _book_rows_sql(order, *, side: str, now: datetime, limit: int | None) -> list[dict]:
+    """`_book_query` in one hand-written statement (PostgreSQL): the hot read of every aggressor, without the ORM's
+    query building (about 3 ms of CPU per aggressor). tests/trading/test_matching_book.py checks both agree."""
+    opposite = FlexOffer if side == "buy" else FlexRequest
+    columns = ["id", "price", "created_at", "ptu_start", "remaining_kw", "state", "valid_until", "owner_id"]
+    select = [f"o.{c}" for c in columns]
+    join, extra = "", ""
+    if side == "buy":
+        select += [f"o.{c}" for c in OFFER_BOOK_COLUMNS] + [f"a.{c}" for c in ASSET_BOOK_COLUMNS]
+        join = f" LEFT JOIN {FlexAsset._meta.db_table} a ON a.id = o.asset_id"
+        extra = " AND o.price <= %s" + (" AND o.tso_eligible" if order.is_tso else "")
+        order_by = "o.price, o.created_at, o.id"
+    else:
+        extra = " AND o.price >= %s" + ("" if order.tso_eligible else " AND NOT o.is_tso")
+        order_by = "o.price DESC, o.created_at, o.id"
+    n = len(order.quantities_kw)
+    params = [
+        order.session_id,
+        order.grid_location_id,
+        list(OPEN_STATES),
+        order.product_id,
+        order.direction,
+        order.ptu_start + n * ptus.PTU,
+        order.ptu_start,
+        order.owner_id,
+        now,
+        order.price,
+    ]
+    sql = (
+        f"SELECT {', '.join(select)} FROM {opposite._meta.db_table} o{join} "
+        "WHERE o.session_id = %s AND o.grid_location_id = %s AND o.state = ANY(%s) AND o.product_id = %s "
+        "AND o.direction = %s AND o.ptu_start < %s AND o.ptu_end > %s AND o.owner_id <> %s "
+        f"AND (o.valid_until IS NULL OR o.valid_until > %s){extra} ORDER BY {order_by}"
+    )
+    if limit:
+        sql += " LIMIT %s"
+        params.append(limit)
+    keys = ["pk", *columns[1:]]
+    if side == "buy":
+        keys += OFFER_BOOK_COLUMNS + [f"asset__{c}" for c in ASSET_BOOK_COLUMNS]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        if isinstance(row["remaining_kw"], str):  # jsonb arrives as text (Django's psycopg set-up)
+            row["remaining_kw"] = json.loads(row["remaining_kw"])
+    return rows
+
+
 def _book_match(order, aggressor: Aggressor, *, side: str, now: datetime) -> tuple[list, dict[int, dict]]:
     """Fills against the book read in priority pages: a page that fills the aggressor decides; else read it all."""
-    qs, fields = _book_query(order, side=side, now=now)
     n = len(order.quantities_kw)
-    rows = list(qs.values(*fields)[:PAGE])
+    rows = _book_rows(order, side=side, now=now, limit=PAGE)
     complete = len(rows) < PAGE
     while True:
         if side == "buy":
@@ -167,7 +227,7 @@ def _book_match(order, aggressor: Aggressor, *, side: str, now: datetime) -> tup
         wanted = np.asarray(aggressor.quantity, dtype=float)
         if complete or np.all(filled >= wanted - 1e-9) or (aggressor.all_or_nothing and fills):
             return fills, {r["pk"]: r for r in rows}
-        rows, complete = list(qs.values(*fields)), True
+        rows, complete = _book_rows(order, side=side, now=now, limit=None), True
 
 
 def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> None:
