@@ -107,6 +107,39 @@ def test_accepted_agreement_reserves_capacity_and_its_offers_do_not_count_twice(
 
 
 @pytest.mark.django_db
+def test_a_portfolio_agreement_holds_its_members_share_and_only_active_agreements_count(
+    actor_dso, actor_esp, zone, product
+):
+    a = FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone, max_up_kw=Decimal("100"))
+    b = FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone, max_up_kw=Decimal("100"))
+    portfolio = PortfolioFactory(owner=actor_esp.organisation, grid_location=zone, assets=[a, b])
+    session = session_for(product, tomorrow())
+    terms = {
+        "actor": actor_dso,
+        "esp": actor_esp.organisation,
+        "grid_location": zone,
+        "product": product,
+        "availability_price": 5,
+        "activation_price": 80,
+        "windows": [{"days": list(range(7)), "start": "17:00", "end": "20:00"}],
+        "valid_from": session.delivery_day,
+        "valid_to": session.delivery_day,
+    }
+    evening = session.delivery_start + timedelta(hours=17)
+    proposed = services.agreement_propose(capacity_kw=100, asset=b, **terms)
+    offer(actor_esp, b, product, evening, qty=(100,), price=40)  # a proposal reserves nothing
+    services.order_cancel(actor=actor_esp, order=FlexOffer.objects.get(asset=b))
+    services.agreement_respond(actor=actor_esp, agreement=proposed, accept=False)
+    agreement = services.agreement_propose(capacity_kw=120, portfolio=portfolio, **terms)
+    services.agreement_respond(actor=actor_esp, agreement=agreement, accept=True)
+    with pytest.raises(DomainError) as error:  # 60 of a's 100 kW are held through the portfolio
+        offer(actor_esp, a, product, evening, qty=(41,), price=40)
+    assert error.value.code == "above_capability"
+    offer(actor_esp, a, product, evening, qty=(40,), price=40)
+    offer(actor_esp, a, product, session.delivery_start + timedelta(hours=8), qty=(100,), price=40)
+
+
+@pytest.mark.django_db
 def test_agreement_cannot_be_accepted_over_capacity_already_offered(actor_dso, actor_esp, zone, product):
     asset = FlexAssetFactory(owner=actor_esp.organisation, grid_location=zone, max_up_kw=Decimal("100"))
     session = session_for(product, tomorrow())
