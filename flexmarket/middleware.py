@@ -8,8 +8,10 @@ import logging
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from flexmarket.api.errors import BROKER_ERRORS, BROKER_UNAVAILABLE_MESSAGE, server_error_response
+from flexmarket.localtime import display_zone
 
 # Room for the multipart envelope and the other form fields: a file just over the limit still reaches the
 # import, which answers a 400 naming the file; a body far over it never gets that far.
@@ -77,3 +79,20 @@ class BrokerUnavailableMiddleware:
             response = render(request, "503.html", {"message": BROKER_UNAVAILABLE_MESSAGE}, status=503)
         response["Retry-After"] = "60"
         return response
+
+
+class LocalTimeMiddleware:
+    """Pages render times in the display zone (Django converts aware datetimes in templates and forms); the API
+    keeps answering in UTC."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            return self.get_response(request)
+        timezone.activate(display_zone())
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

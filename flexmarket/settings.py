@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "accounts.middleware.RequestIdMiddleware",
     "accounts.middleware.OrganisationMiddleware",
     "accounts.middleware.FmoMfaRequiredMiddleware",
+    "flexmarket.middleware.LocalTimeMiddleware",
     "flexmarket.middleware.BrokerUnavailableMiddleware",
 ]
 
@@ -100,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.organisation",
+                "flexmarket.context_processors.time_zone",
             ],
         },
     },
@@ -467,4 +469,6 @@ SETTLEMENT_VAT_RATE = os.environ.get("SETTLEMENT_VAT_RATE", "0.21")
 # function that reads the D-prognoses of assets for a day (project glue in flexmarket/prognoses.py, so that grid
 # does not import settlement, which sits above it).
 FLEXMARKET_GRID_TIME_ZONE = os.environ.get("FLEXMARKET_GRID_TIME_ZONE", "Europe/Amsterdam")
+# Pages and forms show times in this zone (the API and storage stay in UTC): flexmarket/localtime.py.
+FLEXMARKET_DISPLAY_TIME_ZONE = os.environ.get("FLEXMARKET_DISPLAY_TIME_ZONE", FLEXMARKET_GRID_TIME_ZONE)
 FLEXMARKET_FORECAST_PROGNOSES = "flexmarket.prognoses.asset_prognoses"

@@ -14,6 +14,7 @@ from accounts.models import Role
 from accounts.permissions import request_actor, role_required
 from flexmarket import imports, ptu
 from flexmarket.errors import DomainError, ValidationErrors
+from flexmarket.localtime import clock_label
 from grid import charts, selectors, services
 from grid.forms import (
     AssetCsvForm,
@@ -403,7 +404,7 @@ def forecast_detail(request, pk: int):
         starts = [
             s.astimezone(local) for s in ptu.ptu_starts(run.delivery_day, settings.FLEXMARKET_GRID_TIME_ZONE)
         ]
-        labels = [f"{s:%H:%M} ({s:%Z})" for s in starts]
+        labels = [clock_label(s, local) for s in starts]
         zones = {
             z.pk: z
             for z in selectors.grid_locations_get_visible(actor=actor).filter(

@@ -7,11 +7,15 @@ from datetime import timedelta
 
 import plotly.graph_objects as go
 
+from flexmarket.localtime import clock_label, display_zone
+
 
 def delivery_chart(verification, delivery_start) -> dict:
     """Baseline vs metered vs contracted per PTU, with the delivered flexibility shaded between them."""
     n = len(verification.baseline_kw)
-    times = [(delivery_start + timedelta(minutes=15 * i)).isoformat() for i in range(n)]
+    zone = display_zone()
+    # Category labels on local clock time: the repeated autumn hour stays two hours (its labels carry the offset).
+    times = [clock_label(delivery_start + timedelta(minutes=15 * i), zone) for i in range(n)]
     contract = verification.contract
     offset = int((contract.ptu_start - delivery_start).total_seconds() // 900)
     contracted = [None] * n
@@ -47,7 +51,11 @@ def delivery_chart(verification, delivery_start) -> dict:
         )
     )
     figure.update_layout(
-        height=420, margin={"l": 50, "r": 20, "t": 20, "b": 40}, yaxis_title="kW", legend={"orientation": "h"}
+        height=420,
+        margin={"l": 50, "r": 20, "t": 20, "b": 40},
+        yaxis_title="kW",
+        xaxis_title=f"PTU ({zone.key})",
+        legend={"orientation": "h"},
     )
     return json.loads(figure.to_json())
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 
+from flexmarket.localtime import clock_label
+from flexmarket.ptu import PTU
 
-def price_heatmap(run, zone_names: dict[int, str], n_ptus: int) -> dict | None:
-    """Clearing price per zone (rows) and PTU (columns)."""
+
+def price_heatmap(run, zone_names: dict[int, str], ptu_labels: list[str]) -> dict | None:
+    """Clearing price per zone (rows) and PTU (columns, labelled by local clock time and zone abbreviation)."""
     if run is None or not run.prices:
         return None
     zones = sorted(run.prices, key=lambda z: zone_names.get(int(z), z))
     figure = go.Figure(
         go.Heatmap(
             z=[run.prices[z] for z in zones],
-            x=[f"{i // 4:02d}:{i % 4 * 15:02d}" for i in range(n_ptus)],
+            x=ptu_labels,
             y=[zone_names.get(int(z), z) for z in zones],
             colorscale="YlOrRd",
             colorbar={"title": "EUR/MWh"},
@@ -25,7 +29,7 @@ def price_heatmap(run, zone_names: dict[int, str], n_ptus: int) -> dict | None:
     figure.update_layout(
         height=120 + 28 * len(zones),
         margin={"l": 140, "r": 20, "t": 20, "b": 40},
-        xaxis_title="PTU (hh:mm from the start of the delivery day)",
+        xaxis_title="PTU (local time)",
     )
     return json.loads(figure.to_json())
 
@@ -66,6 +70,7 @@ def replay_prices(replay, zone_names: dict[int, str]) -> dict | None:
     """Zone prices per PTU, as stored (solid) and in the replay (dashed), one colour per zone."""
     if not replay.result or not replay.baseline:
         return None
+    start, local = replay.session.delivery_start, ZoneInfo(replay.session.product.market.time_zone)
     figure = go.Figure()
     palette = ["#3273dc", "#f14668", "#48c78e", "#ffb70f", "#9b59b6", "#00d1b2", "#ff7f0e", "#7f8c8d"]
     zones = sorted(replay.result["zones"], key=lambda z: int(z))
@@ -81,7 +86,7 @@ def replay_prices(replay, zone_names: dict[int, str]) -> dict | None:
                 continue
             figure.add_trace(
                 go.Scatter(
-                    x=[f"{t // 4:02d}:{t % 4 * 15:02d}" for t in range(len(prices))],
+                    x=[clock_label(start + t * PTU, local) for t in range(len(prices))],
                     y=prices,
                     mode="lines",
                     name=f"{name} · {label}",
@@ -95,7 +100,7 @@ def replay_prices(replay, zone_names: dict[int, str]) -> dict | None:
         height=360,
         margin={"l": 60, "r": 20, "t": 20, "b": 40},
         yaxis_title="EUR/MWh",
-        xaxis_title="PTU (hh:mm from the start of the delivery day)",
+        xaxis_title="PTU (local time)",
         legend={"orientation": "h", "y": -0.25},
     )
     return json.loads(figure.to_json())

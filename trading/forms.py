@@ -3,18 +3,17 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 
+from flexmarket import ptu as ptus
+from flexmarket.localtime import ptu_choices
 from trading.models import OrderMode
 
 
 class OrderWindowForm(forms.Form):
-    """A uniform block of kW over consecutive PTUs from a local start time (one delivery day)."""
+    """A uniform block of kW over consecutive PTUs of one delivery day, the first PTU picked by its local clock
+    time (the repeated autumn hour offers each 02:xx twice, with its offset; the missing spring hour is absent)."""
 
     session = forms.ModelChoiceField(queryset=None, label="Session (product · delivery day)")
-    start_time = forms.TimeField(
-        initial=time(17, 0),
-        label="First PTU (local time)",
-        widget=forms.TimeInput(attrs={"type": "time", "step": 900}),
-    )
+    ptu_start = forms.ChoiceField(label="First PTU (local time)")
     ptu_count = forms.IntegerField(min_value=1, max_value=100, initial=8, label="Number of PTUs (15 min)")
     quantity_kw = forms.DecimalField(min_value=0, label="kW per PTU")
     price = forms.DecimalField(min_value=0, label="Price (EUR/MWh, or EUR/MW/h for availability)")
@@ -22,15 +21,40 @@ class OrderWindowForm(forms.Form):
 
     def __init__(self, *args, sessions=None, **kwargs):
         super().__init__(*args, **kwargs)
+        sessions = sessions.select_related("product__market")
         self.fields["session"].queryset = sessions
+        # One group of PTUs per session (its delivery day in its market's zone); the page shows the chosen
+        # session's group only (static/js/order-form.js).
+        self.fields["ptu_start"].choices = [
+            (
+                f"{session}",
+                ptu_choices(
+                    session.delivery_start, session.delivery_end, ZoneInfo(session.product.market.time_zone)
+                ),
+            )
+            for session in sessions
+        ]
+        self.fields["ptu_start"].widget.attrs["data-session-groups"] = "1"
+
+    def clean(self):
+        cleaned = super().clean()
+        session, value = cleaned.get("session"), cleaned.get("ptu_start")
+        if session is None or not value:
+            return cleaned
+        start = datetime.fromisoformat(value)
+        if not session.delivery_start <= start < session.delivery_end:
+            self.add_error(
+                "ptu_start", f"Choose a PTU of the session's delivery day ({session.delivery_day})."
+            )
+            return cleaned
+        cleaned["ptu_start_utc"] = start.astimezone(ptus.UTC)
+        return cleaned
 
     def service_kwargs(self) -> dict:
         session = self.cleaned_data["session"]
-        zone = ZoneInfo(session.product.market.time_zone)
-        start = datetime.combine(session.delivery_day, self.cleaned_data["start_time"], tzinfo=zone)
         return {
             "product": session.product,
-            "ptu_start": start.astimezone(ZoneInfo("UTC")),
+            "ptu_start": self.cleaned_data["ptu_start_utc"],
             "quantities_kw": [float(self.cleaned_data["quantity_kw"])] * self.cleaned_data["ptu_count"],
             "price": self.cleaned_data["price"],
             "order_mode": self.cleaned_data["order_mode"],
@@ -42,7 +66,7 @@ class RequestForm(OrderWindowForm):
     field_order = [
         "grid_location",
         "session",
-        "start_time",
+        "ptu_start",
         "ptu_count",
         "quantity_kw",
         "price",
@@ -62,7 +86,7 @@ class OfferForm(OrderWindowForm):
     field_order = [
         "asset",
         "session",
-        "start_time",
+        "ptu_start",
         "ptu_count",
         "quantity_kw",
         "price",

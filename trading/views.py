@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -12,6 +15,7 @@ from accounts.models import Role
 from accounts.permissions import request_actor, role_required
 from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
+from flexmarket.localtime import ptu_choices, ptu_value
 from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_locations_get_visible
 from trading import charts, exports, selectors, services
 from trading.forms import OfferForm, RequestForm
@@ -55,7 +59,14 @@ def session_detail(request, pk: int):
     zones = {z.pk: z.name for z in grid_locations_get_visible(actor=actor)}
     n_ptus = int((session.delivery_end - session.delivery_start).total_seconds() // 900)
     zone_id = _int_param(request.GET.get("zone"), default=next(iter(zones), 0) or 0)
-    ptu = min(max(_int_param(request.GET.get("ptu"), default=68), 0), max(n_ptus - 1, 0))
+    ptu_labels = [
+        label
+        for _, label in ptu_choices(
+            session.delivery_start, session.delivery_end, ZoneInfo(session.product.market.time_zone)
+        )
+    ]
+    evening = next((i for i, label in enumerate(ptu_labels) if label.startswith("17:00")), 0)
+    ptu = min(max(_int_param(request.GET.get("ptu"), default=evening), 0), max(n_ptus - 1, 0))
     book = (
         selectors.order_book(session=session, grid_location_id=zone_id)
         if zone_id
@@ -71,9 +82,10 @@ def session_detail(request, pk: int):
             "zones": zones,
             "zone_id": zone_id,
             "ptu": ptu,
-            "ptu_label": f"{ptu // 4:02d}:{ptu % 4 * 15:02d}",
+            "ptu_label": ptu_labels[ptu] if ptu_labels else "",
+            "ptu_labels": ptu_labels,
             "n_ptus": n_ptus,
-            "heatmap": charts.price_heatmap(current, zones, n_ptus),
+            "heatmap": charts.price_heatmap(current, zones, ptu_labels),
             "book_chart": charts.order_book_curves(book, ptu),
             "is_operator": actor.is_fmo and not actor.on_behalf,
             "can_replay": _can_replay(actor, session, current),
@@ -175,12 +187,9 @@ def my_offers(request):
     )
     initial = {}
     if answering is not None:
-        local = answering.ptu_start.astimezone(
-            __import__("zoneinfo").ZoneInfo(answering.product.market.time_zone)
-        )
         initial = {
             "session": answering.session_id,
-            "start_time": local.time(),
+            "ptu_start": ptu_value(answering.ptu_start),
             "ptu_count": len(answering.quantities_kw),
             "quantity_kw": max(answering.remaining_kw),
             "price": answering.price,
@@ -286,7 +295,17 @@ def contract_detail(request, pk: int):
     return render(
         request,
         "trading/contract_detail.html",
-        {"contract": contract, "rows": exports.schedule_rows(contract)},
+        {
+            "contract": contract,
+            "rows": [
+                row
+                | {
+                    "start": datetime.fromisoformat(row["ptu_start"]),
+                    "end": datetime.fromisoformat(row["ptu_end"]),
+                }
+                for row in exports.schedule_rows(contract)
+            ],
+        },
     )
 
 

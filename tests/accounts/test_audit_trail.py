@@ -7,9 +7,11 @@ from django.contrib import admin
 from django.db import IntegrityError, transaction
 from django.forms import MultiWidget
 from django.test import RequestFactory
+from django.utils import timezone
 
 from accounts.admin_audit import AuditedAdminMixin, ReadOnlyAdminMixin
 from accounts.models import AuditEvent
+from flexmarket.localtime import display_zone
 from grid.models import PowerFlowRun
 from settlement.models import (
     DeliveryVerification,
@@ -87,7 +89,13 @@ def change_form_data(obj, user, **changes) -> dict:
     model_admin = admin.site._registry[type(obj)]
     request = RequestFactory().get("/")
     request.user = user
-    form = model_admin.get_form(request, obj, change=True)(instance=obj)
+    with timezone.override(display_zone()):  # the admin renders its forms in local time, as the page would
+        form = model_admin.get_form(request, obj, change=True)(instance=obj)
+        data = _posted(form, changes)
+    return data
+
+
+def _posted(form, changes: dict) -> dict:
     data = {}
     for name, field in form.fields.items():
         value = changes.get(name, form[name].value())

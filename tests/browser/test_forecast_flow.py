@@ -52,11 +52,11 @@ def test_dso_reads_the_heat_strip_and_moves_through_ptus(page, login_as, dso_use
     assert page.locator(".heat-strip td.state-2").count() == 16  # feeder 1, 17:00-21:00
     assert page.get_by_test_id("congested-ptus").inner_text().startswith("16")
     # The page opens at the worst PTU; its overloaded lines are drawn red.
-    expect(page.get_by_test_id("ptu-label")).to_have_text("17:00 (CET)")
+    expect(page.get_by_test_id("ptu-label")).to_have_text("17:00 CET")
     assert page.locator("path.leaflet-interactive[stroke='#c0392b'][fill='none']").count() >= 1
     screenshot(page, "forecast-heat-strip-evening")
     page.locator(".heat-strip td.cell[data-ptu='8']").first.click()
-    expect(page.get_by_test_id("ptu-label")).to_have_text("02:00 (CET)")
+    expect(page.get_by_test_id("ptu-label")).to_have_text("02:00 CET")
     assert page.locator("path.leaflet-interactive[stroke='#c0392b'][fill='none']").count() == 0
     screenshot(page, "forecast-heat-strip-night")
 

@@ -43,7 +43,7 @@ def test_a_dso_uploads_zone_temperatures(page, login_as, dso_user, world, tmp_pa
     page.get_by_test_id("temperature-upload").get_by_role("button", name="Upload").click()
     page.get_by_text("48 temperatures checked: 48 new, 0 changed.").wait_for()
     coverage = page.get_by_test_id("temperature-coverage").inner_text()
-    assert code in coverage and "48" in coverage and "2026-01-16 23:00" in coverage
+    assert code in coverage and "48" in coverage and "2026-01-17 00:00 CET" in coverage
     screenshot(page, "settlement-temperatures")
 
 

@@ -25,7 +25,8 @@ def test_request_offer_clear_contract(
     page.goto("/trading/requests/")
     page.select_option("#id_grid_location", str(zone.pk))
     page.select_option("#id_session", str(session.pk))
-    page.fill("#id_start_time", "17:00")
+    # The first-PTU picker lists the chosen session's PTUs by local clock time and starts at 17:00.
+    assert page.locator("#id_ptu_start option:checked").inner_text().startswith("17:00 ")
     page.fill("#id_ptu_count", "4")
     page.fill("#id_quantity_kw", "200")
     page.fill("#id_price", "150")
@@ -53,6 +54,7 @@ def test_request_offer_clear_contract(
     screenshot(esp, "trading-opportunities")
     esp.locator("[data-testid^=answer-]").first.click()
     assert esp.input_value("#id_quantity_kw") == "200.0" or esp.input_value("#id_quantity_kw") == "200"
+    assert esp.locator("#id_ptu_start option:checked").inner_text().startswith("17:00 ")
     esp.fill("#id_quantity_kw", "150")
     esp.fill("#id_price", "90")
     screenshot(esp, "trading-offer-form")
@@ -75,6 +77,9 @@ def test_request_offer_clear_contract(
     esp.get_by_text(contract.reference).click()
     assert esp.get_by_test_id("contract-reference").inner_text() == contract.reference
     assert esp.locator("[data-testid=schedule-table] tbody tr").count() == 4
+    assert esp.locator("[data-testid=schedule-table] tbody tr td").first.inner_text().endswith(
+        " 17:00 CET"
+    ) or (esp.locator("[data-testid=schedule-table] tbody tr td").first.inner_text().endswith(" 17:00 CEST"))
     screenshot(esp, "trading-contract")
     esp_context.close()
 
