@@ -22,7 +22,7 @@ from flexmarket.errors import DomainError
 from grid import services as grid_services
 from grid.models import ZoneBusMapping
 from grid.sensitivity import linearise
-from tests.grid.factories import FlexAssetFactory
+from tests.grid.factories import FlexAssetFactory, PortfolioFactory
 from tests.trading.factories import ProductFactory, session_for, tomorrow
 from tests.trading.test_services import close, offer, request
 from trading import services
@@ -279,3 +279,102 @@ def test_the_session_page_shows_binding_limits_and_dlmps_per_bus(cleared, client
         'data-testid="network-clearing"'
         not in client.get(f"/trading/sessions/{cleared.pk}/").content.decode()
     )
+
+
+def down_session(actors, zone, assets):
+    actor_dso, actor_esp, actor_esp2 = actors
+    product = network_product(direction="down")
+    session = session_for(product, tomorrow())
+    start = session.delivery_start + PTU * (session.delivery_end - session.delivery_start) / 96
+    request(actor_dso, zone, product, start, qty=(100,), price=200)
+    offer(actor_esp, assets[0], product, start, qty=(100,), price=50)
+    offer(actor_esp2, assets[1], product, start, qty=(100,), price=150)
+    close(session)
+    return session
+
+
+@pytest.mark.django_db
+def test_a_down_session_pays_minus_the_dlmp(actor_dso, actor_esp, actor_esp2, zone, feeder, offers_at_buses):
+    # Down: the offers consume more and the request's kW flow back from its zone, relieving line 1; the cheap
+    # offer serves it all and the D-LMP is -50 (a down seller is paid minus the D-LMP).
+    session = down_session((actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded", run.error
+    contracts = list(Contract.objects.filter(clearing_run=run))
+    assert [(c.offer.price, c.quantities_kw[PTU], c.prices[PTU]) for c in contracts] == [
+        (Decimal("50.0000"), 100.0, "50.0000")
+    ]
+    assert {row[PTU] for row in run.network.dlmp} == {-50.0}
+
+
+@pytest.mark.django_db
+def test_an_asset_without_a_bus_fails_the_run(
+    actor_dso, actor_esp, actor_esp2, zone, feeder, offers_at_buses
+):
+    grid_services.asset_bus_set(
+        actor=actor_dso, network_model=feeder, asset=offers_at_buses[1], bus_index=None
+    )
+    session = trade(network_product(), (actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "failed" and f"no bus for {offers_at_buses[1].name}" in run.error
+
+
+@pytest.mark.django_db
+def test_a_portfolio_over_two_buses_and_tso_requests_are_left_out_with_their_reasons(
+    actor_dso, actor_esp, actor_esp2, actor_tso, zone, feeder, offers_at_buses
+):
+    cheap, dear = offers_at_buses
+    second = FlexAssetFactory(owner=cheap.owner, grid_location=zone)
+    grid_services.asset_bus_set(actor=actor_dso, network_model=feeder, asset=second, bus_index=2)
+    portfolio = PortfolioFactory(owner=cheap.owner, grid_location=zone, assets=[cheap, second])
+    product = network_product()
+    session = session_for(product, tomorrow())
+    start = session.delivery_start + PTU * (session.delivery_end - session.delivery_start) / 96
+    request(actor_dso, zone, product, start, qty=(100,), price=200)
+    tso = request(actor_tso, zone, product, start, qty=(100,), price=300)
+    spread = offer(actor_esp, None, product, start, qty=(100,), price=10, portfolio=portfolio)
+    offer(actor_esp2, dear, product, start, qty=(100,), price=150)
+    close(session)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded", run.error
+    reasons = {entry["order"]: entry["reason"] for entry in run.excluded}
+    assert reasons == {
+        f"request:{tso.pk}": "a network-aware session clears the DSO's requests only",
+        f"offer:{spread.pk}": "the portfolio's members sit on buses 1, 2; a network-aware session clears an offer "
+        "at one bus",
+    }
+    assert [c.offer.asset_id for c in Contract.objects.filter(clearing_run=run)] == [dear.pk]
+
+
+@pytest.mark.django_db
+def test_a_session_without_orders_clears_without_a_network(product):
+    product.network_aware = True
+    product.save()
+    session = session_for(product, tomorrow())
+    close(session)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded" and run.cleared_volume_kwh == 0
+    assert not ClearingRunNetwork.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_down_session_with_a_binding_line_pays_each_seller_minus_its_buss_dlmp(
+    actor_dso, actor_esp, actor_esp2, zone, feeder, offers_at_buses
+):
+    # The cheap down offer now consumes at bus 2: serving the request from it alone would draw 50 kW more over
+    # line 1 (room 20), so at most 70 kW come from it and 30 from bus 1: D-LMPs -50 at bus 2 and -150 at bus 1.
+    cheap, dear = offers_at_buses
+    grid_services.asset_bus_set(actor=actor_dso, network_model=feeder, asset=cheap, bus_index=2)
+    grid_services.asset_bus_set(actor=actor_dso, network_model=feeder, asset=dear, bus_index=1)
+    session = down_session((actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded", run.error
+    sold = {
+        c.offer.asset_id: (c.quantities_kw[PTU], c.prices[PTU])
+        for c in Contract.objects.filter(clearing_run=run)
+    }
+    assert sold[cheap.pk][0] == pytest.approx(70, abs=1.0) and sold[cheap.pk][1] == "50.0000"
+    assert sold[dear.pk][0] == pytest.approx(30, abs=1.0) and sold[dear.pk][1] == "150.0000"
+    dlmp = {bus: row[PTU] for bus, row in zip(run.network.buses, run.network.dlmp, strict=True)}
+    assert dlmp[2] == pytest.approx(-50, abs=1e-3) and dlmp[1] == pytest.approx(-150, abs=1e-3)
+    assert run.network.binding[str(PTU)] == [{"kind": "line", "index": 1, "side": 1}]

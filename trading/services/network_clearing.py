@@ -263,15 +263,22 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
             f"{model}: offers sit on buses out of service or isolated: {off_network[:10]}."
         )
     point = _held_limits(stack_points(points, vm_min=VOLTAGE_MIN_PU, vm_max=VOLTAGE_MAX_PU))
-    offer_sign = np.array([_sign(o.direction) for o in offers], dtype=int)
+    # Every order of a session has the product's direction. A down session is cleared as its mirror image: up
+    # orders on a network whose sensitivities change sign, so the engine's prices are the payments for moving
+    # down and its tie rule (the lowest prices among equally good ones) is the least the buyers pay, as for up.
+    sign = _sign(session.product.direction)
+    if sign < 0:
+        point = dataclasses.replace(
+            point, ptdf=-point.ptdf, qtdf=-point.qtdf, dv_dp=-point.dv_dp, dv_dq=-point.dv_dq
+        )
     orders = NetworkOrders(
         n_ptus=n_ptus,
         offer_bus=np.array([position[b] for b in offer_bus], dtype=int),
-        offer_direction=offer_sign,
+        offer_direction=np.ones(len(offers), dtype=int),
         offer_qty=_matrix(session, offers, n_ptus),
         offer_price=np.array([float(o.price) for o in offers]),
         request_weights=weights,
-        request_direction=np.array([_sign(r.direction) for r in requests], dtype=int),
+        request_direction=np.ones(len(requests), dtype=int),
         request_qty=_matrix(session, requests, n_ptus),
         request_price=np.array([float(r.price) for r in requests]),
     )
@@ -288,7 +295,7 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         [r.grid_location_id for r in requests],
     )
     bus_of = orders.offer_bus[offer_idx] if offer_idx else np.zeros(0, int)
-    price = offer_sign[offer_idx] * result.dlmp[bus_of, ptu] if offer_idx else np.zeros(0)
+    price = result.dlmp[bus_of, ptu] if offer_idx else np.zeros(0)
     if not np.isfinite(price).all():
         raise NetworkClearingError("A PTU with accepted orders has no D-LMP.")
     trades = SimpleNamespace(
@@ -319,10 +326,10 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         "branches": [
             [str(kind), int(index)] for kind, index in zip(first.branch_kind, first.branch_index, strict=True)
         ],
-        "dlmp": _grid(result.dlmp),
-        "dlmp_energy": _grid(result.dlmp_energy),
-        "dlmp_congestion": _grid(result.dlmp_congestion),
-        "dlmp_voltage": _grid(result.dlmp_voltage),
+        "dlmp": _grid(sign * result.dlmp),
+        "dlmp_energy": _grid(sign * result.dlmp_energy),
+        "dlmp_congestion": _grid(sign * result.dlmp_congestion),
+        "dlmp_voltage": _grid(sign * result.dlmp_voltage),
         "flow_before_mw": _grid(result.flow_before_mw, 6),
         "flow_after_mw": _grid(result.flow_after_mw, 6),
         "flow_limit_mw": _grid(result.flow_limit_mw, 6),
