@@ -365,7 +365,10 @@ def linearise_points(net, injections, rows) -> list[Sensitivities]:
 
     from grid.timeseries import pandapower_points
 
-    model = power_flow_model(copy.deepcopy(net))
+    try:
+        model = power_flow_model(copy.deepcopy(net))
+    except pp.LoadflowNotConverged as error:
+        raise ValueError("the AC power flow of the network's own values does not converge") from error
     points, voltage = [], None
     for row, point in pandapower_points(net, injections, rows):
         p_mw, q_mvar = bus_injections(point, model.buses)

@@ -22,8 +22,8 @@ from flexmarket.errors import DomainError
 from grid import services as grid_services
 from grid.models import ZoneBusMapping
 from grid.sensitivity import linearise
-from tests.grid.factories import FlexAssetFactory, PortfolioFactory
-from tests.trading.factories import ProductFactory, session_for, tomorrow
+from tests.grid.factories import FlexAssetFactory, GridLocationFactory, PortfolioFactory
+from tests.trading.factories import MarketFactory, ProductFactory, session_for, tomorrow
 from tests.trading.test_services import close, offer, request
 from trading import services
 from trading.models import ClearingRunNetwork, Contract, MarketSession, Product
@@ -378,3 +378,51 @@ def test_a_down_session_with_a_binding_line_pays_each_seller_minus_its_buss_dlmp
     dlmp = {bus: row[PTU] for bus, row in zip(run.network.buses, run.network.dlmp, strict=True)}
     assert dlmp[2] == pytest.approx(-50, abs=1e-3) and dlmp[1] == pytest.approx(-150, abs=1e-3)
     assert run.network.binding[str(PTU)] == [{"kind": "line", "index": 1, "side": 1}]
+
+
+@pytest.mark.django_db
+def test_zones_of_two_dsos_fail_the_run(
+    actor_dso, actor_dso2, actor_esp, actor_esp2, zone, feeder, offers_at_buses, dso2_org
+):
+    product = network_product()
+    session = session_for(product, tomorrow())
+    start = session.delivery_start + PTU * (session.delivery_end - session.delivery_start) / 96
+    request(actor_dso, zone, product, start, qty=(100,), price=200)
+    request(actor_dso2, GridLocationFactory(dso=dso2_org), product, start, qty=(10,), price=200)
+    offer(actor_esp, offers_at_buses[0], product, start, qty=(100,), price=50)
+    close(session)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "failed" and "more than one DSO" in run.error
+    assert zone.dso.legal_name in run.error and dso2_org.legal_name in run.error
+
+
+@pytest.mark.django_db
+def test_a_forecast_of_another_time_zones_day_fails_the_run(
+    actor_dso, actor_esp, actor_esp2, zone, feeder, offers_at_buses
+):
+    # The forecast covers the day in Europe/Amsterdam; a market in New York has its day six hours later.
+    run = grid_services.forecast_run_request(actor=actor_dso, network_model=feeder, delivery_day=tomorrow())
+    assert grid_services.forecast_run_execute(run_id=run.pk, prognoses=lambda **_: {}).state == "succeeded"
+    product = network_product(market=MarketFactory(time_zone="America/New_York"))
+    session = trade(product, (actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
+    failed = services.session_clear(session=session, actor=SYSTEM)
+    assert (
+        failed.state == "failed"
+        and f"Forecast #{run.pk} covers" in failed.error
+        and "not the PTU" in failed.error
+    )
+
+
+@pytest.mark.django_db
+def test_a_network_whose_power_flow_does_not_converge_fails_the_run(
+    actor_dso, actor_esp, actor_esp2, zone, offers_at_buses, feeder
+):
+    net = pp.from_json_string(feeder_json())
+    net.load.loc[0, "p_mw"] = 5000.0  # far beyond what a 20 kV feeder can carry
+    model = grid_services.network_model_create(actor=actor_dso, name="Feeder", network_json=pp.to_json(net))
+    grid_services.zone_buses_set(actor=actor_dso, network_model=model, grid_location=zone, buses=[1, 2])
+    for asset, bus in zip(offers_at_buses, (1, 2), strict=True):
+        grid_services.asset_bus_set(actor=actor_dso, network_model=model, asset=asset, bus_index=bus)
+    session = trade(network_product(), (actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "failed" and "does not converge" in run.error and not Contract.objects.exists()
