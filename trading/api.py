@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -78,15 +78,17 @@ class BindingSerializer(serializers.Serializer):
     )
 
 
+class BranchSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["line", "trafo"])
+    index = serializers.IntegerField(help_text="The line's or transformer's index in the network model")
+
+
 class SessionNetworkSerializer(serializers.ModelSerializer):
     run = serializers.IntegerField(source="run_id")
     network_model = serializers.IntegerField(source="network_model_id")
     forecast_run = serializers.IntegerField(source="forecast_run_id", allow_null=True)
     buses = serializers.ListField(child=serializers.IntegerField())
-    branches = serializers.ListField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text='[kind, index], e.g. ["line", "12"]',
-    )
+    branches = serializers.SerializerMethodField(help_text="The rows of the branch arrays")
     dlmp = _grid_field()
     dlmp_energy = _grid_field()
     dlmp_congestion = _grid_field()
@@ -117,6 +119,10 @@ class SessionNetworkSerializer(serializers.ModelSerializer):
             "binding",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(BranchSerializer(many=True))
+    def get_branches(self, stored) -> list[dict]:
+        return [{"kind": kind, "index": index} for kind, index in stored.branches]
 
 
 class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):

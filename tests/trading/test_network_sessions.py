@@ -254,6 +254,8 @@ def test_the_network_endpoint_answers_the_fmo_and_the_networks_dso_only(
     assert body["point"] == "base" and body["buses"] == [0, 1, 2]
     assert body["dlmp"][2][PTU] == pytest.approx(150, abs=1e-3)
     assert body["binding"][str(PTU)] == [{"kind": "line", "index": 1, "side": 1}]
+    assert body["branches"] == [{"kind": "line", "index": 0}, {"kind": "line", "index": 1}]
+    assert len(body["flow_after_mw"]) == 2 and len(body["flow_after_mw"][1]) == 96
     assert client_for(fmo_user).get(url).status_code == 200
     for user in (dso2_user, esp_user):
         assert client_for(user).get(url).status_code == 404
