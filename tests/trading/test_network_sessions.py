@@ -428,3 +428,17 @@ def test_a_network_whose_power_flow_does_not_converge_fails_the_run(
     session = trade(network_product(), (actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
     run = services.session_clear(session=session, actor=SYSTEM)
     assert run.state == "failed" and "does not converge" in run.error and not Contract.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_fmo_rerun_stores_its_own_network_result_and_supersedes_the_contracts(
+    cleared, actor_fmo, client_for, dso_user
+):
+    first = cleared.clearing_runs.get(is_current=True)
+    second = services.session_clear(session=cleared, actor=actor_fmo, rerun=True)
+    assert second.state == "succeeded", second.error
+    assert ClearingRunNetwork.objects.filter(run__in=[first, second]).count() == 2
+    assert Contract.objects.filter(clearing_run=first, state="superseded").count() == 2
+    assert Contract.objects.filter(clearing_run=second, state="active").count() == 2
+    body = client_for(dso_user).get(f"/api/v1/sessions/{cleared.pk}/network/").json()
+    assert body["run"] == second.pk
