@@ -353,3 +353,27 @@ def _loading(p: np.ndarray, q: np.ndarray, rating: np.ndarray) -> np.ndarray:
 
 def _dense(matrix) -> np.ndarray:
     return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+
+
+def linearise_points(net, injections, rows) -> list[Sensitivities]:
+    """AC linearisation at each given PTU's operating point (grid/timeseries.py's Injections, rows in order).
+
+    One pandapower power flow builds the model; each PTU is then a Newton-Raphson on its bus injections
+    (warm-started from the previous PTU) and `PowerFlowModel.sensitivities` at the converged point. Raises
+    ValueError naming the first PTU whose power flow does not converge. The caller's network is not changed."""
+    import copy
+
+    from grid.timeseries import pandapower_points
+
+    try:
+        model = power_flow_model(copy.deepcopy(net))
+    except pp.LoadflowNotConverged as error:
+        raise ValueError("the AC power flow of the network's own values does not converge") from error
+    points, voltage = [], None
+    for row, point in pandapower_points(net, injections, rows):
+        p_mw, q_mvar = bus_injections(point, model.buses)
+        voltage, converged, _ = model.solve(p_mw, q_mvar, v0=voltage)
+        if not converged:
+            raise ValueError(f"the AC power flow does not converge at PTU {int(row)} of the operating point")
+        points.append(model.sensitivities(voltage))
+    return points

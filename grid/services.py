@@ -1490,12 +1490,9 @@ def forecast_injections(*, network_model: NetworkModel, delivery_day, prognoses)
     return net, injections, inputs
 
 
-def _forecast_compute(run: ForecastRun, prognoses) -> dict:
-    network_model = NetworkModel.objects.select_related("dso").get(pk=run.network_model_id)
-    net, injections, inputs = forecast_injections(
-        network_model=network_model, delivery_day=run.delivery_day, prognoses=prognoses
-    )
-    injections = timeseries.Injections(
+def _scaled(injections: timeseries.Injections, run: ForecastRun) -> timeseries.Injections:
+    """The operating point with the run's load and generation scaling applied."""
+    return timeseries.Injections(
         load_p_mw=injections.load_p_mw * run.load_scaling,
         load_q_mvar=injections.load_q_mvar * run.load_scaling,
         sgen_p_mw=injections.sgen_p_mw * run.generation_scaling,
@@ -1503,6 +1500,56 @@ def _forecast_compute(run: ForecastRun, prognoses) -> dict:
         bus_p_mw=injections.bus_p_mw,
         bus_q_mvar=injections.bus_q_mvar,
     )
+
+
+def network_linearise_day(*, network_model: NetworkModel, delivery_day, ptu_starts: list, prognoses=None):
+    """The network linearised at each given PTU (UTC starts) of a delivery day, for network-aware clearing.
+
+    The operating point is the DSO's latest succeeded forecast run for the day (profiles, upload and prognoses
+    as that run builds them, with its scaling), else the network's own values in every PTU (the base point).
+    Returns (forecast run or None, [Sensitivities per PTU]). Raises DomainError with the reason when the
+    forecast's day does not cover a PTU or a power flow does not converge."""
+    run = (
+        ForecastRun.objects.filter(
+            network_model=network_model, delivery_day=delivery_day, state=ForecastRun.State.SUCCEEDED
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if run is None:
+        net = network_model_net(network_model)
+        injections = timeseries.static_injections(net, len(ptu_starts))
+        rows = list(range(len(ptu_starts)))
+    else:
+        reader = prognoses or import_string(settings.FLEXMARKET_FORECAST_PROGNOSES)
+        net, injections, _ = forecast_injections(
+            network_model=network_model, delivery_day=delivery_day, prognoses=reader
+        )
+        injections = _scaled(injections, run)
+        index = {start: n for n, start in enumerate(_forecast_ptu_starts(delivery_day))}
+        missing = [start for start in ptu_starts if start not in index]
+        if missing:
+            raise DomainError(
+                GridErrorCode.FORECAST_INVALID,
+                f"Forecast #{run.pk} covers {delivery_day} in {settings.FLEXMARKET_GRID_TIME_ZONE}, not the PTU "
+                f"starting {missing[0]:%Y-%m-%d %H:%M} UTC.",
+            )
+        rows = [index[start] for start in ptu_starts]
+    from grid import sensitivity  # pandapower's power-flow internals: loaded only when a clearing needs them
+
+    try:
+        points = sensitivity.linearise_points(net, injections, rows)
+    except ValueError as error:
+        raise DomainError(GridErrorCode.NETWORK_INVALID, f"{network_model}: {error}.") from error
+    return run, points
+
+
+def _forecast_compute(run: ForecastRun, prognoses) -> dict:
+    network_model = NetworkModel.objects.select_related("dso").get(pk=run.network_model_id)
+    net, injections, inputs = forecast_injections(
+        network_model=network_model, delivery_day=run.delivery_day, prognoses=prognoses
+    )
+    injections = _scaled(injections, run)
     started = time.perf_counter()
     result = timeseries.run_time_series(net, injections)
     seconds = time.perf_counter() - started

@@ -37,11 +37,12 @@ class ProductAdmin(admin.ModelAdmin):
         "kind",
         "direction",
         "clearing_rule",
+        "network_aware",
         "gate_closure_rule",
         "baseline_method",
         "is_active",
     ]
-    list_filter = ["market", "kind", "clearing_rule", "is_active"]
+    list_filter = ["market", "kind", "clearing_rule", "network_aware", "is_active"]
 
 
 @admin.register(MarketSession)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -25,6 +25,7 @@ from trading import exports, selectors, services
 from trading.models import (
     AvailabilityAgreement,
     ClearingReplay,
+    ClearingRunNetwork,
     Contract,
     FlexOffer,
     FlexRequest,
@@ -42,10 +43,86 @@ CSV_UPLOAD = {
 
 class SessionSerializer(serializers.ModelSerializer):
     product = serializers.CharField(source="product.__str__")
+    network_aware = serializers.BooleanField(
+        source="product.network_aware",
+        read_only=True,
+        help_text="Cleared subject to the DSO's network, priced at D-LMPs (`/network/` has the result)",
+    )
 
     class Meta:
         model = MarketSession
-        fields = ["id", "product", "delivery_day", "delivery_start", "delivery_end", "gate_closure", "state"]
+        fields = [
+            "id",
+            "product",
+            "network_aware",
+            "delivery_day",
+            "delivery_start",
+            "delivery_end",
+            "gate_closure",
+            "state",
+        ]
+
+
+def _grid_field() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        help_text="One row per bus (or branch) in `buses` (`branches`) order, one column per PTU; null: no price",
+    )
+
+
+class BindingSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["line", "trafo", "voltage"])
+    index = serializers.IntegerField(help_text="Line or transformer index, or the bus of a voltage limit")
+    side = serializers.IntegerField(
+        help_text="1 at the upper limit (flow in its from-to direction), -1 the lower"
+    )
+
+
+class BranchSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["line", "trafo"])
+    index = serializers.IntegerField(help_text="The line's or transformer's index in the network model")
+
+
+class SessionNetworkSerializer(serializers.ModelSerializer):
+    run = serializers.IntegerField(source="run_id")
+    network_model = serializers.IntegerField(source="network_model_id")
+    forecast_run = serializers.IntegerField(source="forecast_run_id", allow_null=True)
+    buses = serializers.ListField(child=serializers.IntegerField())
+    branches = serializers.SerializerMethodField(help_text="The rows of the branch arrays")
+    dlmp = _grid_field()
+    dlmp_energy = _grid_field()
+    dlmp_congestion = _grid_field()
+    dlmp_voltage = _grid_field()
+    flow_before_mw = _grid_field()
+    flow_after_mw = _grid_field()
+    flow_limit_mw = _grid_field()
+    binding = serializers.DictField(
+        child=BindingSerializer(many=True), help_text="PTU index -> the limits binding in that PTU"
+    )
+
+    class Meta:
+        model = ClearingRunNetwork
+        fields = [
+            "run",
+            "network_model",
+            "forecast_run",
+            "point",
+            "buses",
+            "branches",
+            "dlmp",
+            "dlmp_energy",
+            "dlmp_congestion",
+            "dlmp_voltage",
+            "flow_before_mw",
+            "flow_after_mw",
+            "flow_limit_mw",
+            "binding",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(BranchSerializer(many=True))
+    def get_branches(self, stored) -> list[dict]:
+        return [{"kind": kind, "index": index} for kind, index in stored.branches]
 
 
 class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
@@ -55,6 +132,15 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisat
 
     def get_visible_queryset(self, actor):
         return selectors.sessions_get_visible(actor=actor)
+
+    @extend_schema(responses={200: SessionNetworkSerializer})
+    @action(detail=True, url_path="network")
+    def network(self, request, pk=None):
+        """A network-aware session's current clearing: the network and operating point used, D-LMPs per bus and
+        PTU with their energy, congestion and voltage parts (EUR/MWh), flows before and after, limits and binding
+        constraints per PTU. The market operator and the DSO whose network it is; 404 for anyone else."""
+        found = selectors.session_network_get_visible(actor=self.get_actor(), session=self.get_object())
+        return Response(SessionNetworkSerializer(found).data)
 
 
 class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):

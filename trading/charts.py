@@ -104,3 +104,80 @@ def replay_prices(replay, zone_names: dict[int, str]) -> dict | None:
         legend={"orientation": "h", "y": -0.25},
     )
     return json.loads(figure.to_json())
+
+
+def _label(t: int) -> str:
+    return f"{t // 4:02d}:{t % 4 * 15:02d}"
+
+
+def _binding_text(entries: list[dict]) -> str:
+    names = {"line": "line", "trafo": "transformer", "voltage": "voltage at bus"}
+    return ", ".join(
+        f"{names.get(e['kind'], e['kind'])} {e['index']} ({'upper' if e['side'] > 0 else 'lower'})"
+        for e in entries
+    )
+
+
+def network_clearing(stored, ptu: int) -> dict:
+    """A network-aware run's result for its page: the D-LMP heat strip (bus x PTU), one row per PTU with a price
+    or a binding limit, and every bus's D-LMP and its parts at the chosen PTU."""
+    dlmp = stored.dlmp
+    n_ptus = len(dlmp[0]) if dlmp else 0
+    priced = [t for t in range(n_ptus) if any(row[t] is not None for row in dlmp)]
+    ptu_rows = []
+    for t in sorted(set(priced) | {int(k) for k in stored.binding}):
+        prices = [row[t] for row in dlmp if row[t] is not None]
+        ptu_rows.append(
+            {
+                "ptu": t,
+                "label": _label(t),
+                "binding": _binding_text(stored.binding.get(str(t), [])),
+                "low": min(prices) if prices else None,
+                "high": max(prices) if prices else None,
+            }
+        )
+    bus_rows = (
+        [
+            {
+                "bus": bus,
+                "dlmp": stored.dlmp[i][ptu],
+                "energy": stored.dlmp_energy[i][ptu],
+                "congestion": stored.dlmp_congestion[i][ptu],
+                "voltage": stored.dlmp_voltage[i][ptu],
+            }
+            for i, bus in enumerate(stored.buses)
+        ]
+        if 0 <= ptu < n_ptus
+        else []
+    )
+    branch_rows = [
+        {
+            "kind": kind,
+            "index": index,
+            "before": stored.flow_before_mw[k][ptu],
+            "after": stored.flow_after_mw[k][ptu],
+            "limit": stored.flow_limit_mw[k][ptu],
+        }
+        for k, (kind, index) in enumerate(stored.branches)
+        if 0 <= ptu < n_ptus
+        and any(e["kind"] == kind and e["index"] == index for e in stored.binding.get(str(ptu), []))
+    ]
+    heatmap = None
+    if priced:
+        figure = go.Figure(
+            go.Heatmap(
+                z=[[row[t] for t in range(n_ptus)] for row in dlmp],
+                x=[_label(t) for t in range(n_ptus)],
+                y=[f"bus {b}" for b in stored.buses],
+                colorscale="YlOrRd",
+                colorbar={"title": "EUR/MWh"},
+                hoverongaps=False,
+            )
+        )
+        figure.update_layout(
+            height=min(120 + 14 * len(stored.buses), 900),
+            margin={"l": 80, "r": 20, "t": 20, "b": 40},
+            xaxis_title="PTU (hh:mm from the start of the delivery day)",
+        )
+        heatmap = json.loads(figure.to_json())
+    return {"heatmap": heatmap, "ptu_rows": ptu_rows, "bus_rows": bus_rows, "branch_rows": branch_rows}

@@ -148,6 +148,11 @@ class Product(models.Model):
         help_text="Auction with blocks or minimum quantities: relative optimality gap accepted (0 = solve to "
         "optimality, which the tie-breaking rule needs; 0.0001 = 0.01%)",
     )
+    network_aware = models.BooleanField(
+        default=False,
+        help_text="Auction: clear subject to the DSO's network at the forecast point, priced at the D-LMP of each "
+        "offer's bus (docs/network.md, 'Network-aware sessions')",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -156,6 +161,14 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.market.code}/{self.code}"
+
+    def clean(self) -> None:
+        if self.network_aware and self.clearing_rule != self.ClearingRule.AUCTION_UNIFORM:
+            raise ValidationError(
+                {
+                    "network_aware": "Network-aware clearing prices at the D-LMP: choose the uniform-price auction."
+                }
+            )
 
     @property
     def is_auction(self) -> bool:
@@ -241,6 +254,44 @@ class ClearingRun(models.Model):
                 fields=["session"], condition=models.Q(state="running"), name="one_running_clearing"
             )
         ]
+
+
+class ClearingRunNetwork(models.Model):
+    """What a network-aware clearing saw and found (issue 11 item 4): the network and operating point it used,
+    and per bus and PTU the D-LMP with its energy, congestion and voltage parts, per branch and PTU the flows
+    before and after, the limits and which bind.
+
+    Arrays are JSON lists: `buses` (pandapower bus indices) and `branches` ([kind, index] per line/transformer)
+    give the rows; every per-PTU array has one column per PTU of the session, null where no price was found.
+    A row of its own (not fields on ClearingRun) so run lists and the run API stay light: on a 117-bus grid over
+    96 PTUs these arrays hold tens of thousands of numbers that only the session page and its API read.
+    """
+
+    class Point(models.TextChoices):
+        FORECAST = "forecast", "The DSO's latest congestion forecast for the day"
+        BASE = "base", "The network's own values (no forecast for the day)"
+
+    run = models.OneToOneField(ClearingRun, on_delete=models.CASCADE, related_name="network")
+    network_model = models.ForeignKey("grid.NetworkModel", on_delete=models.PROTECT, related_name="+")
+    forecast_run = models.ForeignKey(
+        "grid.ForecastRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    point = models.CharField(max_length=10, choices=Point.choices)
+    buses = models.JSONField(help_text="pandapower bus index per row of the bus arrays")
+    branches = models.JSONField(
+        help_text='[kind, index] per row of the branch arrays, kind "line" or "trafo"'
+    )
+    dlmp = models.JSONField(help_text="EUR/MWh per bus (rows) and PTU (columns); null: no price in that PTU")
+    dlmp_energy = models.JSONField()
+    dlmp_congestion = models.JSONField()
+    dlmp_voltage = models.JSONField()
+    flow_before_mw = models.JSONField(help_text="Active flow per branch and PTU at the operating point")
+    flow_after_mw = models.JSONField(help_text="Linearised active flow with the cleared schedule")
+    flow_limit_mw = models.JSONField(help_text="The limit the clearing held each branch to, per PTU")
+    binding = models.JSONField(
+        help_text='Per PTU index (string): [{"kind": "line"|"trafo"|"voltage", "index": ..., "side": 1|-1}]'
+    )
+    created_at = models.DateTimeField(default=timezone.now)
 
 
 class OrderState(models.TextChoices):

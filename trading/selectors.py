@@ -18,6 +18,7 @@ from trading.models import (
     AvailabilityAgreement,
     ClearingReplay,
     ClearingRun,
+    ClearingRunNetwork,
     Contract,
     FlexOffer,
     FlexRequest,
@@ -311,3 +312,19 @@ def replay_get_visible(*, actor: Actor, pk) -> ClearingReplay:
     if replay is None:
         raise Http404
     return replay
+
+
+def session_network_get_visible(*, actor: Actor, session: MarketSession) -> ClearingRunNetwork:
+    """The network result of a session's current clearing run: LMPs, flows and binding constraints are the DSO's
+    grid data, so the market operator and the DSO whose network it is see it; anyone else gets 404."""
+    qs = ClearingRunNetwork.objects.select_related("network_model", "forecast_run", "run").filter(
+        run__session=session, run__is_current=True
+    )
+    if actor.organisation is None:
+        raise Http404
+    if not _operator(actor):
+        qs = qs.filter(network_model__dso=actor.organisation)
+    found = qs.first()
+    if found is None:
+        raise Http404
+    return found

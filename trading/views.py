@@ -90,8 +90,20 @@ def session_detail(request, pk: int):
             "is_operator": actor.is_fmo and not actor.on_behalf,
             "can_replay": _can_replay(actor, session, current),
             "replays": selectors.replays_get_visible(actor=actor).filter(session=session)[:10],
-        },
+        }
+        | _network_context(actor, session, ptu),
     )
+
+
+def _network_context(actor, session, ptu: int) -> dict:
+    """A network-aware session's stored clearing for those who may see it (the FMO, the network's DSO)."""
+    if not session.product.network_aware:
+        return {"network": None}
+    try:
+        stored = selectors.session_network_get_visible(actor=actor, session=session)
+    except Http404:
+        return {"network": None}
+    return {"network": stored, "network_view": charts.network_clearing(stored, ptu)}
 
 
 def _can_replay(actor, session, current) -> bool:
@@ -99,6 +111,7 @@ def _can_replay(actor, session, current) -> bool:
         current is not None
         and session.state in (MarketSession.State.CLEARED, MarketSession.State.SETTLED)
         and session.product.clearing_rule != Product.ClearingRule.CONTINUOUS
+        and not session.product.network_aware
         and ((actor.is_fmo and not actor.on_behalf) or actor.has_role(Role.DSO))
     )
 

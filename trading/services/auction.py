@@ -39,6 +39,7 @@ from trading.clearing.auction import AuctionOrders, clear_auction
 from trading.errors import TradingErrorCode as Code
 from trading.models import (
     ClearingRun,
+    ClearingRunNetwork,
     Contract,
     FlexOffer,
     FlexRequest,
@@ -48,6 +49,7 @@ from trading.models import (
 )
 from trading.services.capacity import LedgerChanges, ledger_resync
 from trading.services.matching import rows_tradable
+from trading.services.network_clearing import network_clear
 
 # What an order may hold and still be cleared: beyond this it is left out with a reason (the door should
 # already have refused it; this is the clearing's own guard).
@@ -130,7 +132,9 @@ def _claim(
             session=session,
             state=ClearingRun.State.RUNNING,
             is_rerun=rerun,
-            pricing_rule="pay_as_bid"
+            pricing_rule="dlmp"
+            if product.network_aware
+            else "pay_as_bid"
             if product.clearing_rule == Product.ClearingRule.AUCTION_PAY_AS_BID
             else "uniform",
             triggered_by=actor.user,
@@ -331,6 +335,9 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
 def _clear(*, run: ClearingRun, actor: Actor) -> None:
     session = MarketSession.objects.select_related("product__market").get(pk=run.session_id)
     product = session.product
+    if product.network_aware:
+        _clear_network(run=run, actor=actor, session=session)
+        return
     timings: dict[str, float] = {}
     started = time.perf_counter()
     orders, offers, requests, zones = _load(session, run)
@@ -385,6 +392,61 @@ def _clear(*, run: ClearingRun, actor: Actor) -> None:
                 "objective": result.objective,
                 "contracts": len(created),
                 "excluded": len(run.excluded),
+            },
+        )
+        _notify(session, created)
+
+
+def _clear_network(*, run: ClearingRun, actor: Actor, session: MarketSession) -> None:
+    """A network-aware product's clearing (trading/services/network_clearing.py), written like `_clear`'s: the
+    same contracts, order states and ledger, with the network, point, LMPs and flows stored on the run."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    _orders, offers, requests, _zones = _load(session, run)
+    timings["load"] = time.perf_counter() - started
+    excluded = list(run.excluded)
+    outcome = network_clear(session=session, offers=offers, requests=requests, excluded=excluded)
+    run.excluded = excluded
+    timings.update(outcome.timings)
+    result = outcome.result
+    started = time.perf_counter()
+    with transaction.atomic():
+        MarketSession.objects.select_for_update().get(pk=session.pk)
+        current = ClearingRun.objects.select_for_update().get(pk=run.pk)
+        if current.state != ClearingRun.State.RUNNING:
+            return
+        created = _write(
+            run=run, session=session, result=result, offers=outcome.offers, requests=outcome.requests
+        )
+        if outcome.stored is not None:
+            ClearingRunNetwork.objects.create(run=run, **outcome.stored)
+        timings["write"] = time.perf_counter() - started
+        ClearingRun.objects.filter(session=session, is_current=True).update(is_current=False)
+        run.state = ClearingRun.State.SUCCEEDED
+        run.is_current = True
+        run.solver = result.solver
+        run.solver_status = result.status
+        run.objective = result.welfare
+        run.timings = {k: round(v, 4) for k, v in timings.items()}
+        run.offer_count = len(outcome.offers)
+        run.request_count = len(outcome.requests)
+        run.cleared_volume_kwh = Decimal(repr(round(float(result.offer_alloc.sum()) / 4, 3)))
+        run.prices = {}
+        run.finished_at = timezone.now()
+        run.lease_expires_at = None
+        run.save()
+        MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
+        audit_record(
+            actor=actor,
+            action="session.rerun" if run.is_rerun else "session.clear",
+            target=session,
+            after={
+                "run": run.pk,
+                "status": result.status,
+                "objective": result.welfare,
+                "contracts": len(created),
+                "excluded": len(run.excluded),
+                "network_model": outcome.stored["network_model"].pk if outcome.stored else None,
             },
         )
         _notify(session, created)

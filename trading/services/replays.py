@@ -65,6 +65,8 @@ def replay_request(
         raise DomainError(Code.ROLE, "Only the market operator or a DSO replays a clearing.")
     if session.product.clearing_rule == Product.ClearingRule.CONTINUOUS:
         raise DomainError(Code.INVALID_STATE, "A continuous session has no gate-closure clearing to replay.")
+    if session.product.network_aware:
+        raise DomainError(Code.INVALID_STATE, "Replays of network-aware sessions are not available yet.")
     base = ClearingRun.objects.filter(
         session=session, is_current=True, state=ClearingRun.State.SUCCEEDED
     ).first()
