@@ -106,10 +106,6 @@ def replay_prices(replay, zone_names: dict[int, str]) -> dict | None:
     return json.loads(figure.to_json())
 
 
-def _label(t: int) -> str:
-    return f"{t // 4:02d}:{t % 4 * 15:02d}"
-
-
 def _binding_text(entries: list[dict]) -> str:
     names = {"line": "line", "trafo": "transformer", "voltage": "voltage at bus"}
     return ", ".join(
@@ -118,7 +114,7 @@ def _binding_text(entries: list[dict]) -> str:
     )
 
 
-def network_clearing(stored, ptu: int) -> dict:
+def network_clearing(stored, ptu: int, ptu_labels: list[str]) -> dict:
     """A network-aware run's result for its page: the D-LMP heat strip (bus x PTU), one row per PTU with a price
     or a binding limit, and every bus's D-LMP and its parts at the chosen PTU."""
     dlmp = stored.dlmp
@@ -130,7 +126,7 @@ def network_clearing(stored, ptu: int) -> dict:
         ptu_rows.append(
             {
                 "ptu": t,
-                "label": _label(t),
+                "label": ptu_labels[t],
                 "binding": _binding_text(stored.binding.get(str(t), [])),
                 "low": min(prices) if prices else None,
                 "high": max(prices) if prices else None,
@@ -167,7 +163,7 @@ def network_clearing(stored, ptu: int) -> dict:
         figure = go.Figure(
             go.Heatmap(
                 z=[[row[t] for t in range(n_ptus)] for row in dlmp],
-                x=[_label(t) for t in range(n_ptus)],
+                x=ptu_labels[:n_ptus],
                 y=[f"bus {b}" for b in stored.buses],
                 colorscale="YlOrRd",
                 colorbar={"title": "EUR/MWh"},
@@ -177,7 +173,7 @@ def network_clearing(stored, ptu: int) -> dict:
         figure.update_layout(
             height=min(120 + 14 * len(stored.buses), 900),
             margin={"l": 80, "r": 20, "t": 20, "b": 40},
-            xaxis_title="PTU (hh:mm from the start of the delivery day)",
+            xaxis_title="PTU (local time)",
         )
         heatmap = json.loads(figure.to_json())
     return {"heatmap": heatmap, "ptu_rows": ptu_rows, "bus_rows": bus_rows, "branch_rows": branch_rows}

@@ -91,11 +91,11 @@ def session_detail(request, pk: int):
             "can_replay": _can_replay(actor, session, current),
             "replays": selectors.replays_get_visible(actor=actor).filter(session=session)[:10],
         }
-        | _network_context(actor, session, ptu),
+        | _network_context(actor, session, ptu, ptu_labels),
     )
 
 
-def _network_context(actor, session, ptu: int) -> dict:
+def _network_context(actor, session, ptu: int, ptu_labels: list[str]) -> dict:
     """A network-aware session's stored clearing for those who may see it (the FMO, the network's DSO)."""
     if not session.product.network_aware:
         return {"network": None}
@@ -103,7 +103,7 @@ def _network_context(actor, session, ptu: int) -> dict:
         stored = selectors.session_network_get_visible(actor=actor, session=session)
     except Http404:
         return {"network": None}
-    return {"network": stored, "network_view": charts.network_clearing(stored, ptu)}
+    return {"network": stored, "network_view": charts.network_clearing(stored, ptu, ptu_labels)}
 
 
 def _can_replay(actor, session, current) -> bool:
