@@ -151,7 +151,8 @@ class Product(models.Model):
     network_aware = models.BooleanField(
         default=False,
         help_text="Auction: clear subject to the DSO's network at the forecast point, priced at the D-LMP of each "
-        "offer's bus (docs/network.md, 'Network-aware sessions')",
+        "offer's bus. Continuous: every match is checked against that network first and refused when it would "
+        "create or worsen congestion (docs/network.md, 'Network-aware sessions')",
     )
     is_active = models.BooleanField(default=True)
 
@@ -163,10 +164,11 @@ class Product(models.Model):
         return f"{self.market.code}/{self.code}"
 
     def clean(self) -> None:
-        if self.network_aware and self.clearing_rule != self.ClearingRule.AUCTION_UNIFORM:
+        if self.network_aware and self.clearing_rule == self.ClearingRule.AUCTION_PAY_AS_BID:
             raise ValidationError(
                 {
-                    "network_aware": "Network-aware clearing prices at the D-LMP: choose the uniform-price auction."
+                    "network_aware": "A network-aware auction prices at the D-LMP: choose the uniform-price auction "
+                    "(or continuous trading, where every match is checked against the network)."
                 }
             )
 

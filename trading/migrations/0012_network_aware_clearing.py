@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='product',
             name='network_aware',
-            field=models.BooleanField(default=False, help_text="Auction: clear subject to the DSO's network at the forecast point, priced at the D-LMP of each offer's bus (docs/network.md, 'Network-aware sessions')"),
+            field=models.BooleanField(default=False, help_text="Auction: clear subject to the DSO's network at the forecast point, priced at the D-LMP of each offer's bus. Continuous: every match is checked against that network first and refused when it would create or worsen congestion (docs/network.md, 'Network-aware sessions')"),
         ),
         migrations.CreateModel(
             name='ClearingRunNetwork',

@@ -212,14 +212,19 @@ def _book_rows_sql(order, *, side: str, now: datetime, limit: int | None) -> lis
     return rows
 
 
-def _book_match(order, aggressor: Aggressor, *, side: str, now: datetime) -> tuple[list, dict[int, dict]]:
-    """Fills against the book read in priority pages: a page that fills the aggressor decides; else read it all."""
+def _book_match(
+    order, aggressor: Aggressor, *, side: str, now: datetime, refused: frozenset = frozenset()
+) -> tuple[list, dict[int, dict]]:
+    """Fills against the book read in priority pages: a page that fills the aggressor decides; else read it all.
+    `refused`: resting orders this aggressor may not match (the network check refused them)."""
     n = len(order.quantities_kw)
     rows = _book_rows(order, side=side, now=now, limit=PAGE)
     complete = len(rows) < PAGE
     while True:
         if side == "buy":
             rows = rows_tradable(rows)
+        if refused:
+            rows = [row for row in rows if row["pk"] not in refused]
         fills = match_aggressor(aggressor, _resting(order, rows, n))
         filled = np.zeros(n)
         for fill in fills:
@@ -251,9 +256,21 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
         bool(getattr(order, "all_or_nothing", False)),
     )
     _lock_book_ptus(order, n)
+    refused: dict[int, str] = {}
     while True:
+        fills, book = _book_match(order, aggressor, side=side, now=now, refused=frozenset(refused))
+        if order.product.network_aware and fills:
+            # GOPACS' grid-safety check: a fill that would create or worsen a violation on the DSO's network
+            # refuses its resting order; the aggressor matches the rest of the book without it.
+            found, blocked = _network_refusals(order, fills, book, side=side)
+            if blocked:  # no network to check against: a network-aware product never trades unchecked
+                refused = {0: blocked}
+                fills, locked = [], {}
+                break
+            if found:
+                refused.update(found)
+                continue
         savepoint = transaction.savepoint()
-        fills, book = _book_match(order, aggressor, side=side, now=now)
         touched = sorted({fill.order_id for fill in fills})
         locked = {
             row["pk"]: row
@@ -267,7 +284,43 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
             break
         # A cancellation or expiry committed since the read: release the row locks and read the book again.
         transaction.savepoint_rollback(savepoint)
+    if refused:
+        _tell_refused(order, refused, side=side)
     _apply_fills(order, fills, locked, side=side, opposite=opposite, now=now)
+
+
+def _network_refusals(order, fills, book, *, side: str) -> tuple[dict[int, str], str]:
+    """({resting order id: reason} refused by the grid-safety check, '' or why no check can run)."""
+    from trading.services.network_clearing import NetworkClearingError, match_refusals
+
+    try:
+        return match_refusals(order, fills, book, side=side), ""
+    except NetworkClearingError as error:
+        return {}, f"no grid-safety check possible: {error}"
+
+
+def _tell_refused(order, refused: dict[int, str], *, side: str) -> None:
+    """Both parties learn why a match was refused: the aggressor in its state reason, each resting order's owner
+    by a notification."""
+    opposite = FlexOffer if side == "buy" else FlexRequest
+    kind, other = ("request", "offer") if side == "buy" else ("offer", "request")
+    owners = dict(opposite.objects.filter(pk__in=list(refused)).values_list("pk", "owner_id"))
+    order.network_refusals = "; ".join(
+        reason if pk == 0 else f"{other} #{pk}: {reason}" for pk, reason in sorted(refused.items())
+    )
+    notify_organisations(
+        [
+            {
+                "organisation_id": owners[pk],
+                "title": f"Your {other} #{pk} was not matched with {kind} #{order.pk}: grid-safety check",
+                "body": f"The trade would create or worsen congestion: {reason}.",
+                "link": "/trading/offers/" if other == "offer" else "/trading/requests/",
+            }
+            for pk, reason in sorted(refused.items())
+            if pk in owners
+        ],
+        email=False,
+    )
 
 
 def _unchanged(order, read: dict, locked: dict | None, n: int) -> bool:
@@ -334,15 +387,27 @@ def _apply_fills(order, fills, locked: dict[int, dict], *, side: str, opposite, 
             ledger.close(order, OrderState.CANCELLED)
             ledger.write()
         order.state = OrderState.CANCELLED
-        order.state_reason = (
+        order.state_reason = _with_refusals(
+            order,
             f"Aggressor: {matched:g} kWh matched; the unmatched rest was cancelled"
             if fills
-            else "Aggressor: nothing to match; cancelled"
+            else "Aggressor: nothing to match; cancelled",
         )
         order.save(update_fields=["remaining_kw", "state", "state_reason", "updated_at"])
-    elif fills:
+    elif fills or getattr(order, "network_refusals", ""):
         order.state = _fill_state(order.remaining_kw, order.quantities_kw)
-        order.save(update_fields=["remaining_kw", "state", "updated_at"])
+        order.state_reason = _with_refusals(order, order.state_reason)
+        order.save(update_fields=["remaining_kw", "state", "state_reason", "updated_at"])
+
+
+def _with_refusals(order, reason: str) -> str:
+    """The order's reason, with what the grid-safety check refused (network-aware products), cut to the field."""
+    refusals = getattr(order, "network_refusals", "")
+    text = f"{reason}. Grid-safety check refused: {refusals}" if refusals and reason else reason
+    if refusals and not reason:
+        text = f"Grid-safety check refused: {refusals}"
+    limit = type(order)._meta.get_field("state_reason").max_length
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def contract_reference(*, side: str, order_id: int, number: int, now: datetime) -> str:

@@ -20,11 +20,13 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from flexmarket import ptu as ptus
 from flexmarket.errors import DomainError
+from flexmarket.localtime import clock_label
 from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio
 from grid.network import VOLTAGE_MAX_PU, VOLTAGE_MIN_PU
 from grid.selectors import asset_buses, bus_zone_mapping
@@ -344,3 +346,136 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         trades=trades,
     )
     return NetworkOutcome(result=wrapped, offers=offers, requests=requests, stored=stored, timings=timings)
+
+
+# --- continuous trading: the same network at match time ----------------------------------------------
+#
+# A continuous product with `network_aware` checks every match before it is made (GOPACS' grid-safety check):
+# on the same network and operating point a session clearing would use, with the same model of a trade (the
+# offer injects at its bus, the request takes the same kW spread over its zone's buses), counting the session's
+# contracts already made. A fill that would create or worsen a line or voltage violation refuses its resting
+# order for this aggressor, which then matches the rest of the book (matching.py).
+
+
+def _trade_injection(
+    p: np.ndarray, position: dict[int, int], offer_bus: int, zone_buses: list[int], mw: float
+):
+    p[position[offer_bus]] += mw
+    columns = [position[b] for b in zone_buses if b in position]
+    for column in columns:
+        p[column] -= mw / len(columns)
+
+
+def _portfolio_buses(portfolio_ids: set[int], buses_of_assets: dict[int, int]) -> dict[int, set[int]]:
+    found: dict[int, set[int]] = {}
+    for portfolio_id, asset_id in Portfolio.assets.through.objects.filter(
+        portfolio_id__in=portfolio_ids
+    ).values_list("portfolio_id", "flexasset_id"):
+        found.setdefault(portfolio_id, set()).add(buses_of_assets.get(asset_id, -1))
+    return found
+
+
+def _limit_text(worse, buses, t: int, branch_names: list[str], labels: dict[int, str]) -> str:
+    if worse.kind == "line":
+        loading = 100 * abs(worse.after) / worse.limit if worse.limit else float("inf")
+        return f"{branch_names[worse.index]} at {labels[t]} would carry {abs(worse.after) * 1000:.0f} kW ({loading:.0f} % of its limit)"
+    return f"bus {int(buses[worse.index])} at {labels[t]} would reach {worse.after:.4f} p.u. (limit {worse.limit:.2f})"
+
+
+def match_refusals(order, fills: list, book: dict[int, dict], *, side: str) -> dict[int, str]:
+    """For a continuous network-aware product: {resting order id: reason} for the first fill, in priority order,
+    that would create or worsen a violation on the DSO's network given the fills before it. Empty: every fill is
+    safe. Raises NetworkClearingError when the network, a zone's buses or an asset's bus is missing."""
+    from trading.clearing.network import check_injection
+    from trading.models import Contract
+
+    if not fills:
+        return {}
+    model = _network_model({order.grid_location_id})
+    zone_of_bus = bus_zone_mapping(network_model=model)
+    zone_buses: dict[int, list[int]] = {}
+    for bus, zone in zone_of_bus.items():
+        zone_buses.setdefault(zone, []).append(int(bus))
+    if not zone_buses.get(order.grid_location_id):
+        raise NetworkClearingError(f"{model}: no buses are mapped to {order.grid_location}.")
+    buses_of_assets = asset_buses(network_model=model)
+    ptu_indices = sorted({fill.ptu for fill in fills})
+    starts = [order.ptu_start + t * ptus.PTU for t in ptu_indices]
+    try:
+        _, points = network_linearise_day(
+            network_model=model, delivery_day=order.session.delivery_day, ptu_starts=starts
+        )
+    except DomainError as error:
+        raise NetworkClearingError(error.message) from error
+    point = stack_points(points, vm_min=VOLTAGE_MIN_PU, vm_max=VOLTAGE_MAX_PU)
+    position = {int(b): i for i, b in enumerate(points[0].bus)}
+    column = {t: i for i, t in enumerate(ptu_indices)}
+    sign = _sign(order.direction)
+
+    # Offers' buses: the aggressor's (selling) or the resting rows' (buying).
+    offers = (
+        [(order.pk, order.asset_id, order.portfolio_id)]
+        if side == "sell"
+        else [(pk, row.get("asset_id"), row.get("portfolio_id")) for pk, row in book.items()]
+    )
+    # The session's contracts already made at these PTUs, in every zone of this network.
+    end = order.ptu_start + len(order.quantities_kw) * ptus.PTU
+    contracts = list(
+        Contract.objects.filter(
+            session_id=order.session_id,
+            state=Contract.State.ACTIVE,
+            grid_location_id__in=list(zone_buses),
+            ptu_start__lt=end,
+        ).values_list(
+            "ptu_start", "quantities_kw", "grid_location_id", "offer__asset_id", "offer__portfolio_id"
+        )
+    )
+    portfolios = _portfolio_buses(
+        {p for _, _, p in offers if p} | {c[4] for c in contracts if c[4]}, buses_of_assets
+    )
+
+    def bus_of(asset_id, portfolio_id) -> int | None:
+        if asset_id:
+            return buses_of_assets.get(asset_id)
+        members = portfolios.get(portfolio_id, set())
+        return next(iter(members)) if len(members) == 1 and -1 not in members else None
+
+    shift = np.zeros((point.n_buses, len(ptu_indices)))
+    for start, quantities, zone_id, asset_id, portfolio_id in contracts:
+        bus = bus_of(asset_id, portfolio_id)
+        for k, kw in enumerate(quantities):
+            t = round((start + k * ptus.PTU - order.ptu_start) / ptus.PTU)
+            if kw and t in column and bus in position:
+                p = np.zeros(point.n_buses)
+                _trade_injection(p, position, bus, zone_buses.get(zone_id, []), sign * kw / 1000)
+                shift[:, column[t]] += p
+    offer_bus = {pk: bus_of(asset_id, portfolio_id) for pk, asset_id, portfolio_id in offers}
+    branch_names = [
+        f"{kind} {index}" for kind, index in zip(points[0].branch_kind, points[0].branch_index, strict=True)
+    ]
+    local = ZoneInfo(order.product.market.time_zone)
+    labels = {i: clock_label(start, local) for i, start in enumerate(starts)}
+    refused: dict[int, str] = {}
+    for fill in fills:
+        offer_id = order.pk if side == "sell" else fill.order_id
+        bus = offer_bus.get(offer_id)
+        if bus is None or bus not in position:
+            refused[fill.order_id] = "its offer has no single bus on the network"
+            break
+        t = column[fill.ptu]
+        p = np.zeros(point.n_buses)
+        _trade_injection(p, position, bus, zone_buses[order.grid_location_id], sign * fill.kw / 1000)
+        ptdf, _, dv_dp, _ = point.at(t)
+        shifted = dataclasses.replace(
+            point,
+            base_flow_mw=point.base_flow_mw + (ptdf @ shift[:, t])[:, None] * (np.arange(len(starts)) == t),
+            base_vm_pu=point.base_vm_pu + (dv_dp @ shift[:, t])[:, None] * (np.arange(len(starts)) == t),
+        )
+        worse = check_injection(shifted, t, p)
+        if worse:
+            refused[fill.order_id] = "; ".join(
+                _limit_text(w, points[0].bus, t, branch_names, labels) for w in worse[:3]
+            )
+            break
+        shift[:, t] += p
+    return refused
