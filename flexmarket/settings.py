@@ -103,6 +103,7 @@ TEMPLATES = [
                 "accounts.context_processors.organisation",
                 "flexmarket.context_processors.time_zone",
             ],
+            "builtins": ["flexmarket.templatetags.units"],
         },
     },
 ]

@@ -7,7 +7,7 @@ so a session of 10,000 offers x 96 PTUs loads into numpy without a million rows.
 from __future__ import annotations
 
 from datetime import time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import holidays
 from django.conf import settings
@@ -478,6 +478,34 @@ class Contract(models.Model):
     @property
     def energy_kwh(self) -> float:
         return sum(self.quantities_kw) / 4
+
+    @property
+    def value_eur(self) -> Decimal:
+        """What the contract is worth as traded: kW x price x 1/4 h / 1000 per PTU, exact from the stored values
+        (kW to three decimals, prices as stored), rounded once, half up to the cent, as statements round."""
+        total = sum(
+            (
+                Decimal(repr(kw)) * Decimal(price)
+                for kw, price in zip(self.quantities_kw, self.prices, strict=True)
+            ),
+            Decimal(0),
+        )
+        return (total / 4000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+    @property
+    def average_price(self) -> Decimal | None:
+        """EUR/MWh over the contract's energy (volume-weighted), to the cent; None for an empty contract."""
+        energy = sum((Decimal(repr(kw)) for kw in self.quantities_kw), Decimal(0)) / 4000
+        if not energy:
+            return None
+        total = sum(
+            (
+                Decimal(repr(kw)) * Decimal(price)
+                for kw, price in zip(self.quantities_kw, self.prices, strict=True)
+            ),
+            Decimal(0),
+        )
+        return (total / 4000 / energy).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 class CapacityReservation(models.Model):

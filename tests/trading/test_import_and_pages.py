@@ -95,3 +95,39 @@ def test_other_org_cannot_open_a_contract_page(client, esp2_user, actor_dso, act
     services.session_clear(session=session, actor=SYSTEM)
     client.force_login(esp2_user)
     assert client.get(f"/trading/contracts/{Contract.objects.get().pk}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_contract_pages_show_price_and_value_for_people(
+    client, esp_user, actor_dso, actor_esp, zone, asset, session
+):
+    from django.utils import timezone
+
+    from accounts.context import SYSTEM
+    from trading import services
+    from trading.models import MarketSession
+
+    start = session.delivery_start + timedelta(hours=17)
+    services.request_submit(
+        actor=actor_dso,
+        grid_location=zone,
+        product=session.product,
+        ptu_start=start,
+        quantities_kw=[100],
+        price=100,
+    )
+    services.offer_submit(
+        actor=actor_esp, asset=asset, product=session.product, ptu_start=start, quantities_kw=[60], price=50
+    )
+    MarketSession.objects.filter(pk=session.pk).update(state="closed", gate_closure=timezone.now())
+    services.session_clear(session=session, actor=SYSTEM)
+    client.force_login(esp_user)
+    listing = client.get("/trading/contracts/").content.decode()
+    # 60 kW for one PTU; the request sets the uniform price (100 EUR/MWh, demand short): 15 kWh worth EUR 1.50.
+    assert '<td class="has-text-right">15</td><td class="has-text-right">100.00</td>' in listing
+    assert 'data-testid="contract-value">1.50</td>' in listing
+    from trading.models import Contract
+
+    detail = client.get(f"/trading/contracts/{Contract.objects.get().pk}/").content.decode()
+    assert "15 kWh, worth EUR 1.50 (average 100.00 EUR/MWh)" in detail
+    assert '<td class="has-text-right">60</td><td class="has-text-right">100.00</td>' in detail
