@@ -270,8 +270,11 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
             if found:
                 refused.update(found)
                 continue
-        savepoint = transaction.savepoint()
         touched = sorted({fill.order_id for fill in fills})
+        if not touched:  # nothing to fill (most orders rest): no rows to lock, no savepoint to take
+            locked = {}
+            break
+        savepoint = transaction.savepoint()
         locked = {
             row["pk"]: row
             for row in opposite.objects.select_for_update(of=("self",))
