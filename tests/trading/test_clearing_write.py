@@ -11,6 +11,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -189,3 +190,16 @@ def test_a_pair_trading_twice_on_a_ptu_sums_its_kw_and_keeps_the_last_price():
     )
     assert row[11] == [0.0, 0.0, 3.5, 4.0, 0.0, 0.0, 0.0, 0.0]
     assert row[12] == ["0", "0", "41.2346", "50.0000", "0", "0", "0", "0"]
+
+
+@pytest.mark.django_db
+def test_capacity_ledger_pages_keep_room_for_heap_only_updates():
+    """Migration trading 0012: on PostgreSQL the ledger's pages are filled to 70 %, so a clearing's many
+    changes to reserved kW can stay on their page without new index entries."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL storage parameter")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'trading_capacityreservation'")
+        assert cursor.fetchone()[0] == ["fillfactor=70"]

@@ -604,11 +604,11 @@ def _contracts(*, run, session, result, offers, requests) -> tuple[list[Contract
     pair_key = trades.request_idx.astype(np.int64) * max(len(offers), 1) + trades.offer_idx.astype(np.int64)
     keys, pair = np.unique(pair_key, return_inverse=True)
     pair = pair.reshape(-1)
-    quantities = np.zeros((keys.size, n_ptus))
-    np.add.at(quantities, (pair, trades.ptu), trades.kw)
+    cell = pair * n_ptus + trades.ptu
+    # bincount adds each cell's trades in trade order, as a loop over the trades would.
+    quantities = np.bincount(cell, weights=trades.kw, minlength=keys.size * n_ptus).reshape(keys.size, n_ptus)
     bought = np.round(quantities, 3)
     prices = np.full((keys.size, n_ptus), "0", dtype=object)
-    cell = pair * n_ptus + trades.ptu
     _, last_reversed = np.unique(cell[::-1], return_index=True)
     last = cell.size - 1 - last_reversed
     prices.reshape(-1)[cell[last]] = _price_texts(trades.price[last])
