@@ -203,3 +203,17 @@ def test_capacity_ledger_pages_keep_room_for_heap_only_updates():
     with connection.cursor() as cursor:
         cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'trading_capacityreservation'")
         assert cursor.fetchone()[0] == ["fillfactor=70"]
+
+
+def test_loaded_order_parses_its_remaining_once_and_its_quantities_only_when_read():
+    from trading.services.auction import _row
+
+    order = _row(
+        {"pk": 1, "gate_text": "[1.5, 2]", "remaining_text": "[1.5, 2]", "quantities_text": "[3, 4]"}
+    )
+    assert order.gate_remaining_kw == [1.5, 2] and order.remaining_kw == [1.5, 2]
+    assert order.remaining_kw is not order.gate_remaining_kw
+    assert "quantities_kw" not in vars(order)
+    assert order.quantities_kw == [3, 4] and vars(order)["quantities_kw"] == [3, 4]
+    changed = _row({"pk": 2, "gate_text": "[1.5]", "remaining_text": "[0.5]", "quantities_text": "[2]"})
+    assert changed.gate_remaining_kw == [1.5] and changed.remaining_kw == [0.5]
