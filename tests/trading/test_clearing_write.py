@@ -194,7 +194,7 @@ def test_a_pair_trading_twice_on_a_ptu_sums_its_kw_and_keeps_the_last_price():
 
 @pytest.mark.django_db
 def test_capacity_ledger_pages_keep_room_for_heap_only_updates():
-    """Migration trading 0012: on PostgreSQL the ledger's pages are filled to 70 %, so a clearing's many
+    """Migration trading 0013: on PostgreSQL the ledger's pages are filled to 70 %, so a clearing's many
     changes to reserved kW can stay on their page without new index entries."""
     from django.db import connection
 

@@ -20,5 +20,5 @@ def run_on_postgresql(sql):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("trading", "0011_clearing_replay")]
+    dependencies = [("trading", "0012_network_aware_clearing")]
     operations = [migrations.RunPython(run_on_postgresql(FILLFACTOR), run_on_postgresql(RESET))]
