@@ -233,8 +233,9 @@ def load_session(n_offers: int, arrays, tag: str, serial: int):
 
     from accounts.models import Organisation, OrganisationRole
     from flexmarket import ptu
+    from flexmarket.bulk import insert_rows
     from grid.models import FlexAsset, GridLocation
-    from trading.models import FlexOffer, FlexRequest, Market, MarketSession, Product
+    from trading.models import CapacityReservation, FlexOffer, FlexRequest, Market, MarketSession, Product
 
     offer_zone, offer_qty, offer_min, offer_price, offer_block, request_zone, request_qty, request_price = (
         arrays
@@ -305,6 +306,17 @@ def load_session(n_offers: int, arrays, tag: str, serial: int):
             for i in range(n_offers)
         ],
         batch_size=2000,
+    )
+    # Each offer holds its capacity in the ledger, as offer_submit leaves it: the clearing releases what it
+    # does not sell (without these rows the release would insert negative rows instead of updating).
+    held = np.nonzero(offer_qty)
+    insert_rows(
+        CapacityReservation,
+        ["asset_id", "direction", "ptu_start", "reserved_kw"],
+        [
+            (assets[i].pk, "up", start + int(t) * ptu.PTU, float(offer_qty[i, t]))
+            for i, t in zip(held[0].tolist(), held[1].tolist(), strict=True)
+        ],
     )
     FlexRequest.objects.bulk_create(
         [

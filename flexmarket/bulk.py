@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+import numpy as np
 from django.db import connection, models
 
 COPY_CHUNK_LINES = 20_000
@@ -48,6 +49,24 @@ def copy_lines(table: str, columns: Sequence[str], lines: Iterable[str]) -> None
                 chunk = []
         if chunk:
             copy.write("".join(chunk))
+
+
+def copy_bigints(table: str, *columns: np.ndarray) -> None:
+    """COPY integer columns (numpy arrays of one length, in the table's column order) into `table` as one binary
+    stream built by numpy in one pass: no per-row Python."""
+    fields = [("count", ">i2")]
+    for number in range(len(columns)):
+        fields += [(f"size{number}", ">i4"), (f"value{number}", ">i8")]
+    rows = np.empty(len(columns[0]), dtype=fields)
+    rows["count"] = len(columns)
+    for number, column in enumerate(columns):
+        rows[f"size{number}"] = 8
+        rows[f"value{number}"] = column
+    # PostgreSQL's binary COPY: signature, flags and header extension (zero), the rows, the -1 trailer.
+    stream = b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rows.tobytes() + b"\xff\xff"
+    statement = f"COPY {connection.ops.quote_name(table)} FROM STDIN (FORMAT BINARY)"
+    with connection.cursor() as wrapper, wrapper.cursor.copy(statement) as copy:
+        copy.write(stream)
 
 
 def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence]) -> int:

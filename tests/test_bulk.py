@@ -39,3 +39,21 @@ def test_insert_rows_round_trips_text_json_and_times():
         "requested_roles", "status_reason"
     )
     assert list(defaults) == [([], "")] * 3
+
+
+@pytest.mark.django_db
+def test_copy_bigints_round_trips_signed_64_bit_columns():
+    import numpy as np
+    from django.db import connection
+
+    from flexmarket.bulk import copy_bigints
+
+    if connection.vendor != "postgresql":
+        pytest.skip("binary COPY is PostgreSQL's")
+    first = np.array([1, -2, 2**62, -(2**63)], dtype=np.int64)
+    second = np.array([0.0, -1500.0, 7.0, 3.0])  # floats holding integers, as the ledger passes its kW x 1000
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE fm_test_bigints (a bigint, b bigint)")
+        copy_bigints("fm_test_bigints", first, second)
+        cursor.execute("SELECT a, b FROM fm_test_bigints")
+        assert cursor.fetchall() == [(1, 0), (-2, -1500), (2**62, 7), (-(2**63), 3)]

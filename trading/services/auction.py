@@ -27,7 +27,8 @@ from types import SimpleNamespace
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.context import SYSTEM, Actor
@@ -232,9 +233,6 @@ ORDER_FIELDS = (
     "grid_location_id",
     "direction",
     "ptu_start",
-    "quantities_kw",
-    "remaining_kw",
-    "gate_remaining_kw",
     "price",
     "valid_until",
     "state",
@@ -256,9 +254,62 @@ OFFER_FIELDS = (
 )
 
 
-def _row(values: dict) -> SimpleNamespace:
+# Quantities are read as text and parsed here: an order's remaining is most often its gate-closure remaining
+# (parsed once), and its quantities are parsed only if read (portfolio offers and re-runs read them).
+ORDER_TEXTS = {
+    name: Cast(field, output_field=TextField())
+    for name, field in (
+        ("quantities_text", "quantities_kw"),
+        ("remaining_text", "remaining_kw"),
+        ("gate_text", "gate_remaining_kw"),
+    )
+}
+
+
+class _OrderRow(SimpleNamespace):
     """An order as the clearing reads it: attribute access like a model instance, without building one."""
-    return SimpleNamespace(**values)
+
+    def __getattr__(self, name: str):
+        if name != "quantities_kw":
+            raise AttributeError(name)
+        self.quantities_kw = json.loads(self.quantities_text)
+        return self.quantities_kw
+
+
+def _row(values: dict) -> _OrderRow:
+    gate_text, remaining_text = values.pop("gate_text"), values.pop("remaining_text")
+    gate = json.loads(gate_text)
+    remaining = list(gate) if remaining_text == gate_text else json.loads(remaining_text)
+    return _OrderRow(**values, gate_remaining_kw=gate, remaining_kw=remaining)
+
+
+def _offsets(orders, session: MarketSession) -> np.ndarray:
+    """Each order's first PTU as an index into the session's delivery day."""
+    return np.array(
+        [int((order.ptu_start - session.delivery_start) / ptus.PTU) for order in orders], dtype=np.int64
+    )
+
+
+def _gate(order) -> list:
+    return order.gate_remaining_kw
+
+
+def _open_before(order) -> list[float]:
+    """What the order held open just before this clearing: its remaining while still open (first run only)."""
+    if order.state in (OrderState.ACTIVE, OrderState.PARTIALLY_FILLED):
+        return order.remaining_kw
+    return []
+
+
+def _in_frame(orders, session: MarketSession, n_ptus: int, values_of) -> np.ndarray:
+    """One row per order, one column per PTU of the session: `values_of(order)` placed at the order's PTUs (a
+    row that does not fit the day stays zero: such orders are left out before the clearing)."""
+    result = np.zeros((len(orders), n_ptus))
+    for i, (order, offset) in enumerate(zip(orders, _offsets(orders, session).tolist(), strict=True)):
+        values = values_of(order)
+        if offset >= 0 and offset + len(values) <= n_ptus:
+            result[i, offset : offset + len(values)] = values
+    return result
 
 
 def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | None = None):
@@ -287,7 +338,7 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
     offer_rows = list(
         FlexOffer.objects.filter(session=session, gate_remaining_kw__isnull=False)
         .order_by("created_at", "pk")
-        .values(*ORDER_FIELDS, *OFFER_FIELDS)
+        .values(*ORDER_FIELDS, *OFFER_FIELDS, **ORDER_TEXTS)
     )
     tradable = {row["pk"] for row in rows_tradable(offer_rows)}
     offers = [o for o in map(_row, offer_rows) if keep("offer", o)]
@@ -297,31 +348,23 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
             _row,
             FlexRequest.objects.filter(session=session, gate_remaining_kw__isnull=False)
             .order_by("created_at", "pk")
-            .values(*ORDER_FIELDS, "is_tso"),
+            .values(*ORDER_FIELDS, "is_tso", **ORDER_TEXTS),
         )
         if keep("request", r)
     ]
     zones = sorted({o.grid_location_id for o in offers} | {r.grid_location_id for r in requests})
     zone_index = {zone: i for i, zone in enumerate(zones)}
 
-    def matrix(orders):
-        result = np.zeros((len(orders), n_ptus))
-        for i, order in enumerate(orders):
-            offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
-            values = np.asarray(order.gate_remaining_kw, dtype=float)
-            result[i, offset : offset + values.size] = values
-        return result
-
     orders = AuctionOrders(
         n_ptus=n_ptus,
         n_zones=max(len(zones), 1),
         offer_zone=np.array([zone_index[o.grid_location_id] for o in offers], dtype=int),
-        offer_qty=matrix(offers),
+        offer_qty=_in_frame(offers, session, n_ptus, _gate),
         offer_min=np.array([float(o.min_quantity_kw) for o in offers]),
         offer_price=np.array([float(o.price) for o in offers]),
         offer_block=np.array([bool(o.all_or_nothing) for o in offers], dtype=bool),
         request_zone=np.array([zone_index[r.grid_location_id] for r in requests], dtype=int),
-        request_qty=matrix(requests),
+        request_qty=_in_frame(requests, session, n_ptus, _gate),
         request_price=np.array([float(r.price) for r in requests]),
         offer_min_consecutive=np.array([o.min_consecutive_ptus or 1 for o in offers], dtype=int),
         offer_max_consecutive=np.array([o.max_consecutive_ptus or 0 for o in offers], dtype=int),
@@ -469,67 +512,66 @@ def _write(*, run, session, result, offers, requests) -> list[ContractRow]:
         Contract.objects.filter(pk__in=[c.pk for c in old]).update(state=Contract.State.SUPERSEDED)
     excluded = {entry["order"]: entry["reason"] for entry in run.excluded}
     resync = _reject_excluded(session, excluded)
-    rows, bought = _contracts(run=run, session=session, result=result, offers=offers, requests=requests)
+    rows, pair_offer, bought = _contracts(
+        run=run, session=session, result=result, offers=offers, requests=requests
+    )
     # COPY on PostgreSQL from plain rows: no model instances, no ids read back (nothing below needs them).
     insert_rows(Contract, CONTRACT_COLUMNS, rows)
     n = int((session.delivery_end - session.delivery_start) / ptus.PTU)
     # What each offer holds changes by (what its contracts bought) - (what it held open before): one net change
-    # per offer and PTU in the session's frame. Portfolio offers split each contract over their members the
-    # way a later release of that contract will (per contract), so the ledger returns to zero exactly.
-    held = np.zeros((len(offers), n))
-    for i, order in enumerate(offers):
-        offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
-        before = np.asarray(_open_before(order), dtype=float)
-        held[i, offset : offset + before.size] = -before
-    for (_r, o), quantities in bought.items():
-        if offers[o].asset_id:
-            held[o] += quantities
-        else:
-            ledger.offer(offers[o], quantities, start=session.delivery_start)
-    single = [i for i, order in enumerate(offers) if order.asset_id and not order.availability_agreement_id]
-    for i, order in enumerate(offers):
-        if not order.asset_id:
-            ledger.offer(order, held[i], start=session.delivery_start)
+    # per offer and PTU in the session's frame, summed as arrays. Portfolio offers split each contract over their
+    # members the way a later release of that contract will (per contract), so the ledger returns to zero exactly.
+    held = -_in_frame(offers, session, n, _open_before)
+    has_asset = np.array([bool(o.asset_id) for o in offers], dtype=bool)
+    single = np.array([bool(o.asset_id) and not o.availability_agreement_id for o in offers], dtype=bool)
+    by_asset = has_asset[pair_offer] if pair_offer.size else np.zeros(0, dtype=bool)
+    np.add.at(held, pair_offer[by_asset], bought[by_asset])
+    for o, quantities in zip(pair_offer[~by_asset].tolist(), bought[~by_asset], strict=True):
+        ledger.offer(offers[o], quantities, start=session.delivery_start)
+    for i in np.flatnonzero(~has_asset).tolist():
+        ledger.offer(offers[i], held[i], start=session.delivery_start)
     ledger.add_arrays(
-        asset_ids=np.array([offers[i].asset_id for i in single], dtype=np.int64),
-        directions=[offers[i].direction for i in single],
+        asset_ids=np.array([o.asset_id or 0 for o in offers], dtype=np.int64)[single],
+        directions=[o.direction for o, keep in zip(offers, single.tolist(), strict=True) if keep],
         start=session.delivery_start,
-        kw=held[single] if single else np.zeros((0, n)),
+        kw=held[single],
     )
     for model, orders, alloc in (
         (FlexOffer, offers, result.offer_alloc),
         (FlexRequest, requests, result.request_alloc),
     ):
-        updates = []
-        for i, order in enumerate(orders):
-            offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
-            gate = np.asarray(order.gate_remaining_kw, dtype=float)
-            cleared = (
-                alloc[i, offset : offset + gate.size] if offset + gate.size <= n else np.zeros(gate.size)
-            )
-            remaining = np.round(np.maximum(gate - cleared, 0), 3)
-            if remaining.sum() <= 1e-6:
-                state, reason = OrderState.FILLED, ""
-            elif cleared.sum() > 1e-6:
-                state, reason = (
-                    OrderState.EXPIRED,
-                    f"Partly cleared ({cleared.sum() / 4:g} kWh); the rest expired at gate closure",
-                )
-            else:
-                state, reason = OrderState.EXPIRED, "Not cleared at gate closure"
-            updates.append((order.pk, order.state, remaining.tolist(), state, reason))
-        _bulk_set_orders(model, updates)
+        _bulk_set_orders(model, _order_updates(orders, session, n, alloc))
     ledger.write()
     # Offers left out may hold quantities that cannot be read: their assets' rows are rebuilt from the result.
     ledger_resync(asset_ids=resync)
     return rows
 
 
-def _open_before(order) -> list[float]:
-    """What the order held open just before this clearing: its remaining while still open (first run only)."""
-    if order.state in (OrderState.ACTIVE, OrderState.PARTIALLY_FILLED):
-        return order.remaining_kw
-    return [0.0] * len(order.quantities_kw)
+def _order_updates(orders, session, n: int, alloc: np.ndarray) -> list[tuple]:
+    """(pk, state read, remaining, new state, reason) per order after the clearing: what is left of its
+    gate-closure quantities (three decimals, on the order's own PTUs), filled or expired."""
+    gate = _in_frame(orders, session, n, _gate)
+    remaining = np.round(np.maximum(gate - alloc, 0), 3)
+    updates = []
+    for i, (order, offset) in enumerate(zip(orders, _offsets(orders, session).tolist(), strict=True)):
+        size = len(order.gate_remaining_kw)
+        window = slice(offset, offset + size)
+        if offset + size <= n:
+            left, cleared = remaining[i, window], alloc[i, window]
+        else:
+            gate_kw = np.asarray(order.gate_remaining_kw, dtype=float)
+            left, cleared = np.round(np.maximum(gate_kw, 0), 3), np.zeros(size)
+        if left.sum() <= 1e-6:
+            state, reason = OrderState.FILLED, ""
+        elif cleared.sum() > 1e-6:
+            state, reason = (
+                OrderState.EXPIRED,
+                f"Partly cleared ({cleared.sum() / 4:g} kWh); the rest expired at gate closure",
+            )
+        else:
+            state, reason = OrderState.EXPIRED, "Not cleared at gate closure"
+        updates.append((order.pk, order.state, left.tolist(), state, reason))
+    return updates
 
 
 def _reject_excluded(session, excluded: dict[str, str]) -> set[int]:
@@ -605,62 +647,66 @@ CONTRACT_COLUMNS = (
 ContractRow = tuple
 
 
-def _price_text(price: float, cache: dict[float, str]) -> str:
-    """A cleared price as stored: the float's shortest repr, to four decimals (half even), once per value."""
-    text = cache.get(price)
-    if text is None:
-        text = cache[price] = f"{Decimal(repr(price)).quantize(Decimal('0.0001'))}"
-    return text
+def _price_texts(prices: np.ndarray) -> np.ndarray:
+    """Cleared prices as stored: each float's shortest repr, to four decimals (half even), once per value."""
+    values, inverse = np.unique(prices, return_inverse=True)
+    texts = np.array(
+        [f"{Decimal(repr(v)).quantize(Decimal('0.0001'))}" for v in values.tolist()], dtype=object
+    )
+    return texts[inverse.reshape(-1)]
 
 
-def _contracts(
-    *, run, session, result, offers, requests
-) -> tuple[list[ContractRow], dict[tuple[int, int], np.ndarray]]:
-    """One contract row per (request, offer) pair (CONTRACT_COLUMNS order), and each pair's kW per PTU as stored
-    (three decimals) in the session's frame."""
+def _contracts(*, run, session, result, offers, requests) -> tuple[list[ContractRow], np.ndarray, np.ndarray]:
+    """One contract row per (request, offer) pair in (request, offer) order (CONTRACT_COLUMNS order), each
+    pair's offer index, and each pair's kW per PTU as stored (three decimals) in the session's frame.
+
+    Trades are summed per pair and PTU in trade order; a pair's price on a PTU is its last trade's there."""
     trades = result.trades
     n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
-    pairs: dict[tuple[int, int], tuple[np.ndarray, list]] = {}
-    cache: dict[float, str] = {}
-    for r, o, t, kw, price in zip(
-        trades.request_idx.tolist(),
-        trades.offer_idx.tolist(),
-        trades.ptu.tolist(),
-        trades.kw.tolist(),
-        trades.price.tolist(),
-        strict=True,
-    ):
-        quantities, prices = pairs.get((r, o)) or pairs.setdefault((r, o), (np.zeros(n_ptus), ["0"] * n_ptus))
-        quantities[t] += kw
-        prices[t] = _price_text(price, cache)
+    pair_key = trades.request_idx.astype(np.int64) * max(len(offers), 1) + trades.offer_idx.astype(np.int64)
+    keys, pair = np.unique(pair_key, return_inverse=True)
+    pair = pair.reshape(-1)
+    cell = pair * n_ptus + trades.ptu
+    # bincount adds each cell's trades in trade order, as a loop over the trades would.
+    quantities = np.bincount(cell, weights=trades.kw, minlength=keys.size * n_ptus).reshape(keys.size, n_ptus)
+    bought = np.round(quantities, 3)
+    prices = np.full((keys.size, n_ptus), "0", dtype=object)
+    _, last_reversed = np.unique(cell[::-1], return_index=True)
+    last = cell.size - 1 - last_reversed
+    prices.reshape(-1)[cell[last]] = _price_texts(trades.price[last])
+    pair_request, pair_offer = np.divmod(keys, max(len(offers), 1))
     now = timezone.now()
-    rows, bought = [], {}
-    direction = session.product.direction
+    reference = f"FM-{now:%Y%m%d}-R{run.pk}-"
+    direction, state = session.product.direction, Contract.State.ACTIVE
     # References are made before insert (run id + sequence), so contracts are written in one bulk insert.
-    for number, ((r, o), (quantities, prices)) in enumerate(sorted(pairs.items()), start=1):
-        rounded = np.round(quantities, 3)
-        bought[(r, o)] = rounded
-        request, offer = requests[r], offers[o]
-        rows.append(
-            (
-                f"FM-{now:%Y%m%d}-R{run.pk}-{number:05d}",
-                session.pk,
-                run.pk,
-                request.pk,
-                offer.pk,
-                request.owner_id,
-                offer.owner_id,
-                request.grid_location_id,
-                session.product_id,
-                direction,
-                session.delivery_start,
-                rounded.tolist(),
-                prices,
-                Contract.State.ACTIVE,
-                now,
-            )
+    rows = [
+        (
+            f"{reference}{number:05d}",
+            session.pk,
+            run.pk,
+            request.pk,
+            offer.pk,
+            request.owner_id,
+            offer.owner_id,
+            request.grid_location_id,
+            session.product_id,
+            direction,
+            session.delivery_start,
+            kw,
+            price_row,
+            state,
+            now,
         )
-    return rows, bought
+        for number, request, offer, kw, price_row in zip(
+            range(1, keys.size + 1),
+            (requests[r] for r in pair_request.tolist()),
+            (offers[o] for o in pair_offer.tolist()),
+            bought.tolist(),
+            prices.tolist(),
+            strict=True,
+        )
+    ]
+    return rows, pair_offer, bought
 
 
 def _notify(session: MarketSession, created: list[ContractRow]) -> None:

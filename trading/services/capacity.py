@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from flexmarket import ptu as ptus
-from flexmarket.bulk import copy_lines
+from flexmarket.bulk import copy_bigints
 from flexmarket.errors import DomainError
 from grid.models import FlexAsset, Portfolio
 from trading.errors import TradingErrorCode as Code
@@ -273,26 +273,24 @@ def _ledger_add_arrays(folded: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         )
         return
     table = CapacityReservation._meta.db_table
-    names = [str(d) for d in DIRECTIONS]
-    lines = (
-        f"{a}\t{names[d]}\t{q}\t{v:.3f}\n"
-        for a, d, q, v in zip(asset.tolist(), direction.tolist(), quarter.tolist(), kw.tolist(), strict=True)
-    )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS fm_ledger_quarters (asset_id bigint, direction varchar(4), "
-            "quarter bigint, reserved_kw numeric(14, 3)) ON COMMIT DROP"
+            "CREATE TEMP TABLE IF NOT EXISTS fm_ledger_millis (asset_id bigint, direction bigint, "
+            "quarter bigint, milli_kw bigint) ON COMMIT DROP"
         )
-        copy_lines("fm_ledger_quarters", ["asset_id", "direction", "quarter", "reserved_kw"], lines)
-        # Rows in key order, as the small path writes them, against deadlocks with concurrent writers.
+        copy_bigints("fm_ledger_millis", asset, direction, quarter, np.rint(kw * 1000))
+        # Rows in key order, as the small path writes them, against deadlocks with concurrent writers; kW go as
+        # integer thousandths, so the numeric column gets exactly the three-decimal value the small path writes.
+        names = ", ".join(f"'{d}'" for d in DIRECTIONS)
         cursor.execute(
             f"INSERT INTO {table} (asset_id, direction, ptu_start, reserved_kw) "
-            f"SELECT asset_id, direction, to_timestamp(quarter * 900), reserved_kw FROM fm_ledger_quarters "
+            f"SELECT asset_id, (ARRAY[{names}])[direction + 1], to_timestamp(quarter * 900), "
+            f"milli_kw::numeric / 1000 FROM fm_ledger_millis "
             f"ORDER BY asset_id, direction, quarter "
             f"ON CONFLICT (asset_id, direction, ptu_start) DO UPDATE "
             f"SET reserved_kw = {table}.reserved_kw + excluded.reserved_kw"
         )
-        cursor.execute("TRUNCATE fm_ledger_quarters")
+        cursor.execute("TRUNCATE fm_ledger_millis")
 
 
 class LedgerChanges:
