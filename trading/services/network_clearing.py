@@ -223,7 +223,8 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     if not zone_ids:
         empty = np.zeros((0, n_ptus))
         trades = SimpleNamespace(
-            **{k: np.zeros(0) for k in ("request_idx", "offer_idx", "ptu", "kw", "price")}
+            **{k: np.zeros(0, dtype=int) for k in ("request_idx", "offer_idx", "ptu")},
+            **{k: np.zeros(0) for k in ("kw", "price")},
         )
         result = SimpleNamespace(
             status="optimal", solver="", welfare=0.0, offer_alloc=empty, request_alloc=empty, trades=trades
