@@ -51,3 +51,19 @@ def test_contract_value_is_exact_and_rounded_once():
     assert contract.value_eur == Decimal("3.51")  # (100 x 80 + 50 x 120.5) / 4000 = 3.50625
     assert contract.average_price == Decimal("93.50")  # 3.50625 EUR over 0.0375 MWh
     assert Contract(quantities_kw=[0.0], prices=["0"]).average_price is None
+
+
+@pytest.mark.parametrize(
+    ("price", "stored"),
+    [
+        (49.99999999999999, "50.0000"),
+        (5e-05, "0.0000"),
+        (0.00015, "0.0002"),
+        (123.45675, "123.4568"),
+        (80, "80.0000"),
+    ],
+)
+def test_one_rule_stores_every_computed_price(price, stored):
+    from trading.clearing.prices import price_decimal
+
+    assert str(price_decimal(price)) == stored

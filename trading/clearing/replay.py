@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import numpy as np
 
 from trading.clearing.auction import AuctionOrders, AuctionResult
+from trading.clearing.prices import price_decimal
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _exact_costs(result: AuctionResult) -> list[Decimal]:
     """Each trade's cost in EUR, exact: kW to three decimals and price to four (as contracts store them),
     x 1/4 h / 1000 (prices in EUR/MWh)."""
     return [
-        Decimal(repr(round(kw, 3))) * Decimal(repr(round(price, 4))) / 4000
+        Decimal(repr(round(kw, 3))) * price_decimal(price) / 4000
         for kw, price in zip(result.trades.kw.tolist(), result.trades.price.tolist(), strict=True)
     ]
 

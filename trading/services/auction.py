@@ -37,6 +37,7 @@ from flexmarket import ptu as ptus
 from flexmarket.bulk import insert_rows
 from flexmarket.errors import DomainError
 from trading.clearing.auction import AuctionOrders, clear_auction
+from trading.clearing.prices import price_decimal
 from trading.errors import TradingErrorCode as Code
 from trading.models import (
     ClearingRun,
@@ -650,9 +651,7 @@ ContractRow = tuple
 def _price_texts(prices: np.ndarray) -> np.ndarray:
     """Cleared prices as stored: each float's shortest repr, to four decimals (half even), once per value."""
     values, inverse = np.unique(prices, return_inverse=True)
-    texts = np.array(
-        [f"{Decimal(repr(v)).quantize(Decimal('0.0001'))}" for v in values.tolist()], dtype=object
-    )
+    texts = np.array([str(price_decimal(v)) for v in values.tolist()], dtype=object)
     return texts[inverse.reshape(-1)]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import zlib
 from datetime import datetime
-from decimal import Decimal
 
 import numpy as np
 from django.db import connection, transaction
@@ -16,6 +15,7 @@ from accounts.services import notify_organisations
 from flexmarket import ptu as ptus
 from grid.models import FlexAsset, Portfolio
 from trading.clearing.continuous import Aggressor, RestingOrder, match_aggressor
+from trading.clearing.prices import price_decimal
 from trading.models import (
     Contract,
     FlexOffer,
@@ -350,7 +350,7 @@ def _apply_fills(order, fills, locked: dict[int, dict], *, side: str, opposite, 
         prices = ["0"] * n
         for fill in counterparty_fills:
             quantities[fill.ptu] = round(quantities[fill.ptu] + fill.kw, 3)
-            prices[fill.ptu] = str(Decimal(repr(fill.price)).quantize(Decimal("0.0001")))
+            prices[fill.ptu] = str(price_decimal(fill.price))
             order.remaining_kw[fill.ptu] = round(order.remaining_kw[fill.ptu] - fill.kw, 3)
             index = fill.ptu - offset  # the fill's PTU in the resting order's own frame
             remaining[index] = round(remaining[index] - fill.kw, 3)
