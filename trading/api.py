@@ -618,6 +618,7 @@ class ReplaySerializer(serializers.ModelSerializer):
             "state",
             "error",
             "pricing_rule",
+            "network",
             "removed_zones",
             "price_cap",
             "reproduced",
@@ -646,6 +647,11 @@ class ReplayCreateSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="EUR/MWh; offers above leave",
+    )
+    network = serializers.ChoiceField(
+        choices=ClearingReplay.Network.choices,
+        required=False,
+        help_text="as_cleared (default), on (the DSO's network, D-LMP prices) or off (zone by zone)",
     )
 
 
@@ -678,5 +684,6 @@ class ReplayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisati
             pricing_rule=values.get("pricing_rule"),
             removed_zone_ids=values.get("removed_zones"),
             price_cap=values.get("price_cap"),
+            network=values.get("network"),
         )
         return Response(ReplaySerializer(replay).data, status=status.HTTP_202_ACCEPTED)

@@ -577,7 +577,19 @@ class ClearingReplay(LeasedRun):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
+
+    class Network(models.TextChoices):
+        AS_CLEARED = "as_cleared", "As the session was cleared"
+        ON = "on", "On: cleared on the DSO's network (D-LMP)"
+        OFF = "off", "Off: zone by zone, without the network"
+
     pricing_rule = models.CharField(max_length=20)
+    network = models.CharField(
+        max_length=10,
+        choices=Network.choices,
+        default=Network.AS_CLEARED,
+        help_text="Clear the changed session on the DSO's network or without it (issue 11 item 7)",
+    )
     removed_zones = models.ManyToManyField(GridLocation, blank=True, related_name="+")
     price_cap = models.DecimalField(
         max_digits=12, decimal_places=4, null=True, blank=True, help_text="Offers above it (EUR/MWh) left out"

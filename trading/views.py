@@ -19,7 +19,7 @@ from flexmarket.localtime import ptu_choices, ptu_value
 from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_locations_get_visible
 from trading import charts, exports, selectors, services
 from trading.forms import OfferForm, RequestForm
-from trading.models import MarketSession, Product
+from trading.models import ClearingReplay, MarketSession, Product
 from trading.services.replays import replay_zone_rows
 
 
@@ -111,7 +111,6 @@ def _can_replay(actor, session, current) -> bool:
         current is not None
         and session.state in (MarketSession.State.CLEARED, MarketSession.State.SETTLED)
         and session.product.clearing_rule != Product.ClearingRule.CONTINUOUS
-        and not session.product.network_aware
         and ((actor.is_fmo and not actor.on_behalf) or actor.has_role(Role.DSO))
     )
 
@@ -123,12 +122,18 @@ def session_replay(request, pk: int):
     actor = request_actor(request)
     session = selectors.session_get_visible(actor=actor, pk=pk)
     try:
+        network = request.POST.get("network") or ClearingReplay.Network.AS_CLEARED
+        on_network = network == ClearingReplay.Network.ON or (
+            network == ClearingReplay.Network.AS_CLEARED and session.product.network_aware
+        )
         replay = services.replay_request(
             actor=actor,
             session=session,
-            pricing_rule=request.POST.get("pricing_rule") or None,
+            # The form always sends a pricing rule; on the network the price is the D-LMP.
+            pricing_rule=None if on_network else request.POST.get("pricing_rule") or None,
             removed_zone_ids=[int(z) for z in request.POST.getlist("removed_zones") if z.isdigit()],
             price_cap=request.POST.get("price_cap") or None,
+            network=network,
         )
     except DomainError as error:
         messages.error(request, error.message)

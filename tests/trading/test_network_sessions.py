@@ -26,7 +26,7 @@ from tests.grid.factories import FlexAssetFactory, GridLocationFactory, Portfoli
 from tests.trading.factories import MarketFactory, ProductFactory, session_for, tomorrow
 from tests.trading.test_services import close, offer, request
 from trading import services
-from trading.models import ClearingRunNetwork, Contract, MarketSession, Product
+from trading.models import ClearingReplay, ClearingRunNetwork, Contract, MarketSession, Product
 
 ROOM_MW = 0.020
 PTU = 68  # 17:00 local on a 96-PTU day
@@ -225,16 +225,68 @@ def test_network_aware_needs_the_uniform_auction():
     assert "network_aware" in error.value.message_dict
 
 
+def _replay(actor, session, capture, **changes):
+    with capture(execute=True):
+        made = services.replay_request(actor=actor, session=session, **changes)
+    made.refresh_from_db()
+    assert made.state == "succeeded", made.error
+    return made
+
+
 @pytest.mark.django_db
-def test_a_network_aware_session_cannot_be_replayed_yet(
+def test_replays_switch_the_network_on_and_off_and_write_nothing(
+    actor_dso, actor_esp, actor_esp2, zone, feeder, offers_at_buses, django_capture_on_commit_callbacks
+):
+    actors = (actor_dso, actor_esp, actor_esp2)
+    aware = trade(network_product(), actors, zone, offers_at_buses)
+    assert services.session_clear(session=aware, actor=SYSTEM).state == "succeeded"
+    aware.refresh_from_db()
+    contracts = sorted(Contract.objects.values_list("pk", "state", "quantities_kw"))
+    same = _replay(actor_dso, aware, django_capture_on_commit_callbacks)
+    assert (
+        same.reproduced
+        and same.pricing_rule == "dlmp"
+        and same.result["network"]
+        and same.baseline["network"]
+    )
+    zone_key = str(zone.pk)
+    # On the network: 70 kW at 50 (bus 1) and 30 kW at 150 (bus 2) for one PTU: 25 kWh, (70x50 + 30x150)/4000 EUR.
+    assert same.result["volume_kwh"] == 25.0 and same.result["cost_eur"] == "2.00"
+    assert same.result["zones"][zone_key]["prices"][PTU] == pytest.approx(80.0, abs=0.5)  # (70x50+30x150)/100
+    off = _replay(actor_dso, aware, django_capture_on_commit_callbacks, network="off", pricing_rule="uniform")
+    assert not off.result["network"] and off.baseline["network"]
+    # Without the network the cheap offer alone serves the request: 100 kW at the uniform price.
+    assert off.result["volume_kwh"] == 25.0 and off.result["zones"][zone_key]["prices"][PTU] == 50.0
+    assert Decimal(off.result["welfare_eur"]) > Decimal(same.result["welfare_eur"])
+    assert sorted(Contract.objects.values_list("pk", "state", "quantities_kw")) == contracts
+
+    plain = trade(ProductFactory(), actors, zone, offers_at_buses)
+    assert services.session_clear(session=plain, actor=SYSTEM).state == "succeeded"
+    plain.refresh_from_db()
+    on = _replay(actor_dso, plain, django_capture_on_commit_callbacks, network="on")
+    assert on.result["network"] and not on.baseline["network"] and on.reproduced
+    assert (
+        on.result["cost_eur"] == same.result["cost_eur"]
+        and on.baseline["zones"][zone_key]["prices"][PTU] == 50.0
+    )
+
+
+@pytest.mark.django_db
+def test_a_network_replay_refuses_a_price_cap_or_another_pricing_rule(
     actor_dso, actor_esp, actor_esp2, zone, feeder, offers_at_buses
 ):
-    session = trade(network_product(), (actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
-    services.session_clear(session=session, actor=SYSTEM)
-    session.refresh_from_db()
-    with pytest.raises(DomainError) as error:
-        services.replay_request(actor=actor_dso, session=session)
-    assert "network-aware" in error.value.message
+    aware = trade(network_product(), (actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
+    services.session_clear(session=aware, actor=SYSTEM)
+    aware.refresh_from_db()
+    for changes, field in (
+        ({"price_cap": "60"}, "price_cap"),
+        ({"pricing_rule": "pay_as_bid"}, "pricing_rule"),
+        ({"network": "sideways"}, "network"),
+    ):
+        with pytest.raises(DomainError) as error:
+            services.replay_request(actor=actor_dso, session=aware, **changes)
+        assert error.value.field == field
+    assert not ClearingReplay.objects.exists()
 
 
 @pytest.fixture
@@ -442,3 +494,22 @@ def test_an_fmo_rerun_stores_its_own_network_result_and_supersedes_the_contracts
     assert Contract.objects.filter(clearing_run=second, state="active").count() == 2
     body = client_for(dso_user).get(f"/api/v1/sessions/{cleared.pk}/network/").json()
     assert body["run"] == second.pk
+
+
+@pytest.mark.django_db
+def test_the_session_page_replays_a_network_aware_session_without_the_network(
+    client, dso_user, cleared, django_capture_on_commit_callbacks
+):
+    client.force_login(dso_user)
+    page = client.get(f"/trading/sessions/{cleared.pk}/").content.decode()
+    assert 'data-testid="replay-network"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/trading/sessions/{cleared.pk}/replay/", {"network": "off", "pricing_rule": "uniform"}
+        )
+    made = ClearingReplay.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/trading/replays/{made.pk}/"
+    made.refresh_from_db()
+    assert made.network == "off" and made.pricing_rule == "uniform" and made.state == "succeeded"
+    detail = client.get(f"/trading/replays/{made.pk}/").content.decode()
+    assert "off (zone by zone)" in detail and "(was on)" in detail
