@@ -103,6 +103,7 @@ class Prognosis(models.Model):
     submitted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "prognoses"
         ordering = ["-delivery_day"]
         constraints = [
             models.UniqueConstraint(
@@ -216,6 +217,7 @@ class BaselineAccuracy(models.Model):
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = "baseline accuracy score"
         constraints = [models.UniqueConstraint(fields=["asset", "method"], name="one_score_per_asset_method")]
 
 

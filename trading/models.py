@@ -364,6 +364,17 @@ class Order(models.Model):
     def ptu_count(self) -> int:
         return len(self.quantities_kw)
 
+    @property
+    def revocable(self) -> bool:
+        """What `order_cancel` accepts now: an open order whose session still takes orders (pages offer "Revoke"
+        only then)."""
+        if self.state not in (OrderState.ACTIVE, OrderState.PARTIALLY_FILLED):
+            return False
+        session = self.session if self.session_id else None
+        return session is None or (
+            session.state == MarketSession.State.OPEN and session.gate_closure > timezone.now()
+        )
+
 
 class FlexRequest(Order):
     """A DSO's or TSO's demand for flexibility in a grid location (buy order)."""

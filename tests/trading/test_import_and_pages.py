@@ -131,3 +131,31 @@ def test_contract_pages_show_price_and_value_for_people(
     detail = client.get(f"/trading/contracts/{Contract.objects.get().pk}/").content.decode()
     assert "15 kWh, worth EUR 1.50 (average 100.00 EUR/MWh)" in detail
     assert '<td class="has-text-right">60</td><td class="has-text-right">100.00</td>' in detail
+
+
+@pytest.mark.django_db
+def test_revoke_is_offered_exactly_where_it_works(client, dso_user, actor_dso, zone, session):
+    from django.utils import timezone
+
+    from flexmarket.errors import DomainError
+    from trading import services
+    from trading.models import MarketSession
+
+    start = session.delivery_start + timedelta(hours=17)
+    order = services.request_submit(
+        actor=actor_dso,
+        grid_location=zone,
+        product=session.product,
+        ptu_start=start,
+        quantities_kw=[10],
+        price=90,
+    )
+    client.force_login(dso_user)
+    assert order.revocable and "Revoke</button>" in client.get("/trading/requests/").content.decode()
+    MarketSession.objects.filter(pk=session.pk).update(gate_closure=timezone.now())  # the gate has closed
+    order = FlexRequest.objects.select_related("session").get(pk=order.pk)
+    assert order.state == "active" and not order.revocable
+    assert "Revoke</button>" not in client.get("/trading/requests/").content.decode()
+    with pytest.raises(DomainError) as error:
+        services.order_cancel(actor=actor_dso, order=order)
+    assert error.value.code == "gate_closed"
