@@ -36,10 +36,8 @@ def meter_upload(request):
             if imports.runs_in_background(upload):
                 job = imports.import_job_create(actor=actor, kind="meter_readings", upload=upload)
                 return redirect("import-job", pk=job.pk)
+            # The page shows the result (with any gaps) in its own box: no flash message repeating it.
             result = services.meter_upload_csv(actor=actor, file=upload.file, filename=upload.name)
-            messages.success(
-                request, f"{result.row_count} readings checked, {result.changed_count} new or corrected."
-            )
         except ValidationErrors as error:
             row_errors = error.errors
             form.add_error(None, error.message)

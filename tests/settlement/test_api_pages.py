@@ -133,6 +133,18 @@ def test_meter_upload_page_shows_row_errors(client, esp_user, settled_setup):
     assert not MeterDay.objects.exists()
 
 
+@pytest.mark.django_db
+def test_a_meter_upload_says_its_result_once(client, esp_user, settled_setup):
+    start = settled_setup["contract"].ptu_start.isoformat()
+    upload = io.BytesIO(
+        f"asset_ean,ptu_start,kw\n{settled_setup['asset'].connection_ean},{start},5\n".encode()
+    )
+    upload.name = "m.csv"
+    client.force_login(esp_user)
+    page = client.post("/settlement/meter-data/", {"file": upload}).content.decode()
+    assert page.count("readings checked") == 1 and 'data-testid="upload-result"' in page
+
+
 @pytest.mark.worker
 def test_verification_task_runs_on_a_real_worker(celery_worker, settled_setup):
     from settlement.services import verification_runs_request
