@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "bulma",
     "csp",
     "flexmarket",
+    "django_tables2",
     "accounts",
     "grid",
     "trading",

@@ -10,6 +10,8 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+from django_tables2.export import TableExport
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
@@ -18,9 +20,11 @@ from flexmarket.errors import DomainError, ValidationErrors
 from flexmarket.localtime import ptu_choices, ptu_value
 from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_locations_get_visible
 from trading import charts, exports, selectors, services
+from trading.filters import ContractFilter
 from trading.forms import OfferForm, RequestForm
 from trading.models import ClearingReplay, MarketSession, Product
 from trading.services.replays import replay_zone_rows
+from trading.tables import EXPORT_FORMATS, ContractTable
 
 
 def _open_sessions(actor):
@@ -261,12 +265,19 @@ def order_cancel_view(request, kind: str, pk: int):
 
 @role_required()
 def contract_list(request):
+    """Contracts: filter, sort, page through, export what is shown (CSV, XLSX) with `?_export=`."""
     actor = request_actor(request)
-    return render(
-        request,
-        "trading/contract_list.html",
-        {"contracts": selectors.contracts_get_visible(actor=actor).order_by("-created_at")[:200]},
+    contracts = ContractFilter(
+        request.GET or None,
+        queryset=selectors.contracts_get_visible(actor=actor),
+        zones=grid_locations_get_visible(actor=actor),
     )
+    table = ContractTable(contracts.qs)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    export = request.GET.get("_export")
+    if export in EXPORT_FORMATS:
+        return TableExport(export, table, exclude_columns=()).response(f"contracts.{export}")
+    return render(request, "trading/contract_list.html", {"table": table, "filter": contracts})
 
 
 @role_required()

@@ -81,6 +81,9 @@ def test_request_offer_clear_contract(
         " 17:00 CET"
     ) or (esp.locator("[data-testid=schedule-table] tbody tr td").first.inner_text().endswith(" 17:00 CEST"))
     screenshot(esp, "trading-contract")
+    esp.goto("/trading/contracts/")
+    esp.get_by_test_id("contract-filter").wait_for()
+    screenshot(esp, "trading-contract-list")
     esp_context.close()
 
     page.goto("/trading/contracts/")

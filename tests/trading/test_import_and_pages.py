@@ -1,4 +1,5 @@
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -122,7 +123,7 @@ def test_contract_pages_show_price_and_value_for_people(
     MarketSession.objects.filter(pk=session.pk).update(state="closed", gate_closure=timezone.now())
     services.session_clear(session=session, actor=SYSTEM)
     client.force_login(esp_user)
-    listing = client.get("/trading/contracts/").content.decode()
+    listing = re.sub(r">\s+<", "><", client.get("/trading/contracts/").content.decode())
     # 60 kW for one PTU; the request sets the uniform price (100 EUR/MWh, demand short): 15 kWh worth EUR 1.50.
     assert '<td class="has-text-right">15</td><td class="has-text-right">100.00</td>' in listing
     assert 'data-testid="contract-value">1.50</td>' in listing
@@ -159,3 +160,63 @@ def test_revoke_is_offered_exactly_where_it_works(client, dso_user, actor_dso, z
     with pytest.raises(DomainError) as error:
         services.order_cancel(actor=actor_dso, order=order)
     assert error.value.code == "gate_closed"
+
+
+@pytest.mark.django_db
+def test_contract_list_filters_sorts_pages_and_exports(
+    client, dso_user, actor_dso, actor_esp, zone, asset, product
+):
+    import csv
+
+    from django.utils import timezone
+
+    from accounts.context import SYSTEM
+    from tests.grid.factories import GridLocationFactory
+    from tests.trading.factories import session_for, tomorrow
+    from trading import services
+    from trading.models import Contract, MarketSession
+
+    other = GridLocationFactory(dso=actor_dso.organisation, name="Other zone")
+    for days, where in ((0, zone), (1, zone), (2, other)):
+        session = session_for(product, tomorrow() + timedelta(days=days))
+        start = session.delivery_start + timedelta(hours=17)
+        seller_asset = asset if where == zone else type(asset).objects.create(
+            owner=asset.owner, name="Other battery", asset_type="battery", connection_ean=f"87100000000000{days}099"[:18],
+            latitude=asset.latitude, longitude=asset.longitude, grid_location=other, max_up_kw=500, max_down_kw=500,
+            prequalification="approved",
+        )  # fmt: skip
+        services.request_submit(
+            actor=actor_dso,
+            grid_location=where,
+            product=product,
+            ptu_start=start,
+            quantities_kw=[100],
+            price=100,
+        )
+        services.offer_submit(
+            actor=actor_esp,
+            asset=seller_asset,
+            product=product,
+            ptu_start=start,
+            quantities_kw=[40 + days],
+            price=50,
+        )
+        MarketSession.objects.filter(pk=session.pk).update(state="closed", gate_closure=timezone.now())
+        services.session_clear(session=session, actor=SYSTEM)
+    assert Contract.objects.count() == 3
+    client.force_login(dso_user)
+    page = client.get("/trading/contracts/", {"grid_location": other.pk}).content.decode()
+    assert "1 contract ·" in page and page.count('data-testid="contract-value"') == 1 and "Other zone" in page
+    day = (tomorrow() + timedelta(days=1)).isoformat()
+    page = client.get("/trading/contracts/", {"delivery_from": day, "delivery_to": day}).content.decode()
+    assert "1 contract ·" in page and day in page
+    ordered = client.get("/trading/contracts/", {"sort": "delivery_day"}).context["table"]
+    days = [row.record.session.delivery_day for row in ordered.page.object_list]
+    assert days == sorted(days)
+    export = client.get("/trading/contracts/", {"state": "active", "_export": "csv"})
+    assert export["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(export.content.decode().splitlines()))
+    assert rows[0][:2] == ["Reference", "Buyer"] and len(rows) == 4
+    assert sorted(float(r[rows[0].index("kWh")]) for r in rows[1:]) == [10.0, 10.25, 10.5]
+    xlsx = client.get("/trading/contracts/", {"_export": "xlsx"})
+    assert xlsx.content[:2] == b"PK" and "spreadsheetml" in xlsx["Content-Type"]
