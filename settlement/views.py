@@ -9,6 +9,8 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+from django_tables2.export import TableExport
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
@@ -23,6 +25,7 @@ from settlement.forms import (
     ResolveForm,
     TemperatureUploadForm,
 )
+from settlement.tables import EXPORT_FORMATS, VerificationFilter, VerificationTable
 
 
 @role_required(Role.ESP, Role.DSO)
@@ -54,12 +57,18 @@ def meter_upload(request):
 
 @role_required()
 def verification_list(request):
+    """Verified deliveries: filter, sort, page through, export what is shown (CSV, XLSX) with `?_export=`."""
     actor = request_actor(request)
-    return render(
-        request,
-        "settlement/verification_list.html",
-        {"verifications": selectors.verifications_get_visible(actor=actor)[:200]},
+    found = VerificationFilter(
+        request.GET or None,
+        queryset=selectors.verifications_get_visible(actor=actor).select_related("contract__session"),
     )
+    table = VerificationTable(found.qs)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    export = request.GET.get("_export")
+    if export in EXPORT_FORMATS:
+        return TableExport(export, table).response(f"verifications.{export}")
+    return render(request, "settlement/verification_list.html", {"table": table, "filter": found})
 
 
 @role_required()

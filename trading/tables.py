@@ -68,5 +68,5 @@ class ContractTable(tables.Table):
     def value_reference(self, value):
         return value
 
-    def value_state(self, value):
-        return value
+    def value_state(self, record):
+        return record.state

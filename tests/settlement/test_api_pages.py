@@ -1,5 +1,6 @@
 import io
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -321,3 +322,27 @@ def test_statement_page_shows_currency_vat_and_gross(client, world, actor_esp, a
     assert "VAT 21 %" in page and 'data-testid="statement-gross">9.56<' in page
     api = client.get(f"/api/v1/settlements/{statement.pk}/").json()
     assert (api["currency"], api["vat_eur"], api["gross_eur"]) == ("EUR", "1.66", "9.56")
+
+
+@pytest.mark.django_db
+def test_verification_list_filters_and_exports(client, esp_user, settled_setup):
+    import csv
+
+    from settlement.models import DeliveryVerification
+
+    contract = settled_setup["contract"]
+    DeliveryVerification.objects.create(
+        contract=contract, state="verified", method="high_x_of_y", baseline_kw=[], metered_kw=[], delivered_kw=[],
+        ratio=[], status=[], contracted_kwh=Decimal("25.000"), delivered_kwh=Decimal("22.500"), inputs_hash="x",
+    )  # fmt: skip
+    client.force_login(esp_user)
+    page = client.get("/settlement/verifications/", {"state": "verified"}).content.decode()
+    assert "1 verification ·" in page and contract.reference in page and ">22.5<" in page
+    assert (
+        "0 verifications ·"
+        in client.get("/settlement/verifications/", {"state": "disputed"}).content.decode()
+    )
+    rows = list(
+        csv.reader(client.get("/settlement/verifications/", {"_export": "csv"}).content.decode().splitlines())
+    )
+    assert rows[0][0] == "Contract" and rows[1][0] == contract.reference and rows[1][-1] == "verified"
