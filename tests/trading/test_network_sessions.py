@@ -285,7 +285,7 @@ def test_the_session_page_shows_binding_limits_and_dlmps_per_bus(cleared, client
 
 @pytest.mark.django_db
 def test_the_session_page_maps_dlmps_and_loading_after_clearing_for_the_dso_only(
-    cleared, client, dso_user, esp_user
+    cleared, client, dso_user, esp_user, fmo_user, dso2_user
 ):
     client.force_login(dso_user)
     response = client.get(f"/trading/sessions/{cleared.pk}/")  # no ?ptu: opens at the PTU with a binding line
@@ -313,9 +313,13 @@ def test_the_session_page_maps_dlmps_and_loading_after_clearing_for_the_dso_only
         abs(stored.flow_after_mw[row][PTU]) / rating_mva * 100, abs=0.05
     )
     assert price_map["loading_after_percent"][row][PTU] == pytest.approx(100, abs=0.5)  # at its limit
-    client.force_login(esp_user)
-    response = client.get(f"/trading/sessions/{cleared.pk}/")
-    assert "price_map" not in response.context and 'id="price-map-data"' not in response.content.decode()
+    client.force_login(fmo_user)
+    assert client.get(f"/trading/sessions/{cleared.pk}/").context["price_map"] == price_map
+    for user in (esp_user, dso2_user):  # an ESP of the session, another DSO: no grid data
+        client.force_login(user)
+        response = client.get(f"/trading/sessions/{cleared.pk}/")
+        assert response.status_code == 200 and "price_map" not in response.context
+        assert 'id="price-map-data"' not in response.content.decode()
 
 
 def down_session(actors, zone, assets):
