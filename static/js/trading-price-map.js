@@ -27,13 +27,14 @@
   map.options.zoomSnap = 0.25; // fit a feeder-sized grid tightly
   const layer = L.geoJSON(network, {
     filter: (f) => f.properties.kind !== "bus" || f.properties.index in busRow,
-    style: () => ({ color: "#555", weight: 3, opacity: 0.9 }),
+    // GeoJSON applies `style` to the bus circles too: a thin white ring there, so the D-LMP colour shows.
+    style: (f) => (f.properties.kind === "bus" ? { color: "#fff", weight: 1, opacity: 1 } : { color: "#555", weight: 4, opacity: 0.9 }),
     pointToLayer: (f, latlng) => f.properties.kind === "trafo"
       ? L.marker(latlng, { icon: L.divIcon({ className: "network-trafo", html: "", iconSize: [14, 14] }) })
-      : L.circleMarker(latlng, { radius: 5, color: "#fff", weight: 1, fillOpacity: 1, className: "dlmp-bus" }),
+      : L.circleMarker(latlng, { radius: 6, fillOpacity: 1, className: "dlmp-bus" }),
     onEachFeature: (f, l) => l.bindPopup(""),
   }).addTo(map);
-  if (network.features.length) map.fitBounds(layer.getBounds(), { padding: [20, 20] });
+  if (network.features.length) map.fitBounds(layer.getBounds(), { padding: [20, 20], animate: false });
   layer.eachLayer((l) => { if (l.feature.properties.kind === "bus" && l.bringToFront) l.bringToFront(); });
 
   const slider = document.getElementById("price-ptu-slider");

@@ -30,7 +30,9 @@ def test_dso_sees_dlmps_on_the_map_and_moves_the_ptu_slider(page, login_as):
     assert first_label.startswith("20:00")  # the first PTU with accepted orders and a binding line
     assert "binding: line 0" in page.get_by_test_id("price-ptu-binding").inner_text()
     colours = bus_colours(page)
-    assert len(set(colours)) >= 3  # both sides of the binding line, and buses without a price (grey)
+    # Feeder 1's buses at the dear price (red end of the scale), the rest at the cheap one (blue end).
+    rgb = [tuple(int(c) for c in colour[4:-1].split(",")) for colour in colours if colour.startswith("rgb(")]
+    assert any(r > 200 and b < 60 for r, _, b in rgb) and any(b > 150 and r < 80 for r, _, b in rgb)
     page.get_by_test_id("price-map").scroll_into_view_if_needed()
     screenshot(page, "trading-price-map-binding")
 
