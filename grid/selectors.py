@@ -251,6 +251,14 @@ def network_model_net(network_model: NetworkModel):
     return _network(hashlib.sha256(text.encode()).hexdigest(), text)
 
 
+def network_branch_ratings(*, network_model: NetworkModel) -> dict[tuple[str, int], float]:
+    """Rating in MVA of each in-service line and transformer, keyed (kind, index), as the clearing limits them."""
+    from grid.sensitivity import branch_ratings_mva
+
+    kinds, indices, ratings = branch_ratings_mva(network_model_net(network_model))
+    return {(str(k), int(i)): float(r) for k, i, r in zip(kinds, indices, ratings, strict=True)}
+
+
 def forecast_runs_get_visible(*, actor: Actor) -> QuerySet[ForecastRun]:
     """Forecasts are the DSO's own (grid data): the owning DSO and the FMO see them."""
     if actor.organisation is None:

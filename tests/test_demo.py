@@ -9,7 +9,8 @@ from django.core.management import call_command
 
 from flexmarket import ptu
 from settlement.models import Invoice, SettlementPeriod
-from trading.models import Contract, FlexOffer, FlexRequest, MarketSession
+from trading import demo as trading_demo
+from trading.models import ClearingRunNetwork, Contract, FlexOffer, FlexRequest, MarketSession
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 MOMENTS = {
@@ -48,6 +49,7 @@ def test_demo_loads_at_any_hour(moment, time_machine):
     period = SettlementPeriod.objects.get()
     assert period.state == SettlementPeriod.State.LOCKED and period.start == today - timedelta(days=1)
     assert Invoice.objects.filter(statement__period=period).exists()
+    assert_network_session_priced_across_a_binding_line(today + timedelta(days=1))
     assert (
         ptu.ptu_count(today, "Europe/Amsterdam")
         == auction.get(delivery_day=today).delivery_end.__sub__(
@@ -55,6 +57,28 @@ def test_demo_loads_at_any_hour(moment, time_machine):
         )
         / ptu.PTU
     )
+
+
+def assert_network_session_priced_across_a_binding_line(day) -> None:
+    """Tomorrow's network-aware session is cleared on Zuidnet's grid: in a PTU with accepted orders a line binds
+    and the buses on its two sides have different D-LMPs (feeder 1's dear offer, feeder 2's cheap one)."""
+    session = MarketSession.objects.get(product__code="cm-network", delivery_day=day)
+    assert session.state == MarketSession.State.CLEARED
+    network = ClearingRunNetwork.objects.get(run__session=session, run__state="succeeded")
+    priced_and_bound = [
+        t
+        for t, limits in network.binding.items()
+        if any(limit["kind"] == "line" for limit in limits)
+        and len({row[int(t)] for row in network.dlmp if row[int(t)] is not None}) >= 2
+    ]
+    assert priced_and_bound
+    prices = [
+        row[int(priced_and_bound[0])] for row in network.dlmp if row[int(priced_and_bound[0])] is not None
+    ]
+    cheap, dear = sorted(trading_demo.NETWORK_OFFERS.values())
+    assert min(prices) == pytest.approx(float(cheap), abs=0.1)
+    assert max(prices) == pytest.approx(float(dear), abs=0.5)
+    assert Contract.objects.filter(session=session).count() >= 2
 
 
 @pytest.mark.django_db(

@@ -177,3 +177,38 @@ def network_clearing(stored, ptu: int, ptu_labels: list[str]) -> dict:
         )
         heatmap = json.loads(figure.to_json())
     return {"heatmap": heatmap, "ptu_rows": ptu_rows, "bus_rows": bus_rows, "branch_rows": branch_rows}
+
+
+def network_interesting_ptu(stored) -> int | None:
+    """The first PTU with accepted orders and a binding line or transformer (else the first with accepted orders):
+    where a network-aware session's page opens."""
+    dlmp = stored.dlmp
+    priced = [t for t in range(len(dlmp[0]) if dlmp else 0) if any(row[t] is not None for row in dlmp)]
+    bound = [t for t in priced if any(e["kind"] != "voltage" for e in stored.binding.get(str(t), []))]
+    return (bound or priced or [None])[0]
+
+
+def network_price_map(stored, ptu_labels: list[str], ratings: dict[tuple[str, int], float]) -> dict:
+    """What the D-LMP map draws per PTU: each bus's D-LMP, each line's and transformer's loading after clearing
+    (|active flow after| over its rating in MVA, percent) and the binding branches; the price range for the
+    colour scale is over the whole day, so the colours compare across PTUs."""
+    prices = [value for row in stored.dlmp for value in row if value is not None]
+    loading = []
+    for (kind, index), row in zip(stored.branches, stored.flow_after_mw, strict=True):
+        rating = ratings.get((kind, int(index)))
+        loading.append(
+            [None if value is None or not rating else round(abs(value) / rating * 100, 1) for value in row]
+        )
+    return {
+        "buses": stored.buses,
+        "dlmp": stored.dlmp,
+        "branches": stored.branches,
+        "loading_after_percent": loading,
+        "binding": {
+            t: [f"{e['kind']}:{e['index']}" for e in limits if e["kind"] != "voltage"]
+            for t, limits in stored.binding.items()
+        },
+        "ptu_labels": ptu_labels,
+        "low": min(prices) if prices else None,
+        "high": max(prices) if prices else None,
+    }

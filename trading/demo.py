@@ -1,11 +1,14 @@
 """Demo market: an auction product, a continuous product and an availability product in Europe/Amsterdam;
 cleared sessions with contracts for yesterday and today (and tomorrow after its gate closure), and the next
-session whose gate is still open with resting orders."""
+session whose gate is still open with resting orders. A network-aware product's session for tomorrow is cleared
+on Zuidnet's SimBench grid at its forecast evening peak: feeder 1's supply line binds, so the D-LMPs differ on its
+two sides (docs/network.md, "Network-aware sessions")."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
@@ -65,6 +68,7 @@ def seed(cast) -> None:
             break
         _orders(session, dso_actors, esp_actors, start_hour=17, now=session.gate_closure - timedelta(hours=2))
         day += timedelta(days=1)
+    _network_session(market, cast, now=now)
     for session_id in services.sessions_close_due(now=now):
         services.session_clear(session=MarketSession.objects.get(pk=session_id), actor=SYSTEM, now=now)
 
@@ -99,4 +103,59 @@ def _orders(session, dso_actors, esp_actors, *, start_hour: int, now) -> None:
                 quantities_kw=[round(capability * 0.6, 1)] * 8,
                 price=Decimal(60 + 15 * index),
                 now=now,
+            )
+
+
+# Zuidnet's session on its grid: feeder 1 (the EV evening peak of grid.demo) asks for relief; its one approved asset
+# offers dear, feeder 2's assets cheap, and the line feeding feeder 1 limits what can flow in from feeder 2.
+NETWORK_HOURS = (20, 22)  # local, within the forecast's evening peak and after the other sessions' orders
+NETWORK_REQUEST = ("ean.zuid.f1", 150, Decimal("250"))  # zone, kW per PTU, EUR/MWh
+NETWORK_OFFERS = {"ean.zuid.f1": Decimal("150"), "ean.zuid.f2": Decimal("60")}  # zone: price of its offers
+
+
+def _network_session(market, cast, *, now) -> None:
+    """A network-aware product and its session for tomorrow, closed since the start of today (gate closure at
+    00:00 on D-1) so it is cleared at every hour, on the day grid.demo forecasts."""
+    product = Product.objects.create(
+        market=market,
+        name="Grid-safe congestion relief (up)",
+        code="cm-network",
+        network_aware=True,
+        gate_closure_local_time=time(0, 0),
+        baseline_method="high_x_of_y",
+        baseline_params={"x": 5, "y": 10, "adjustment": "additive", "cap": 0.2},
+    )
+    day = ptu.local_day_of(now, market.time_zone) + timedelta(days=1)
+    session = services.market_session_open(product=product, day=day)
+    before_gate = session.gate_closure - timedelta(hours=2)
+    local = ZoneInfo(market.time_zone)
+    first, last = NETWORK_HOURS
+    window = [s for s in ptu.ptu_starts(day, market.time_zone) if first <= s.astimezone(local).hour < last]
+    actors = {
+        organisation.pk: Actor(user=cast.users[key], organisation=organisation)
+        for key, organisation in cast.organisations.items()
+    }
+    zone_code, kw, price = NETWORK_REQUEST
+    zone = GridLocation.objects.get(code=zone_code)
+    services.request_submit(
+        actor=actors[zone.dso_id],
+        grid_location=zone,
+        product=product,
+        ptu_start=window[0],
+        quantities_kw=[kw] * len(window),
+        price=price,
+        now=before_gate,
+    )
+    for zone_code, offer_price in NETWORK_OFFERS.items():
+        for asset in FlexAsset.objects.filter(
+            grid_location__code=zone_code, prequalification="approved", max_up_kw__gt=0
+        ).order_by("pk"):
+            services.offer_submit(
+                actor=actors[asset.owner_id],
+                asset=asset,
+                product=product,
+                ptu_start=window[0],
+                quantities_kw=[round(float(asset.max_up_kw) * 0.3, 1)] * len(window),
+                price=offer_price,
+                now=before_gate,
             )

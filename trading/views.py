@@ -18,7 +18,14 @@ from accounts.permissions import request_actor, role_required
 from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
 from flexmarket.localtime import ptu_choices, ptu_value
-from grid.selectors import assets_get_owned, grid_locations_get_editable, grid_locations_get_visible
+from grid.selectors import (
+    assets_get_owned,
+    grid_locations_get_editable,
+    grid_locations_get_visible,
+    network_as_geojson,
+    network_branch_ratings,
+)
+from grid.views import map_settings
 from trading import charts, exports, selectors, services
 from trading.filters import ContractFilter
 from trading.forms import OfferForm, RequestForm
@@ -70,6 +77,10 @@ def session_detail(request, pk: int):
         )
     ]
     evening = next((i for i, label in enumerate(ptu_labels) if label.startswith("17:00")), 0)
+    stored = _network_stored(actor, session)
+    if stored is not None:
+        interesting = charts.network_interesting_ptu(stored)
+        evening = evening if interesting is None else interesting
     ptu = min(max(_int_param(request.GET.get("ptu"), default=evening), 0), max(n_ptus - 1, 0))
     book = (
         selectors.order_book(session=session, grid_location_id=zone_id)
@@ -95,19 +106,34 @@ def session_detail(request, pk: int):
             "can_replay": _can_replay(actor, session, current),
             "replays": selectors.replays_get_visible(actor=actor).filter(session=session)[:10],
         }
-        | _network_context(actor, session, ptu, ptu_labels),
+        | _network_context(stored, ptu, ptu_labels),
     )
 
 
-def _network_context(actor, session, ptu: int, ptu_labels: list[str]) -> dict:
-    """A network-aware session's stored clearing for those who may see it (the FMO, the network's DSO)."""
+def _network_stored(actor, session):
+    """A network-aware session's stored clearing for those who may see it (the FMO, the network's DSO), or None."""
     if not session.product.network_aware:
-        return {"network": None}
+        return None
     try:
-        stored = selectors.session_network_get_visible(actor=actor, session=session)
+        return selectors.session_network_get_visible(actor=actor, session=session)
     except Http404:
+        return None
+
+
+def _network_context(stored, ptu: int, ptu_labels: list[str]) -> dict:
+    """The stored clearing's tables and heat strip, and its D-LMP map on the network (issue 11 item 8)."""
+    if stored is None:
         return {"network": None}
-    return {"network": stored, "network_view": charts.network_clearing(stored, ptu, ptu_labels)}
+    model = stored.network_model
+    return {
+        "network": stored,
+        "network_view": charts.network_clearing(stored, ptu, ptu_labels),
+        "map_settings": map_settings(),
+        "network_geojson": network_as_geojson(network_model=model),
+        "price_map": charts.network_price_map(
+            stored, ptu_labels, network_branch_ratings(network_model=model)
+        ),
+    }
 
 
 def _can_replay(actor, session, current) -> bool:

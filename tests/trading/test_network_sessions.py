@@ -335,6 +335,45 @@ def test_the_session_page_shows_binding_limits_and_dlmps_per_bus(cleared, client
     )
 
 
+@pytest.mark.django_db
+def test_the_session_page_maps_dlmps_and_loading_after_clearing_for_the_dso_only(
+    cleared, client, dso_user, esp_user, fmo_user, dso2_user
+):
+    client.force_login(dso_user)
+    response = client.get(f"/trading/sessions/{cleared.pk}/")  # no ?ptu: opens at the PTU with a binding line
+    page = response.content.decode()
+    assert (
+        'data-testid="price-map"' in page and 'id="price-map-data"' in page and "trading-price-map.js" in page
+    )
+    assert f'value="{PTU}"' in page and response.context["ptu"] == PTU
+    price_map = response.context["price_map"]
+    assert price_map["buses"] == [0, 1, 2] and price_map["ptu_labels"][PTU].startswith("17:00")
+    assert price_map["dlmp"][1][PTU] == pytest.approx(50, abs=1e-3) and price_map["dlmp"][2][
+        PTU
+    ] == pytest.approx(150, abs=1e-3)
+    assert (price_map["low"], price_map["high"]) == (
+        pytest.approx(50, abs=1e-3),
+        pytest.approx(150, abs=1e-3),
+    )
+    assert price_map["binding"][str(PTU)] == ["line:1"]
+    # Loading after clearing: |active flow after| over the line's rating, sqrt(3) x 20 kV x max_i_ka.
+    stored = ClearingRunNetwork.objects.get(run__session=cleared)
+    net = pp.from_json_string(feeder_json())
+    row = stored.branches.index(["line", 1])
+    rating_mva = math.sqrt(3) * 20.0 * float(net.line.at[1, "max_i_ka"])
+    assert price_map["loading_after_percent"][row][PTU] == pytest.approx(
+        abs(stored.flow_after_mw[row][PTU]) / rating_mva * 100, abs=0.05
+    )
+    assert price_map["loading_after_percent"][row][PTU] == pytest.approx(100, abs=0.5)  # at its limit
+    client.force_login(fmo_user)
+    assert client.get(f"/trading/sessions/{cleared.pk}/").context["price_map"] == price_map
+    for user in (esp_user, dso2_user):  # an ESP of the session, another DSO: no grid data
+        client.force_login(user)
+        response = client.get(f"/trading/sessions/{cleared.pk}/")
+        assert response.status_code == 200 and "price_map" not in response.context
+        assert 'id="price-map-data"' not in response.content.decode()
+
+
 def down_session(actors, zone, assets):
     actor_dso, actor_esp, actor_esp2 = actors
     product = network_product(direction="down")
