@@ -9,6 +9,8 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+from django_tables2.export import TableExport
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
@@ -27,6 +29,7 @@ from grid.forms import (
     PrequalificationForm,
     ZoneImportForm,
 )
+from grid.tables import EXPORT_FORMATS, AssetFilter, AssetTable
 
 
 def map_settings() -> dict:
@@ -87,15 +90,30 @@ def zone_import(request):
 
 @role_required()
 def asset_list(request):
+    """Assets on a map and in a table: filter, sort, page through, export what is shown (`?_export=`)."""
     actor = request_actor(request)
-    assets = selectors.assets_get_visible(actor=actor).filter(archived_at__isnull=True)
-    assets_geojson = services.assets_as_geojson(assets)
     zones = selectors.grid_locations_get_visible(actor=actor)
+    found = AssetFilter(
+        request.GET or None,
+        queryset=selectors.assets_get_visible(actor=actor)
+        .filter(archived_at__isnull=True)
+        .select_related("owner", "grid_location"),
+        zones=zones,
+    )
+    assets = found.qs
+    # An ESP sees its own assets: the owner column would repeat its name on every row.
+    table = AssetTable(assets, exclude=("owner",) if actor.has_role(Role.ESP) else ())
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    export = request.GET.get("_export")
+    if export in EXPORT_FORMATS:
+        return TableExport(export, table).response(f"assets.{export}")
+    assets_geojson = services.assets_as_geojson(assets)
     return render(
         request,
         "grid/asset_list.html",
         {
-            "assets": assets,
+            "table": table,
+            "filter": found,
             "assets_geojson": assets_geojson,
             "zones_geojson": services.grid_locations_as_geojson(zones),
             "map_settings": map_settings(),

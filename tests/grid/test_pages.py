@@ -96,3 +96,28 @@ def test_other_dso_cannot_decide_on_an_asset(client, dso2_user, dso_org, esp_org
     assert client.post(f"/grid/prequalification/{asset.pk}/", {"decision": "approve"}).status_code == 404
     asset.refresh_from_db()
     assert asset.prequalification == "pending"
+
+
+@pytest.mark.django_db
+def test_asset_list_filters_and_exports_and_the_map_follows_the_filter(client, esp_user, esp_org, dso_org):
+    import csv
+
+    from tests.grid.factories import FlexAssetFactory, GridLocationFactory
+
+    zone = GridLocationFactory(dso=dso_org, name="North")
+    FlexAssetFactory(owner=esp_org, grid_location=zone, name="Battery Alpha", asset_type="battery")
+    FlexAssetFactory(owner=esp_org, grid_location=zone, name="Heat pump Beta", asset_type="heat_pump")
+    client.force_login(esp_user)
+    response = client.get("/grid/assets/", {"q": "alpha"})
+    page = response.content.decode()
+    assert "1 asset ·" in page and "Battery Alpha" in page and "Heat pump Beta" not in page
+    assert [f["properties"]["name"] for f in response.context["assets_geojson"]["features"]] == [
+        "Battery Alpha"
+    ]
+    assert "1 asset ·" in client.get("/grid/assets/", {"asset_type": "heat_pump"}).content.decode()
+    rows = list(csv.reader(client.get("/grid/assets/", {"_export": "csv"}).content.decode().splitlines()))
+    assert rows[0][:2] == ["Asset", "EAN"] and sorted(r[0] for r in rows[1:]) == [
+        "Battery Alpha",
+        "Heat pump Beta",
+    ]
+    assert {r[2] for r in rows[1:]} == {"battery", "heat_pump"}
