@@ -69,9 +69,13 @@ class Command(BaseCommand):
         python = sys.executable
         # Compressed copies with hashed names, so the browser fetches Plotly (4.8 MB, 1.5 MB gzipped) once a year.
         call_command("collectstatic", interactive=False, verbosity=0)
+        # Each child in its own session: Ctrl-C reaches this command only, which then stops every child once and
+        # waits for it (a second signal is what made the worker print pages of tracebacks on a cold shutdown).
+        detached = {"start_new_session": True}
         processes = [
             subprocess.Popen(
-                [python, "-m", "celery", "-A", "flexmarket", "worker", "--pool=solo", "--loglevel=WARNING"]
+                [python, "-m", "celery", "-A", "flexmarket", "worker", "--pool=solo", "--loglevel=WARNING"],
+                **detached,
             ),
             subprocess.Popen(
                 [
@@ -84,7 +88,8 @@ class Command(BaseCommand):
                     "--loglevel=WARNING",
                     "--schedule",
                     str(settings.VAR_DIR / "celerybeat-schedule"),
-                ]
+                ],
+                **detached,
             ),
         ]
         self.stdout.write(
@@ -93,19 +98,28 @@ class Command(BaseCommand):
         web = subprocess.Popen(
             [python, "manage.py", "runserver", addrport, "--noreload"],
             env={**os.environ, "FLEXMARKET_STATIC_HASHED_URLS": "1"},
+            **detached,
         )
         processes.append(web)
         try:
             while all(process.poll() is None for process in processes):
                 time.sleep(1)
         except KeyboardInterrupt:
-            pass
+            self.stdout.write("Stopping the portal, the worker and beat ...")
         finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-            for process in processes:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            _stop(processes)
+
+
+def _stop(processes, *, timeout: float = 10) -> None:
+    """Stop each child once, as it shuts down cleanly (Celery: SIGTERM, a warm shutdown; runserver: SIGINT), then
+    wait; kill what is still running after `timeout` seconds."""
+    for process in processes:
+        if process.poll() is None:
+            celery = "celery" in process.args
+            process.send_signal(signal.SIGTERM if celery else signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
