@@ -18,7 +18,7 @@ from django.utils.module_loading import import_string
 
 from accounts.context import Actor
 from accounts.models import Organisation, Role
-from accounts.services import audit_record, notify_organisation
+from accounts.services import audit_record, notify_organisation, notify_organisations
 from flexmarket import jsonio, ptu, runs, validation
 from flexmarket.csvio import CsvReader, ImportErrors, check_upload_size
 from flexmarket.errors import DomainError
@@ -187,7 +187,7 @@ def grid_location_create(
     _validate_choice(voltage_level, GridLocation.VoltageLevel, "voltage_level")
     _validate_choice(status, GridLocation.Status, "status")
     shape, warnings = _clean_zone(actor=actor, geometry=geometry, code=code)
-    return _zone_write(
+    zone = _zone_write(
         actor=actor,
         name=name,
         code=code,
@@ -203,6 +203,27 @@ def grid_location_create(
             required=False,
         ),
         warnings=warnings,
+    )
+    _tell_market_operator(zone)
+    return zone
+
+
+def _tell_market_operator(zone: GridLocation) -> None:
+    """A new zone is traded in markets that list their zones only once the FMO adds it: tell the FMO."""
+    operators = (
+        Organisation.objects.filter(role_grants__role=Role.FMO).values_list("pk", flat=True).distinct()
+    )
+    notify_organisations(
+        [
+            {
+                "organisation_id": pk,
+                "title": f"New zone {zone.name} ({zone.code}) by {zone.dso}: add it to the markets that trade it",
+                "body": "Markets that list their zones take orders in a zone only once it is listed (admin, "
+                "Trading → Markets).",
+                "link": "/admin/trading/market/",
+            }
+            for pk in operators
+        ]
     )
 
 

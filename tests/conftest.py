@@ -33,6 +33,18 @@ def _postgres_only(request):
         pytest.skip("needs PostgreSQL (DATABASE_URL)")
 
 
+@pytest.fixture(scope="session")
+def _empty_static_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("staticfiles")
+
+
+@pytest.fixture(autouse=True)
+def _uncollected_static(settings, _empty_static_root):
+    """Pages name static files as a fresh checkout does (plain names, served from the packages), whether or not
+    the demo ran collectstatic into var/ before the tests (README: the demo command, then the tests)."""
+    settings.STATIC_ROOT = _empty_static_root
+
+
 @pytest.fixture(autouse=True)
 def _fast_tests(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -268,3 +268,16 @@ def test_csv_availability_column_is_optional_and_checked(actor_esp):
     assert not FlexAsset.objects.exists()
     (asset,) = services.assets_import_csv(actor=actor_esp, file=io.StringIO(f"{header}\n{good}\n"))
     assert asset.availability[0]["days"] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.django_db
+def test_a_new_zone_tells_the_market_operator_to_list_it(actor_dso, fmo_org, esp_org):
+    from accounts.models import Notification
+
+    created = zone(actor_dso, name="Nieuw-West")
+    told = Notification.objects.get(organisation=fmo_org)
+    assert (
+        told.title.startswith(f"New zone Nieuw-West ({created.code}) by ")
+        and told.link == "/admin/trading/market/"
+    )
+    assert not Notification.objects.filter(organisation=esp_org).exists()
