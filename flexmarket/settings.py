@@ -290,7 +290,7 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport, so a real
 # worker and beat still run with no server installed.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost//"
 if not REDIS_URL:
     _queue_dir = VAR_DIR / "celery" / "queue"
     _processed_dir = VAR_DIR / "celery" / "processed"

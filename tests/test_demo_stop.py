@@ -39,7 +39,7 @@ def test_ctrl_c_sends_each_child_one_clean_signal(monkeypatch):
     monkeypatch.setattr(demo.time, "sleep", interrupted)
     demo.Command()._serve("127.0.0.1:8000")
     assert len(started) == 3 and all(p.kwargs.get("start_new_session") for p in started)
-    by_role = {("runserver" if "runserver" in p.args else p.args[5]): p.signals for p in started}
+    by_role = {("runserver" if "runserver" in p.args else p.args[6]): p.signals for p in started}
     assert by_role == {"worker": [signal.SIGTERM], "beat": [signal.SIGTERM], "runserver": [signal.SIGINT]}
 
 

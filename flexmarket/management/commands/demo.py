@@ -74,7 +74,7 @@ class Command(BaseCommand):
         detached = {"start_new_session": True}
         processes = [
             subprocess.Popen(
-                [python, "-m", "celery", "-A", "flexmarket", "worker", "--pool=solo", "--loglevel=WARNING"],
+                [python, "-m", "celery", "-A", "flexmarket", "--quiet", "worker", "--pool=solo", "--loglevel=WARNING"],
                 **detached,
             ),
             subprocess.Popen(
@@ -84,6 +84,7 @@ class Command(BaseCommand):
                     "celery",
                     "-A",
                     "flexmarket",
+                    "--quiet",
                     "beat",
                     "--loglevel=WARNING",
                     "--schedule",
@@ -97,7 +98,8 @@ class Command(BaseCommand):
         )
         web = subprocess.Popen(
             [python, "manage.py", "runserver", addrport, "--noreload"],
-            env={**os.environ, "FLEXMARKET_STATIC_HASHED_URLS": "1"},
+            # Hashed static URLs as in production; no development-server banner on every start.
+            env={**os.environ, "FLEXMARKET_STATIC_HASHED_URLS": "1", "DJANGO_RUNSERVER_HIDE_WARNING": "true"},
             **detached,
         )
         processes.append(web)
