@@ -74,7 +74,17 @@ class Command(BaseCommand):
         detached = {"start_new_session": True}
         processes = [
             subprocess.Popen(
-                [python, "-m", "celery", "-A", "flexmarket", "--quiet", "worker", "--pool=solo", "--loglevel=WARNING"],
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "flexmarket",
+                    "--quiet",
+                    "worker",
+                    "--pool=solo",
+                    "--loglevel=WARNING",
+                ],
                 **detached,
             ),
             subprocess.Popen(
