@@ -19,6 +19,7 @@ import pytest
 from accounts.context import SYSTEM
 from grid import services as grid_services
 from grid.sensitivity import linearise
+from tests.api.test_openapi_contract import assert_matches, spec  # noqa: F401 (spec: the module's fixture)
 from tests.grid.factories import FlexAssetFactory
 from tests.trading.factories import ProductFactory, session_for, tomorrow
 from tests.trading.test_services import close, offer, request
@@ -113,7 +114,12 @@ def test_an_ac_violation_of_the_linear_clearing_is_fixed_by_a_second_clearing(pa
 
 @pytest.mark.django_db
 def test_a_clearing_that_stays_ac_infeasible_succeeds_with_its_residuals_stated(
-    parties, client, client_for, dso_user, monkeypatch
+    parties,
+    client,
+    client_for,
+    dso_user,
+    monkeypatch,
+    spec,  # noqa: F811
 ):
     # One clearing allowed: the linear clearing's AC violation cannot be fixed, and the run says so.
     monkeypatch.setattr(network_clearing, "AC_ITERATIONS", 1)
@@ -130,7 +136,9 @@ def test_a_clearing_that_stays_ac_infeasible_succeeds_with_its_residuals_stated(
     assert list(stored.ac_residuals) == [str(PTU)]
     # The partial result: the linear clearing's contracts stand.
     assert at_1 + at_2 == pytest.approx(2000, abs=1e-3)
-    body = client_for(dso_user).get(f"/api/v1/sessions/{session.pk}/network/").json()
+    response = client_for(dso_user).get(f"/api/v1/sessions/{session.pk}/network/")
+    assert_matches(spec, "/api/v1/sessions/{id}/network/", "get", response)  # the residuals as documented
+    body = response.json()
     assert body["ac_feasible"] is False and body["ac_residuals"][str(PTU)][0]["index"] == 1
     client.force_login(dso_user)
     page = client.get(f"/trading/sessions/{session.pk}/?ptu={PTU}").content.decode()
