@@ -90,7 +90,9 @@ def parties(actor_dso, actor_esp, actor_esp2, esp_org, esp2_org, zone):
 
 
 @pytest.mark.django_db
-def test_an_ac_violation_of_the_linear_clearing_is_fixed_by_a_second_clearing(parties, client_for, dso_user):
+def test_an_ac_violation_of_the_linear_clearing_is_fixed_by_a_second_clearing(
+    parties, client, client_for, dso_user
+):
     net = weak_feeder(0.8)
     session, run, at_1, at_2 = cleared_on(net, *parties)
     assert run.state == "succeeded", run.error
@@ -110,6 +112,14 @@ def test_an_ac_violation_of_the_linear_clearing_is_fixed_by_a_second_clearing(pa
     assert body["ac_iterations"] == 2 and body["ac_feasible"] is True and body["ac_residuals"] == {}
     assert body["ac_loading_percent"][row][PTU] == stored.ac_loading_percent[row][PTU]
     assert len(body["ac_history"]) == 2
+    client.force_login(dso_user)
+    page = client.get(f"/trading/sessions/{session.pk}/?ptu={PTU}").content.decode()
+    assert (
+        "AC validation: 2 clearings; the AC power flow with the cleared schedule is within every limit."
+        in page
+    )
+    assert 'data-testid="network-ac-residuals"' not in page
+    assert f"{stored.ac_loading_percent[row][PTU]:.1f} %" in page  # line 1 binds: its AC loading after
 
 
 @pytest.mark.django_db
