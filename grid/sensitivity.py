@@ -377,3 +377,27 @@ def linearise_points(net, injections, rows) -> list[Sensitivities]:
             raise ValueError(f"the AC power flow does not converge at PTU {int(row)} of the operating point")
         points.append(model.sensitivities(voltage))
     return points
+
+
+def operating_points(net, injections, rows) -> tuple[PowerFlowModel, np.ndarray, np.ndarray]:
+    """The power-flow model of `net` and the net bus injections (MW, Mvar; rows: model.buses, columns: the given
+    PTUs in order) of each PTU's operating point: what AC validation (trading/clearing/network_ac.py) needs to
+    linearise, re-run and re-linearise the point itself. Raises ValueError when the network's own power flow
+    does not converge. The caller's network is not changed."""
+    import copy
+
+    from grid.timeseries import pandapower_points
+
+    try:
+        model = power_flow_model(copy.deepcopy(net))
+    except pp.LoadflowNotConverged as error:
+        raise ValueError("the AC power flow of the network's own values does not converge") from error
+    p_columns, q_columns = [], []
+    for _, point in pandapower_points(net, injections, rows):
+        p_mw, q_mvar = bus_injections(point, model.buses)
+        p_columns.append(p_mw)
+        q_columns.append(q_mvar)
+    n_b = model.buses.size
+    p = np.stack(p_columns, axis=1) if p_columns else np.zeros((n_b, 0))
+    q = np.stack(q_columns, axis=1) if q_columns else np.zeros((n_b, 0))
+    return model, p, q

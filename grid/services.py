@@ -1523,13 +1523,17 @@ def _scaled(injections: timeseries.Injections, run: ForecastRun) -> timeseries.I
     )
 
 
-def network_linearise_day(*, network_model: NetworkModel, delivery_day, ptu_starts: list, prognoses=None):
+def network_linearise_day(
+    *, network_model: NetworkModel, delivery_day, ptu_starts: list, prognoses=None, operating_points=False
+):
     """The network linearised at each given PTU (UTC starts) of a delivery day, for network-aware clearing.
 
     The operating point is the DSO's latest succeeded forecast run for the day (profiles, upload and prognoses
     as that run builds them, with its scaling), else the network's own values in every PTU (the base point).
-    Returns (forecast run or None, [Sensitivities per PTU]). Raises DomainError with the reason when the
-    forecast's day does not cover a PTU or a power flow does not converge."""
+    Returns (forecast run or None, [Sensitivities per PTU]); with operating_points, (forecast run or None,
+    (PowerFlowModel, bus P MW, bus Q Mvar per PTU)) instead, for AC validation to linearise and re-run itself.
+    Raises DomainError with the reason when the forecast's day does not cover a PTU or a power flow does not
+    converge."""
     run = (
         ForecastRun.objects.filter(
             network_model=network_model, delivery_day=delivery_day, state=ForecastRun.State.SUCCEEDED
@@ -1559,6 +1563,8 @@ def network_linearise_day(*, network_model: NetworkModel, delivery_day, ptu_star
     from grid import sensitivity  # pandapower's power-flow internals: loaded only when a clearing needs them
 
     try:
+        if operating_points:
+            return run, sensitivity.operating_points(net, injections, rows)
         points = sensitivity.linearise_points(net, injections, rows)
     except ValueError as error:
         raise DomainError(GridErrorCode.NETWORK_INVALID, f"{network_model}: {error}.") from error

@@ -83,6 +83,23 @@ class BranchSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The line's or transformer's index in the network model")
 
 
+class AcResidualSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["line", "trafo", "voltage", "power_flow"])
+    index = serializers.IntegerField(
+        required=False, help_text="Line or transformer index, or the bus of a voltage (absent for power_flow)"
+    )
+    loading_percent = serializers.FloatField(
+        required=False, help_text="AC loading after clearing, % of rating"
+    )
+    limit_percent = serializers.FloatField(
+        required=False, allow_null=True, help_text="What the clearing allowed, % of rating (100 unless held)"
+    )
+    vm_pu = serializers.FloatField(required=False, help_text="AC voltage after clearing")
+    converged = serializers.BooleanField(
+        required=False, help_text="false: the AC power flow did not converge"
+    )
+
+
 class SessionNetworkSerializer(serializers.ModelSerializer):
     run = serializers.IntegerField(source="run_id")
     network_model = serializers.IntegerField(source="network_model_id")
@@ -98,6 +115,27 @@ class SessionNetworkSerializer(serializers.ModelSerializer):
     flow_limit_mw = _grid_field()
     binding = serializers.DictField(
         child=BindingSerializer(many=True), help_text="PTU index -> the limits binding in that PTU"
+    )
+    ac_iterations = serializers.IntegerField(
+        allow_null=True, help_text="Linear clearings the AC validation made (null: cleared before it existed)"
+    )
+    ac_feasible = serializers.BooleanField(
+        allow_null=True,
+        help_text="The AC power flow with the cleared schedule is within every limit + tolerance",
+    )
+    ac_residuals = serializers.DictField(
+        child=AcResidualSerializer(many=True),
+        help_text="PTU index -> what the AC power flow still finds beyond limit + tolerance (empty: none)",
+    )
+    ac_loading_percent = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        help_text="AC loading (% of rating) after clearing, one row per branch in `branches` order, one column "
+        "per PTU (empty: cleared before AC validation existed)",
+    )
+    ac_history = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Per clearing: iteration, PTUs re-linearised, largest loading (MVA) and voltage (p.u.) excess "
+        "left, violating PTUs",
     )
 
     class Meta:
@@ -117,6 +155,11 @@ class SessionNetworkSerializer(serializers.ModelSerializer):
             "flow_after_mw",
             "flow_limit_mw",
             "binding",
+            "ac_iterations",
+            "ac_feasible",
+            "ac_residuals",
+            "ac_loading_percent",
+            "ac_history",
         ]
         read_only_fields = fields
 

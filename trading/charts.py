@@ -146,6 +146,7 @@ def network_clearing(stored, ptu: int, ptu_labels: list[str]) -> dict:
         if 0 <= ptu < n_ptus
         else []
     )
+    ac_loading = stored.ac_loading_percent or []
     branch_rows = [
         {
             "kind": kind,
@@ -153,6 +154,7 @@ def network_clearing(stored, ptu: int, ptu_labels: list[str]) -> dict:
             "before": stored.flow_before_mw[k][ptu],
             "after": stored.flow_after_mw[k][ptu],
             "limit": stored.flow_limit_mw[k][ptu],
+            "ac_loading": ac_loading[k][ptu] if k < len(ac_loading) else None,
         }
         for k, (kind, index) in enumerate(stored.branches)
         if 0 <= ptu < n_ptus
@@ -176,7 +178,43 @@ def network_clearing(stored, ptu: int, ptu_labels: list[str]) -> dict:
             xaxis_title="PTU (local time)",
         )
         heatmap = json.loads(figure.to_json())
-    return {"heatmap": heatmap, "ptu_rows": ptu_rows, "bus_rows": bus_rows, "branch_rows": branch_rows}
+    return {
+        "heatmap": heatmap,
+        "ptu_rows": ptu_rows,
+        "bus_rows": bus_rows,
+        "branch_rows": branch_rows,
+        "ac": _ac_validation(stored, ptu_labels),
+    }
+
+
+def _residual_text(residual: dict) -> str:
+    if residual["kind"] == "voltage":
+        return f"bus {residual['index']} at {residual['vm_pu']:.4f} p.u."
+    if residual["kind"] == "power_flow":
+        return "the AC power flow does not converge"
+    limit = residual.get("limit_percent")
+    held = f" (held at {limit:.1f} %)" if limit is not None and limit > 100.0 + 1e-9 else ""
+    return f"{residual['kind']} {residual['index']} at {residual['loading_percent']:.1f} %{held}"
+
+
+def _ac_validation(stored, ptu_labels: list[str]) -> dict | None:
+    """The AC validation of the clearing (None for a run cleared before it existed): iterations, feasibility and
+    per PTU what the AC power flow still finds beyond limit + tolerance."""
+    if stored.ac_iterations is None:
+        return None
+    residual_rows = [
+        {
+            "ptu": int(t),
+            "label": ptu_labels[int(t)] if int(t) < len(ptu_labels) else t,
+            "text": "; ".join(_residual_text(r) for r in residuals),
+        }
+        for t, residuals in sorted(stored.ac_residuals.items(), key=lambda item: int(item[0]))
+    ]
+    return {
+        "iterations": stored.ac_iterations,
+        "feasible": stored.ac_feasible,
+        "residual_rows": residual_rows,
+    }
 
 
 def network_interesting_ptu(stored) -> int | None:

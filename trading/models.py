@@ -293,6 +293,28 @@ class ClearingRunNetwork(models.Model):
     binding = models.JSONField(
         help_text='Per PTU index (string): [{"kind": "line"|"trafo"|"voltage", "index": ..., "side": 1|-1}]'
     )
+    # AC validation (issue 11 item 5; docs/network.md "AC validation"). Rows cleared before it: null / empty.
+    ac_iterations = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Linear clearings made (1: the first was AC-feasible)"
+    )
+    ac_feasible = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether the AC power flow with the cleared schedule is within limits",
+    )
+    ac_residuals = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per PTU index (string), what the AC power flow still finds beyond limit + tolerance: "
+        '[{"kind": "line"|"trafo", "index", "loading_percent", "limit_percent"} | {"kind": "voltage", "index", '
+        '"vm_pu"} | {"kind": "power_flow", "converged": false}]',
+    )
+    ac_history = models.JSONField(
+        default=list, blank=True, help_text="Per clearing: PTUs re-linearised, largest excesses left after it"
+    )
+    ac_loading_percent = models.JSONField(
+        default=list, blank=True, help_text="AC loading (% of rating) per branch and PTU after clearing"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
 

@@ -461,6 +461,44 @@ def test_ac_validation_without_enough_flexibility_returns_a_partial_result():
     assert result.iterations <= 5
 
 
+def test_ac_validation_keeps_the_previous_clearing_when_a_re_solve_finds_no_optimum(monkeypatch):
+    import dataclasses
+
+    from trading.clearing import network_ac
+
+    calls = []
+
+    def failing_after_the_first(*args, **kwargs):
+        result = clear_network(*args, **kwargs)
+        calls.append(result)
+        return result if len(calls) == 1 else dataclasses.replace(result, status="infeasible")
+
+    monkeypatch.setattr(network_ac, "clear_network", failing_after_the_first)
+    net = radial_feeder()
+    model = power_flow_model(net)
+    p, q = bus_injections(net, model.buses)
+    end = model.buses.size - 1
+    made = orders(
+        n_b=model.buses.size,
+        offers=[(0, 1, 10_000, 50.0), (0, -1, 10_000, -49.0), (end, 1, 5_000, 60.0), (2, 1, 5_000, 55.0)],
+    )
+    result = clear_with_ac_validation(model, made, base_p_mw=p[:, None], base_q_mvar=q[:, None], vm_min=0.95)
+    assert len(calls) == 2 and result.clearing is calls[0]  # the first clearing, with its AC state
+    assert result.iterations == 1 and not result.converged
+    assert result.history[-1] == {"iteration": 2, "relinearised_ptus": [0], "solver_status": "infeasible"}
+    assert result.voltage_excess_pu.max() > 0  # what the AC check found after the kept clearing
+
+
+def test_ac_validation_refuses_a_direction_other_than_up_or_down():
+    net = radial_feeder()
+    model = power_flow_model(net)
+    p, q = bus_injections(net, model.buses)
+    with pytest.raises(ValueError, match="direction"):
+        clear_with_ac_validation(
+            model, orders(n_b=model.buses.size), base_p_mw=p[:, None], base_q_mvar=q[:, None], direction=0
+        )
+
+
 def test_network_point_from_sensitivities_limits_only_movable_voltages():
     net = pn.case9()
     cleared_point = network_point(linearise(net))

@@ -123,6 +123,10 @@ def test_a_binding_line_makes_the_network_aware_clearing_take_other_offers_at_ot
     assert stored.flow_after_mw[row][PTU] == pytest.approx(stored.flow_limit_mw[row][PTU], abs=1e-6)
     assert stored.flow_after_mw[row][PTU] > stored.flow_before_mw[row][PTU]
     assert stored.dlmp[0][PTU - 1] is None  # no order, no price
+    # The AC power flow with the cleared schedule agrees: one clearing, nothing left beyond a limit.
+    assert stored.ac_iterations == 1 and stored.ac_feasible is True and stored.ac_residuals == {}
+    assert stored.ac_loading_percent[row][PTU] <= 100.0 + 0.5
+    assert stored.ac_loading_percent[row][PTU] == pytest.approx(100.0, abs=0.5)
 
     # Every contract is priced at its offer's bus D-LMP, stored like the plain auction's prices (4 decimals).
     bus_of = {offers_at_buses[0].pk: 1, offers_at_buses[1].pk: 2}
@@ -308,6 +312,8 @@ def test_the_network_endpoint_answers_the_fmo_and_the_networks_dso_only(
     assert body["binding"][str(PTU)] == [{"kind": "line", "index": 1, "side": 1}]
     assert body["branches"] == [{"kind": "line", "index": 0}, {"kind": "line", "index": 1}]
     assert len(body["flow_after_mw"]) == 2 and len(body["flow_after_mw"][1]) == 96
+    assert body["ac_iterations"] == 1 and body["ac_feasible"] is True and body["ac_residuals"] == {}
+    assert len(body["ac_loading_percent"]) == 2 and len(body["ac_loading_percent"][1]) == 96
     assert client_for(fmo_user).get(url).status_code == 200
     for user in (dso2_user, esp_user):
         assert client_for(user).get(url).status_code == 404
@@ -326,6 +332,8 @@ def test_the_session_page_shows_binding_limits_and_dlmps_per_bus(cleared, client
     page = client.get(f"/trading/sessions/{cleared.pk}/?ptu={PTU}").content.decode()
     assert 'data-testid="network-clearing"' in page and 'data-testid="dlmp-heatmap"' in page
     assert "line 1 (upper)" in page
+    assert 'data-testid="network-ac"' in page and "AC validation: 1 clearing;" in page
+    assert 'data-testid="network-ac-residuals"' not in page
     assert "150.0000" in page and "50.0000" in page
     assert 'data-testid="network-flows"' in page
     client.force_login(esp_user)
@@ -471,6 +479,10 @@ def test_a_down_session_with_a_binding_line_pays_each_seller_minus_its_buss_dlmp
     dlmp = {bus: row[PTU] for bus, row in zip(run.network.buses, run.network.dlmp, strict=True)}
     assert dlmp[2] == pytest.approx(-50, abs=1e-3) and dlmp[1] == pytest.approx(-150, abs=1e-3)
     assert run.network.binding[str(PTU)] == [{"kind": "line", "index": 1, "side": 1}]
+    # The AC check adds the down kW with their real sign: line 1 carries its limit, not 50 kW less.
+    row = run.network.branches.index(["line", 1])
+    assert run.network.ac_iterations == 1 and run.network.ac_feasible is True
+    assert run.network.ac_loading_percent[row][PTU] == pytest.approx(100.0, abs=0.5)
 
 
 @pytest.mark.django_db

@@ -31,10 +31,16 @@ from grid.models import FlexAsset, GridLocation, NetworkModel, Portfolio
 from grid.network import VOLTAGE_MAX_PU, VOLTAGE_MIN_PU
 from grid.selectors import asset_buses, bus_zone_mapping
 from grid.services import network_linearise_day
-from trading.clearing.network import NetworkOrders, clear_network, stack_points
+from trading.clearing.network import NetworkOrders, stack_points
+from trading.clearing.network_ac import clear_with_ac_validation
 from trading.models import ClearingRunNetwork, Direction
 
 KW_EPS = 1e-6
+# AC validation of a session's clearing (docs/network.md, "AC validation"): clearings at most, and how far past a
+# limit the AC power flow may find a branch (percent of its rating) or a voltage (p.u.) as linearisation error.
+AC_ITERATIONS = 3
+AC_LOADING_TOLERANCE_PERCENT = 0.5
+AC_VOLTAGE_TOLERANCE_PU = 5e-4
 UNSUPPORTED = "a network-aware session clears plain offers only: {} cannot be honoured by its linear clearing"
 
 
@@ -141,17 +147,6 @@ def _offer_buses(offers, model: NetworkModel, excluded: list[dict]) -> tuple[lis
     return kept, buses
 
 
-def _held_limits(point):
-    """The point with every limit already exceeded at the operating point held where it is (no worse)."""
-    base_vm = point.base_vm_pu
-    return dataclasses.replace(
-        point,
-        flow_limit_mw=np.maximum(point.limit(), np.abs(point.base_flow_mw)),
-        vm_min=np.minimum(point.vm_min, base_vm.min(axis=1)),
-        vm_max=np.maximum(point.vm_max, base_vm.max(axis=1)),
-    )
-
-
 def _pairs(offer_alloc, request_alloc, offer_zone, request_zone):
     """Contracts per PTU from the accepted kW: each request, oldest first, takes accepted offers oldest first,
     those in its own zone before the others. Returns (request, offer, PTU, kW) lists."""
@@ -178,6 +173,36 @@ def _pairs(offer_alloc, request_alloc, offer_zone, request_zone):
                 f"PTU {t}: accepted offers and requests differ by {abs(left_o.sum() - left_r.sum()):.4f} kW."
             )
     return out_r, out_o, out_t, out_kw
+
+
+def _ac_fields(ac, pf_model) -> dict:
+    """The AC validation's record on the ClearingRunNetwork row: iterations, feasibility, the AC loading after
+    clearing per branch and PTU, and per PTU (string index) what is still beyond limit + tolerance."""
+    residuals: dict[str, list[dict]] = {}
+    for k, t in zip(*np.nonzero(ac.loading_excess_percent), strict=True):
+        residuals.setdefault(str(int(t)), []).append(
+            {
+                "kind": str(pf_model.kinds[k]),
+                "index": int(pf_model.indices[k]),
+                "loading_percent": round(float(ac.ac_loading_percent[k, t]), 2),
+                "limit_percent": round(float(100 * ac.limit_mva[k, t] / pf_model.ratings[k]), 2)
+                if pf_model.ratings[k] > 0
+                else None,
+            }
+        )
+    for b, t in zip(*np.nonzero(ac.voltage_excess_pu), strict=True):
+        residuals.setdefault(str(int(t)), []).append(
+            {"kind": "voltage", "index": int(pf_model.buses[b]), "vm_pu": round(float(ac.ac_vm_pu[b, t]), 5)}
+        )
+    for t in np.flatnonzero(ac.power_flow_failed):
+        residuals.setdefault(str(int(t)), []).append({"kind": "power_flow", "converged": False})
+    return {
+        "ac_iterations": ac.iterations,
+        "ac_feasible": ac.converged,
+        "ac_residuals": residuals,
+        "ac_history": ac.history,
+        "ac_loading_percent": _grid(ac.ac_loading_percent, 2),
+    }
 
 
 def _grid(values: np.ndarray, digits: int = 4) -> list[list[float | None]]:
@@ -238,16 +263,15 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     offers, offer_bus = _offer_buses(offers, model, excluded)
     starts = [session.delivery_start + n * ptus.PTU for n in range(n_ptus)]
     try:
-        forecast, points = network_linearise_day(
-            network_model=model, delivery_day=session.delivery_day, ptu_starts=starts
+        forecast, (pf_model, base_p, base_q) = network_linearise_day(
+            network_model=model, delivery_day=session.delivery_day, ptu_starts=starts, operating_points=True
         )
     except DomainError as error:
         raise NetworkClearingError(error.message) from error
-    timings["linearise"] = time.perf_counter() - started
+    timings["operating_point"] = time.perf_counter() - started
     started = time.perf_counter()
-    first = points[0]
-    position = {int(b): i for i, b in enumerate(first.bus)}
-    weights = np.zeros((len(requests), first.n_bus))
+    position = {int(b): i for i, b in enumerate(pf_model.buses)}
+    weights = np.zeros((len(requests), pf_model.buses.size))
     unmapped = set()
     for i, request in enumerate(requests):
         columns = [position[b] for b in zone_buses.get(request.grid_location_id, []) if b in position]
@@ -265,15 +289,10 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         raise NetworkClearingError(
             f"{model}: offers sit on buses out of service or isolated: {off_network[:10]}."
         )
-    point = _held_limits(stack_points(points, vm_min=VOLTAGE_MIN_PU, vm_max=VOLTAGE_MAX_PU))
     # Every order of a session has the product's direction. A down session is cleared as its mirror image: up
     # orders on a network whose sensitivities change sign, so the engine's prices are the payments for moving
     # down and its tie rule (the lowest prices among equally good ones) is the least the buyers pay, as for up.
     sign = _sign(session.product.direction)
-    if sign < 0:
-        point = dataclasses.replace(
-            point, ptdf=-point.ptdf, qtdf=-point.qtdf, dv_dp=-point.dv_dp, dv_dq=-point.dv_dq
-        )
     orders = NetworkOrders(
         n_ptus=n_ptus,
         offer_bus=np.array([position[b] for b in offer_bus], dtype=int),
@@ -286,9 +305,31 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         request_price=np.array([float(r.price) for r in requests]),
     )
     timings["build"] = time.perf_counter() - started
-    result = clear_network(orders, point)
-    timings["solve"] = result.timings.get("solve", 0.0)
-    timings["prices"] = result.timings.get("prices", 0.0)
+    # Linearise every PTU at the forecast point, clear, check the cleared schedule with an AC power flow per
+    # PTU and re-linearise the violating PTUs at the new point (at most AC_ITERATIONS clearings), limits already
+    # exceeded at the forecast point held at their forecast AC value (docs/network.md, "AC validation").
+    ac = clear_with_ac_validation(
+        pf_model,
+        orders,
+        base_p_mw=base_p,
+        base_q_mvar=base_q,
+        vm_min=VOLTAGE_MIN_PU,
+        vm_max=VOLTAGE_MAX_PU,
+        max_iterations=AC_ITERATIONS,
+        loading_tolerance_percent=AC_LOADING_TOLERANCE_PERCENT,
+        voltage_tolerance_pu=AC_VOLTAGE_TOLERANCE_PU,
+        hold_exceeded=True,
+        direction=sign,
+    )
+    failed = np.flatnonzero(ac.forecast_power_flow_failed)
+    if failed.size:
+        raise NetworkClearingError(
+            f"{model}: the AC power flow does not converge at PTU {int(failed[0])} of the operating point."
+        )
+    result = ac.clearing
+    timings["linearise"] = ac.timings.get("linearise", 0.0)
+    timings["power_flow"] = ac.timings.get("power_flow", 0.0)
+    timings["solve"] = ac.timings.get("clearing", 0.0)
     if result.status != "optimal":
         raise NetworkClearingError(f"Network clearing solver status {result.status}.")
     request_idx, offer_idx, ptu, kw = _pairs(
@@ -312,31 +353,32 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     for k, t in zip(*np.nonzero(result.binding_flow), strict=True):
         binding.setdefault(str(int(t)), []).append(
             {
-                "kind": str(first.branch_kind[k]),
-                "index": int(first.branch_index[k]),
+                "kind": str(pf_model.kinds[k]),
+                "index": int(pf_model.indices[k]),
                 "side": int(result.binding_flow[k, t]),
             }
         )
     for b, t in zip(*np.nonzero(result.binding_voltage), strict=True):
         binding.setdefault(str(int(t)), []).append(
-            {"kind": "voltage", "index": int(first.bus[b]), "side": int(result.binding_voltage[b, t])}
+            {"kind": "voltage", "index": int(pf_model.buses[b]), "side": int(result.binding_voltage[b, t])}
         )
     stored = {
         "network_model": model,
         "forecast_run": forecast,
         "point": ClearingRunNetwork.Point.FORECAST if forecast else ClearingRunNetwork.Point.BASE,
-        "buses": [int(b) for b in first.bus],
+        "buses": [int(b) for b in pf_model.buses],
         "branches": [
-            [str(kind), int(index)] for kind, index in zip(first.branch_kind, first.branch_index, strict=True)
+            [str(kind), int(index)] for kind, index in zip(pf_model.kinds, pf_model.indices, strict=True)
         ],
         "dlmp": _grid(sign * result.dlmp),
         "dlmp_energy": _grid(sign * result.dlmp_energy),
         "dlmp_congestion": _grid(sign * result.dlmp_congestion),
         "dlmp_voltage": _grid(sign * result.dlmp_voltage),
-        "flow_before_mw": _grid(result.flow_before_mw, 6),
+        "flow_before_mw": _grid(ac.forecast_flow_mva.real, 6),
         "flow_after_mw": _grid(result.flow_after_mw, 6),
         "flow_limit_mw": _grid(result.flow_limit_mw, 6),
         "binding": binding,
+        **_ac_fields(ac, pf_model),
     }
     wrapped = SimpleNamespace(
         status=result.status,
