@@ -426,6 +426,8 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
+        # pandapower announces at INFO which optional plotting back-ends it could not import; not ours to show.
+        "pandapower": {"level": "WARNING"},
     },
 }
 
