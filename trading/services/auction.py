@@ -411,34 +411,43 @@ def _clear(*, run: ClearingRun, actor: Actor) -> None:
             if np.isfinite(row).any():
                 prices[str(zone)] = [None if np.isnan(v) else round(float(v), 4) for v in row]
         timings["write"] = time.perf_counter() - started
-        ClearingRun.objects.filter(session=session, is_current=True).update(is_current=False)
-        run.state = ClearingRun.State.SUCCEEDED
-        run.is_current = True
-        run.solver = result.solver
-        run.solver_status = result.status
-        run.objective = result.objective
-        run.timings = {k: round(v, 4) for k, v in timings.items()}
-        run.offer_count = len(offers)
-        run.request_count = len(requests)
-        run.cleared_volume_kwh = Decimal(repr(round(float(result.offer_alloc.sum()) / 4, 3)))
-        run.prices = prices
-        run.finished_at = timezone.now()
-        run.lease_expires_at = None
-        run.save()
-        MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
-        audit_record(
-            actor=actor,
-            action="session.rerun" if run.is_rerun else "session.clear",
-            target=session,
-            after={
-                "run": run.pk,
-                "status": result.status,
-                "objective": result.objective,
-                "contracts": len(created),
-                "excluded": len(run.excluded),
-            },
-        )
-        _notify(session, created)
+        _succeed(
+            run=run, actor=actor, session=session, result=result, objective=result.objective, created=created,
+            counts=(len(offers), len(requests)), prices=prices, timings=timings,
+        )  # fmt: skip
+
+
+def _succeed(*, run, actor, session, result, objective, created, counts, prices, timings, audit=None) -> None:
+    """Inside the write transaction: the run becomes the session's current, succeeded run; the session is cleared,
+    audited, and its parties told. One path for the plain and the network-aware clearing."""
+    ClearingRun.objects.filter(session=session, is_current=True).update(is_current=False)
+    run.state = ClearingRun.State.SUCCEEDED
+    run.is_current = True
+    run.solver = result.solver
+    run.solver_status = result.status
+    run.objective = objective
+    run.timings = {k: round(v, 4) for k, v in timings.items()}
+    run.offer_count, run.request_count = counts
+    run.cleared_volume_kwh = Decimal(repr(round(float(result.offer_alloc.sum()) / 4, 3)))
+    run.prices = prices
+    run.finished_at = timezone.now()
+    run.lease_expires_at = None
+    run.save()
+    MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
+    audit_record(
+        actor=actor,
+        action="session.rerun" if run.is_rerun else "session.clear",
+        target=session,
+        after={
+            "run": run.pk,
+            "status": result.status,
+            "objective": objective,
+            "contracts": len(created),
+            "excluded": len(run.excluded),
+            **(audit or {}),
+        },
+    )
+    _notify(session, created)
 
 
 def _clear_network(*, run: ClearingRun, actor: Actor, session: MarketSession) -> None:
@@ -465,35 +474,11 @@ def _clear_network(*, run: ClearingRun, actor: Actor, session: MarketSession) ->
         if outcome.stored is not None:
             ClearingRunNetwork.objects.create(run=run, **outcome.stored)
         timings["write"] = time.perf_counter() - started
-        ClearingRun.objects.filter(session=session, is_current=True).update(is_current=False)
-        run.state = ClearingRun.State.SUCCEEDED
-        run.is_current = True
-        run.solver = result.solver
-        run.solver_status = result.status
-        run.objective = result.welfare
-        run.timings = {k: round(v, 4) for k, v in timings.items()}
-        run.offer_count = len(outcome.offers)
-        run.request_count = len(outcome.requests)
-        run.cleared_volume_kwh = Decimal(repr(round(float(result.offer_alloc.sum()) / 4, 3)))
-        run.prices = {}
-        run.finished_at = timezone.now()
-        run.lease_expires_at = None
-        run.save()
-        MarketSession.objects.filter(pk=session.pk).update(state=MarketSession.State.CLEARED)
-        audit_record(
-            actor=actor,
-            action="session.rerun" if run.is_rerun else "session.clear",
-            target=session,
-            after={
-                "run": run.pk,
-                "status": result.status,
-                "objective": result.welfare,
-                "contracts": len(created),
-                "excluded": len(run.excluded),
-                "network_model": outcome.stored["network_model"].pk if outcome.stored else None,
-            },
-        )
-        _notify(session, created)
+        _succeed(
+            run=run, actor=actor, session=session, result=result, objective=result.welfare, created=created,
+            counts=(len(outcome.offers), len(outcome.requests)), prices={}, timings=timings,
+            audit={"network_model": outcome.stored["network_model"].pk if outcome.stored else None},
+        )  # fmt: skip
 
 
 # --- writing the result -----------------------------------------------------------------------------
