@@ -72,8 +72,8 @@ def test_role_pages(client, esp_user, dso_user, fmo_user, session):
     assert client.get("/trading/monitor/").status_code == 200
 
 
-@pytest.mark.django_db
-def test_other_org_cannot_open_a_contract_page(client, esp2_user, actor_dso, actor_esp, zone, asset, session):
+def _one_cleared_contract(actor_dso, actor_esp, zone, asset, session):
+    """100 kW wanted at 100 EUR/MWh, 60 kW offered at 50, one PTU at 17:00, cleared: one contract."""
     from django.utils import timezone
 
     from accounts.context import SYSTEM
@@ -94,42 +94,27 @@ def test_other_org_cannot_open_a_contract_page(client, esp2_user, actor_dso, act
     )
     MarketSession.objects.filter(pk=session.pk).update(state="closed", gate_closure=timezone.now())
     services.session_clear(session=session, actor=SYSTEM)
+    return Contract.objects.get()
+
+
+@pytest.mark.django_db
+def test_other_org_cannot_open_a_contract_page(client, esp2_user, actor_dso, actor_esp, zone, asset, session):
+    contract = _one_cleared_contract(actor_dso, actor_esp, zone, asset, session)
     client.force_login(esp2_user)
-    assert client.get(f"/trading/contracts/{Contract.objects.get().pk}/").status_code == 404
+    assert client.get(f"/trading/contracts/{contract.pk}/").status_code == 404
 
 
 @pytest.mark.django_db
 def test_contract_pages_show_price_and_value_for_people(
     client, esp_user, actor_dso, actor_esp, zone, asset, session
 ):
-    from django.utils import timezone
-
-    from accounts.context import SYSTEM
-    from trading import services
-    from trading.models import MarketSession
-
-    start = session.delivery_start + timedelta(hours=17)
-    services.request_submit(
-        actor=actor_dso,
-        grid_location=zone,
-        product=session.product,
-        ptu_start=start,
-        quantities_kw=[100],
-        price=100,
-    )
-    services.offer_submit(
-        actor=actor_esp, asset=asset, product=session.product, ptu_start=start, quantities_kw=[60], price=50
-    )
-    MarketSession.objects.filter(pk=session.pk).update(state="closed", gate_closure=timezone.now())
-    services.session_clear(session=session, actor=SYSTEM)
+    contract = _one_cleared_contract(actor_dso, actor_esp, zone, asset, session)
     client.force_login(esp_user)
     listing = re.sub(r">\s+<", "><", client.get("/trading/contracts/").content.decode())
     # 60 kW for one PTU; the request sets the uniform price (100 EUR/MWh, demand short): 15 kWh worth EUR 1.50.
     assert '<td class="has-text-right">15</td><td class="has-text-right">100.00</td>' in listing
     assert 'data-testid="contract-value">1.50</td>' in listing
-    from trading.models import Contract
-
-    detail = client.get(f"/trading/contracts/{Contract.objects.get().pk}/").content.decode()
+    detail = client.get(f"/trading/contracts/{contract.pk}/").content.decode()
     assert "15 kWh, worth EUR 1.50 (average 100.00 EUR/MWh)" in detail
     assert '<td class="has-text-right">60</td><td class="has-text-right">100.00</td>' in detail
 
