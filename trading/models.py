@@ -332,6 +332,17 @@ class OrderMode(models.TextChoices):
     AGGRESSOR = "aggressor", "Aggressor (matches now or is cancelled)"
 
 
+def _open_expiry_index(name: str) -> models.Index:
+    """The expiry sweep's index (trading/services/sessions.py): open orders that carry a validity, by it."""
+    return models.Index(
+        fields=["valid_until"],
+        name=name,
+        condition=models.Q(
+            state__in=[OrderState.ACTIVE, OrderState.PARTIALLY_FILLED], valid_until__isnull=False
+        ),
+    )
+
+
 class Order(models.Model):
     """Fields common to FlexRequests and FlexOffers. Orders are never deleted."""
 
@@ -339,10 +350,15 @@ class Order(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    grid_location = models.ForeignKey(GridLocation, on_delete=models.PROTECT, related_name="+")
+    # No single-column indexes on grid_location, session and state: the composite indexes below lead with the
+    # first two, and every order update changes `state`, so each index on it is one more entry to write per
+    # order (a 10,000-offer gate closure updates every offer; docs/clearing.md, "Clearing writes").
+    grid_location = models.ForeignKey(
+        GridLocation, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
     session = models.ForeignKey(
-        MarketSession, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+        MarketSession, on_delete=models.PROTECT, related_name="+", null=True, blank=True, db_index=False
     )
     direction = models.CharField(max_length=4, choices=Direction.choices)
     ptu_start = models.DateTimeField(help_text="UTC start of the first PTU of `quantities_kw`")
@@ -359,9 +375,7 @@ class Order(models.Model):
     )
     order_mode = models.CharField(max_length=10, choices=OrderMode.choices, default=OrderMode.INITIATOR)
     valid_until = models.DateTimeField(null=True, blank=True)
-    state = models.CharField(
-        max_length=20, choices=OrderState.choices, default=OrderState.ACTIVE, db_index=True
-    )
+    state = models.CharField(max_length=20, choices=OrderState.choices, default=OrderState.ACTIVE)
     state_reason = models.CharField(max_length=300, blank=True)
     gate_remaining_kw = models.JSONField(
         null=True,
@@ -408,6 +422,7 @@ class FlexRequest(Order):
             models.Index(fields=["grid_location", "product", "state"]),
             # The continuous book: open requests of a zone in a session, best price first.
             models.Index(fields=["session", "grid_location", "state", "price"], name="request_book"),
+            _open_expiry_index("request_open_expiry"),
         ]
 
     def __str__(self) -> str:
@@ -450,6 +465,7 @@ class FlexOffer(Order):
         indexes = [
             models.Index(fields=["grid_location", "product", "state"]),
             models.Index(fields=["session", "grid_location", "state", "price"], name="offer_book"),
+            _open_expiry_index("offer_open_expiry"),
         ]
         constraints = [
             models.CheckConstraint(
