@@ -39,6 +39,16 @@ def test_meter_upload_delivery_chart_and_invoice(
     page.get_by_text(settled_setup["contract"].reference).click()
     page.locator("#delivery-chart .main-svg").first.wait_for()
     assert page.get_by_test_id("delivered-kwh").inner_text().startswith("90")
+    # The time axis is local: the delivery day (10 June, CEST) starts at 22:00 UTC the day before, labelled
+    # 00:00 CEST; the reduced PTUs 68-71 (local index) read 17:00-17:45 CEST; the axis names the zone.
+    axis = page.evaluate(
+        "() => { const c = document.getElementById('delivery-chart');"
+        " return {x: c.data[0].x, title: c.layout.xaxis.title.text}; }"
+    )
+    assert axis["x"][0] == "00:00 CEST" and axis["x"][68] == "17:00 CEST" and len(axis["x"]) == 96
+    assert "Europe/Amsterdam" in axis["title"]
+    ticks = page.locator("#delivery-chart .xtick text").all_text_contents()
+    assert ticks and all(t.endswith("CEST") for t in ticks)
     screenshot(page, "settlement-delivery-chart")
 
     operator = browser.new_context(
