@@ -57,3 +57,32 @@ def test_a_trader_filters_sorts_and_exports_contracts_and_assets(page, login_as)
     tags = page.locator("[data-testid=asset-table] tbody .tag").all_inner_texts()
     assert tags and set(tags) == {"Pending"}
     screenshot(page, "list-assets-pending")
+
+    # Verifications: filter by state, sort by delivered energy, export to XLSX what is shown.
+    from openpyxl import load_workbook
+
+    from settlement.models import DeliveryVerification
+
+    verified = DeliveryVerification.objects.filter(
+        contract__seller__memberships__user=trader, state="verified"
+    ).count()
+    assert verified > 1
+    page.goto("/settlement/verifications/")
+    page.select_option("#id_state", "verified")
+    page.get_by_test_id("apply-filter").click()
+    page.wait_for_url("**state=verified*")
+    assert page.get_by_text(f"{verified} verification").first.is_visible()
+    states = page.locator("[data-testid=verification-table] tbody .tag").all_inner_texts()
+    assert states and set(states) == {"Verified"}
+    page.locator("[data-testid=verification-table] thead th a", has_text="Delivered kWh").click()
+    page.wait_for_url("**sort=delivered_kwh*")
+    delivered = page.locator("[data-testid=verification-table] tbody tr td:nth-child(8)").all_inner_texts()
+    values = [float(v.replace(",", "")) for v in delivered if v != "—"]
+    assert values == sorted(values)
+    screenshot(page, "list-verifications")
+    with page.expect_download() as download:
+        page.get_by_test_id("export-xlsx").click()
+    assert download.value.suggested_filename.endswith(".xlsx")
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert len(rows) == verified + 1 and {row[-1] for row in rows[1:]} == {"verified"}
