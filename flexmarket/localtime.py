@@ -22,6 +22,12 @@ def clock_label(moment: datetime, zone: ZoneInfo) -> str:
     return f"{local:%H:%M} {local.tzname()}"
 
 
+def moment_label(moment: datetime, zone: ZoneInfo | None = None) -> str:
+    """'2026-10-25 02:15 CET': a moment in messages people read (form errors, notifications), local with its zone."""
+    local = moment.astimezone(zone or display_zone())
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
 def ptu_value(moment: datetime) -> str:
     """A PTU start as a form value: the UTC instant in ISO 8601 (unambiguous on every day)."""
     return moment.astimezone(ptus.UTC).isoformat()

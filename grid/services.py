@@ -22,6 +22,7 @@ from accounts.services import audit_record, notify_organisation, notify_organisa
 from flexmarket import jsonio, ptu, runs, validation
 from flexmarket.csvio import CsvReader, ImportErrors, check_upload_size
 from flexmarket.errors import DomainError
+from flexmarket.localtime import moment_label
 from grid import geometry as geo
 from grid import needs, network, timeseries
 from grid.ean import check_digit, ean18_is_valid
@@ -1557,7 +1558,7 @@ def network_linearise_day(
             raise DomainError(
                 GridErrorCode.FORECAST_INVALID,
                 f"Forecast #{run.pk} covers {delivery_day} in {settings.FLEXMARKET_GRID_TIME_ZONE}, not the PTU "
-                f"starting {missing[0]:%Y-%m-%d %H:%M} UTC.",
+                f"starting {moment_label(missing[0], ZoneInfo(settings.FLEXMARKET_GRID_TIME_ZONE))}.",
             )
         rows = [index[start] for start in ptu_starts]
     from grid import sensitivity  # pandapower's power-flow internals: loaded only when a clearing needs them

@@ -119,3 +119,24 @@ def test_pages_show_local_time_with_its_zone_and_the_api_stays_utc(
     assert body["gate_closure"] == autumn_session.gate_closure.astimezone(UTC).isoformat().replace(
         "+00:00", "Z"
     )
+
+
+@pytest.mark.django_db
+def test_a_capability_refusal_names_the_ptu_in_local_time(autumn_session, actor_esp, esp_org, zone):
+    """Messages people read (here the form/API error of an offer above the asset's capability) give the moment
+    on the local clock with its zone: the second 02:15 of the autumn day is 02:15 CET, not 01:15 UTC."""
+    from flexmarket.errors import DomainError
+    from tests.grid.factories import FlexAssetFactory
+    from trading import services
+
+    asset = FlexAssetFactory(owner=esp_org, grid_location=zone, max_up_kw=100)
+    with pytest.raises(DomainError) as refused:
+        services.offer_submit(
+            actor=actor_esp,
+            asset=asset,
+            product=autumn_session.product,
+            ptu_start=datetime(2027, 10, 31, 1, 15, tzinfo=UTC),
+            quantities_kw=[500.0],
+            price=50,
+        )
+    assert "at 2027-10-31 02:15 CET is more than" in str(refused.value)

@@ -29,6 +29,7 @@ from django.db.models import Q
 from flexmarket import ptu as ptus
 from flexmarket.bulk import copy_bigints
 from flexmarket.errors import DomainError
+from flexmarket.localtime import moment_label
 from grid.models import FlexAsset, Portfolio
 from trading.errors import TradingErrorCode as Code
 from trading.models import (
@@ -380,7 +381,7 @@ def _lock_assets(asset_ids: list[int]) -> dict[int, FlexAsset]:
 def _refuse(backing, direction: str, moment: datetime, wanted: float, free: float, capability: float):
     raise DomainError(
         Code.ABOVE_CAPABILITY,
-        f"{wanted:g} kW at {moment:%Y-%m-%d %H:%M} UTC is more than the {max(free, 0):g} kW of {backing}'s "
+        f"{wanted:g} kW at {moment_label(moment)} is more than the {max(free, 0):g} kW of {backing}'s "
         f"{capability:g} kW {direction} capability still free (open offers, contracts and availability "
         "agreements hold the rest).",
         field="quantities_kw",

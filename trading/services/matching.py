@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.services import notify_organisations
 from flexmarket import ptu as ptus
+from flexmarket.localtime import moment_label
 from grid.models import FlexAsset, Portfolio
 from trading.clearing.continuous import Aggressor, RestingOrder, match_aggressor
 from trading.clearing.prices import price_decimal
@@ -456,7 +457,7 @@ def _notify_contracts(contracts: list[Contract], zone) -> None:
                 {
                     "organisation_id": organisation_id,
                     "title": f"Contract {contract.reference}: you {role} {energy:g} kWh in {zone.name}",
-                    "body": f"Delivery from {contract.ptu_start:%Y-%m-%d %H:%M} UTC. "
+                    "body": f"Delivery from {moment_label(contract.ptu_start)}. "
                     "The activation schedule is on the contract page.",
                     "link": f"/trading/contracts/{contract.pk}/",
                 }
