@@ -43,6 +43,50 @@ class ProductAdmin(admin.ModelAdmin):
         "is_active",
     ]
     list_filter = ["market", "kind", "clearing_rule", "network_aware", "is_active"]
+    fieldsets = [
+        (None, {"fields": ["market", "name", "code", "kind", "direction", "is_active"]}),
+        (
+            "Trading and clearing",
+            {
+                "fields": [
+                    "clearing_rule",
+                    "network_aware",
+                    "gate_closure_rule",
+                    "gate_closure_local_time",
+                    "gate_closure_minutes_before",
+                    "sessions_ahead_days",
+                    "solver_time_limit_seconds",
+                    "solver_mip_gap",
+                    "fee_eur_per_mwh",
+                ]
+            },
+        ),
+        (
+            "Order rules (enforced at submission)",
+            {
+                "fields": [
+                    ("min_quantity_kw", "quantity_step_kw"),
+                    ("price_floor", "price_cap"),
+                    ("min_duration_ptus", "max_duration_ptus"),
+                    "max_ramp_kw",
+                    ("accepts_initiator_orders", "accepts_aggressor_orders", "accepts_block_offers"),
+                ]
+            },
+        ),
+        (
+            "Verification and settlement",
+            {
+                "fields": [
+                    "baseline_method",
+                    "baseline_params",
+                    "delivery_tolerance",
+                    "penalty_rule",
+                    "penalty_factor",
+                    "penalty_price",
+                ]
+            },
+        ),
+    ]
 
 
 @admin.register(MarketSession)

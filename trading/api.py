@@ -29,6 +29,7 @@ from trading.models import (
     Contract,
     FlexOffer,
     FlexRequest,
+    Market,
     MarketSession,
     Product,
 )
@@ -41,8 +42,104 @@ CSV_UPLOAD = {
 }
 
 
+PRODUCT_FIELDS = [
+    "id",
+    "market",
+    "code",
+    "name",
+    "kind",
+    "direction",
+    "ptu_minutes",
+    "clearing_rule",
+    "gate_closure_rule",
+    "gate_closure_local_time",
+    "gate_closure_minutes_before",
+    "sessions_ahead_days",
+    "min_quantity_kw",
+    "quantity_step_kw",
+    "price_floor",
+    "price_cap",
+    "min_duration_ptus",
+    "max_duration_ptus",
+    "max_ramp_kw",
+    "accepts_initiator_orders",
+    "accepts_aggressor_orders",
+    "accepts_block_offers",
+    "baseline_method",
+    "baseline_params",
+    "delivery_tolerance",
+    "penalty_rule",
+    "penalty_factor",
+    "penalty_price",
+    "fee_eur_per_mwh",
+    "network_aware",
+    "solver_time_limit_seconds",
+    "solver_mip_gap",
+    "is_active",
+]
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    """A product and every rule an order of it must keep (docs/trading.md, "Product rules")."""
+
+    class Meta:
+        model = Product
+        fields = PRODUCT_FIELDS
+        read_only_fields = PRODUCT_FIELDS
+
+
+class MarketSerializer(serializers.ModelSerializer):
+    grid_locations = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True, help_text="Zones the market covers (empty: every zone)"
+    )
+    products = serializers.SerializerMethodField(help_text="Ids of the market's products (`/products/`)")
+
+    class Meta:
+        model = Market
+        fields = [
+            "id",
+            "code",
+            "name",
+            "time_zone",
+            "holiday_country",
+            "grid_locations",
+            "products",
+            "is_active",
+        ]
+        read_only_fields = fields
+
+    def get_products(self, market) -> list[int]:
+        return [product.pk for product in market.catalogue]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The markets: time zone, zones and products"),
+    retrieve=extend_schema(summary="One market"),
+)
+class MarketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    model = Market
+    serializer_class = MarketSerializer
+
+    def get_visible_queryset(self, actor):
+        return selectors.markets_get_visible(actor=actor)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The product catalogue with every order rule"),
+    retrieve=extend_schema(summary="One product"),
+)
+class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganisationScopedViewSet):
+    model = Product
+    serializer_class = ProductSerializer
+    filterset_fields = ["market", "kind", "direction", "clearing_rule", "network_aware"]
+
+    def get_visible_queryset(self, actor):
+        return selectors.products_get_visible(actor=actor)
+
+
 class SessionSerializer(serializers.ModelSerializer):
     product = serializers.CharField(source="product.__str__")
+    product_id = serializers.IntegerField(read_only=True, help_text="The product (`/products/{id}/`)")
     network_aware = serializers.BooleanField(
         source="product.network_aware",
         read_only=True,
@@ -54,6 +151,7 @@ class SessionSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "product",
+            "product_id",
             "network_aware",
             "delivery_day",
             "delivery_start",

@@ -7,12 +7,16 @@ from trading.api import (
     ContractViewSet,
     FlexOfferViewSet,
     FlexRequestViewSet,
+    MarketViewSet,
     OpenDataView,
+    ProductViewSet,
     ReplayViewSet,
     SessionViewSet,
 )
 
 router = SimpleRouter()
+router.register("markets", MarketViewSet, basename="market")
+router.register("products", ProductViewSet, basename="product")
 router.register("sessions", SessionViewSet, basename="session")
 router.register("flex-requests", FlexRequestViewSet, basename="flex-request")
 router.register("flex-offers", FlexOfferViewSet, basename="flex-offer")

@@ -20,3 +20,4 @@ class TradingErrorCode(StrEnum):
     PRODUCT_MISMATCH = "product_mismatch"
     INVALID_VALIDITY = "invalid_validity"
     EXCLUDED = "excluded_from_clearing"
+    PRODUCT_RULE = "product_rule"

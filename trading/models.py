@@ -154,6 +154,62 @@ class Product(models.Model):
         "offer's bus. Continuous: every match is checked against that network first and refused when it would "
         "create or worsen congestion (docs/network.md, 'Network-aware sessions')",
     )
+    # Order rules (issue 12 item 1; docs/trading.md, "Product rules"), enforced at submission of every order by
+    # trading/services/product_rules.py with an error that names the rule. The defaults accept any order.
+    min_quantity_kw = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Minimum size: every PTU with a quantity has at least this many kW (NODES: 1 kW; 0: any)",
+    )
+    quantity_step_kw = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Granularity: every quantity is a whole multiple of this many kW (NODES: 10 kW; 0: any)",
+    )
+    price_floor = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Lowest price an order may carry (empty: 0)",
+    )
+    price_cap = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Highest price an order may carry (empty: the platform's limit)",
+    )
+    min_duration_ptus = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Fewest PTUs an order may span"
+    )
+    max_duration_ptus = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Most PTUs an order may span (empty: a whole delivery day)"
+    )
+    max_ramp_kw = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Ramp: the largest change in kW between two consecutive PTUs of one order, and from 0 into "
+        "its first and out of its last PTU (empty: any)",
+    )
+    accepts_initiator_orders = models.BooleanField(
+        default=True, help_text="Orders that rest in the book (or wait for the auction)"
+    )
+    accepts_aggressor_orders = models.BooleanField(
+        default=True, help_text="Orders that match at once or are cancelled"
+    )
+    accepts_block_offers = models.BooleanField(
+        default=True, help_text="Offers with a minimum quantity or all-or-nothing"
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -164,6 +220,17 @@ class Product(models.Model):
         return f"{self.market.code}/{self.code}"
 
     def clean(self) -> None:
+        errors = {}
+        if self.price_floor is not None and self.price_cap is not None and self.price_floor > self.price_cap:
+            errors["price_cap"] = "The price cap is below the price floor."
+        if self.max_duration_ptus is not None and self.max_duration_ptus < (self.min_duration_ptus or 1):
+            errors["max_duration_ptus"] = "The longest order is shorter than the shortest."
+        if self.quantity_step_kw and self.min_quantity_kw and self.min_quantity_kw % self.quantity_step_kw:
+            errors["min_quantity_kw"] = "The minimum size is not a multiple of the granularity."
+        if not (self.accepts_initiator_orders or self.accepts_aggressor_orders):
+            errors["accepts_aggressor_orders"] = "Accept at least one order mode."
+        if errors:
+            raise ValidationError(errors)
         if self.network_aware and self.clearing_rule == self.ClearingRule.AUCTION_PAY_AS_BID:
             raise ValidationError(
                 {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -22,6 +22,7 @@ from trading.models import (
     Contract,
     FlexOffer,
     FlexRequest,
+    Market,
     MarketSession,
     OrderState,
     Product,
@@ -37,6 +38,32 @@ def _operator(actor: Actor) -> bool:
 
 def products_active() -> QuerySet[Product]:
     return Product.objects.select_related("market").filter(is_active=True, market__is_active=True)
+
+
+def products_get_visible(*, actor: Actor) -> QuerySet[Product]:
+    """The product catalogue every participant reads (issue 12 item 1): active products of active markets; the
+    market operator also sees inactive ones."""
+    if actor.organisation is None:
+        return Product.objects.none()
+    products = Product.objects.select_related("market").order_by("market__name", "name", "pk")
+    return products if _operator(actor) else products.filter(is_active=True, market__is_active=True)
+
+
+def markets_get_visible(*, actor: Actor) -> QuerySet[Market]:
+    """Markets with their zones and products (ids), for the catalogue; inactive ones for the operator only."""
+    if actor.organisation is None:
+        return Market.objects.none()
+    operator = _operator(actor)
+    products = Product.objects.order_by("name", "pk")
+    markets = Market.objects.prefetch_related(
+        "grid_locations",
+        Prefetch(
+            "products",
+            queryset=products if operator else products.filter(is_active=True),
+            to_attr="catalogue",
+        ),
+    ).order_by("name", "pk")
+    return markets if operator else markets.filter(is_active=True)
 
 
 def sessions_get_visible(*, actor: Actor) -> QuerySet[MarketSession]:

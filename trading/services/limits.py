@@ -13,6 +13,7 @@ from django.conf import settings
 
 from flexmarket import validation
 from flexmarket.errors import DomainError
+from flexmarket.localtime import moment_label
 from trading.errors import TradingErrorCode as Code
 from trading.models import FlexRequest, OrderState
 
@@ -107,7 +108,7 @@ def check_request_volume(
         if kw + volume.get(moment, 0.0) > ceiling:
             raise DomainError(
                 Code.INVALID_QUANTITIES,
-                f"{kw:g} kW at {moment:%Y-%m-%d %H:%M} UTC plus {volume.get(moment, 0.0):g} kW already requested "
+                f"{kw:g} kW at {moment_label(moment)} plus {volume.get(moment, 0.0):g} kW already requested "
                 f"in {grid_location} exceeds the {ceiling:,.0f} kW a buyer may request per zone and PTU.",
                 field="quantities_kw",
             )

@@ -15,6 +15,7 @@ from accounts.models import Role
 from accounts.services import audit_record
 from flexmarket import ptu as ptus
 from flexmarket.errors import DomainError
+from flexmarket.localtime import moment_label
 from grid.models import FlexAsset, GridLocation, Portfolio
 from trading.errors import TradingErrorCode as Code
 from trading.models import (
@@ -28,7 +29,7 @@ from trading.models import (
     Product,
 )
 from trading.selectors import OPEN_STATES
-from trading.services import limits
+from trading.services import limits, product_rules
 from trading.services.capacity import LedgerChanges, capacity_reserve
 from trading.services.matching import _match_if_continuous
 
@@ -87,7 +88,7 @@ def _open_session(*, product: Product, ptu_start: datetime, n_ptus: int, now: da
     if session is None:
         raise DomainError(
             Code.NO_SESSION,
-            f"No session of {product} is open for {ptu_start:%Y-%m-%d %H:%M} UTC.",
+            f"No session of {product} is open for {moment_label(ptu_start)}.",
             field="ptu_start",
         )
     if ptu_start + n_ptus * ptus.PTU > session.delivery_end:
@@ -234,6 +235,9 @@ def request_submit(
         raise DomainError(
             Code.PRODUCT_MISMATCH, f"{product} trades {product.direction} flexibility.", field="direction"
         )
+    product_rules.check_order(
+        product, ptu_start=ptu_start, quantities=quantities, price=value, order_mode=order_mode
+    )
     _check_zone(grid_location, product)
     valid_until = _clean_valid_until(valid_until, now)
     session = _open_session(product=product, ptu_start=ptu_start, n_ptus=len(quantities), now=now)
@@ -337,6 +341,14 @@ def offer_submit(
         raise DomainError(
             Code.INVALID_BLOCK, "The minimum is above every PTU's quantity.", field="min_quantity_kw"
         )
+    product_rules.check_order(
+        product,
+        ptu_start=ptu_start,
+        quantities=quantities,
+        price=value,
+        order_mode=order_mode,
+        block=minimum > 0 or bool(all_or_nothing),
+    )
     active = [q > 0 for q in quantities]
     run = longest = 0
     for flag in active:
