@@ -38,6 +38,11 @@ def seed(cast) -> None:
         clearing_rule=Product.ClearingRule.CONTINUOUS,
         gate_closure_rule=Product.GateClosureRule.BEFORE_DELIVERY,
         gate_closure_minutes_before=30,
+        # NODES-style order rules (docs/trading.md, "Product rules").
+        min_quantity_kw=Decimal("1"),
+        quantity_step_kw=Decimal("10"),
+        price_cap=Decimal("1000"),
+        max_duration_ptus=16,
     )
     Product.objects.create(
         market=market,

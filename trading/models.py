@@ -225,19 +225,15 @@ class Product(models.Model):
             errors["price_cap"] = "The price cap is below the price floor."
         if self.max_duration_ptus is not None and self.max_duration_ptus < (self.min_duration_ptus or 1):
             errors["max_duration_ptus"] = "The longest order is shorter than the shortest."
-        if self.quantity_step_kw and self.min_quantity_kw and self.min_quantity_kw % self.quantity_step_kw:
-            errors["min_quantity_kw"] = "The minimum size is not a multiple of the granularity."
         if not (self.accepts_initiator_orders or self.accepts_aggressor_orders):
             errors["accepts_aggressor_orders"] = "Accept at least one order mode."
+        if self.network_aware and self.clearing_rule == self.ClearingRule.AUCTION_PAY_AS_BID:
+            errors["network_aware"] = (
+                "A network-aware auction prices at the D-LMP: choose the uniform-price auction "
+                "(or continuous trading, where every match is checked against the network)."
+            )
         if errors:
             raise ValidationError(errors)
-        if self.network_aware and self.clearing_rule == self.ClearingRule.AUCTION_PAY_AS_BID:
-            raise ValidationError(
-                {
-                    "network_aware": "A network-aware auction prices at the D-LMP: choose the uniform-price auction "
-                    "(or continuous trading, where every match is checked against the network)."
-                }
-            )
 
     @property
     def is_auction(self) -> bool:
