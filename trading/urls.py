@@ -5,6 +5,7 @@ from trading import views
 app_name = "trading"
 
 urlpatterns = [
+    path("products/", views.product_catalogue, name="products"),
     path("sessions/", views.session_list, name="order-book"),
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
     path("sessions/<int:pk>/clear/", views.session_rerun, name="session-clear"),

@@ -47,6 +47,13 @@ def _form_error(form, error: DomainError) -> None:
 
 
 @role_required()
+def product_catalogue(request):
+    """Markets and their products with every order rule (issue 12 item 1; the API has the same)."""
+    actor = request_actor(request)
+    return render(request, "trading/products.html", {"markets": selectors.markets_get_visible(actor=actor)})
+
+
+@role_required()
 def session_list(request):
     actor = request_actor(request)
     sessions = selectors.sessions_get_visible(actor=actor).order_by("-delivery_day", "product__name")[:60]
