@@ -392,7 +392,12 @@ class OrderState(models.TextChoices):
 
 class OrderMode(models.TextChoices):
     INITIATOR = "initiator", "Initiator (rests in the book)"
-    AGGRESSOR = "aggressor", "Aggressor (matches now or is cancelled)"
+    AGGRESSOR = "aggressor", "Aggressor, fill and kill (matches what it can now; the rest is cancelled)"
+    FILL_OR_KILL = "fill_or_kill", "Fill or kill (matches in full now, every PTU, or is cancelled)"
+
+
+# Orders that match on arrival and never rest (docs/trading.md, "Order modes").
+IMMEDIATE_MODES = (OrderMode.AGGRESSOR, OrderMode.FILL_OR_KILL)
 
 
 def _open_expiry_index(name: str) -> models.Index:
@@ -436,7 +441,7 @@ class Order(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
         help_text="EUR/MWh (activation) or EUR/MW/h (availability)",
     )
-    order_mode = models.CharField(max_length=10, choices=OrderMode.choices, default=OrderMode.INITIATOR)
+    order_mode = models.CharField(max_length=12, choices=OrderMode.choices, default=OrderMode.INITIATOR)
     valid_until = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=OrderState.choices, default=OrderState.ACTIVE)
     state_reason = models.CharField(max_length=300, blank=True)

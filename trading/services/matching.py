@@ -18,6 +18,7 @@ from grid.models import FlexAsset, Portfolio
 from trading.clearing.continuous import Aggressor, RestingOrder, match_aggressor
 from trading.clearing.prices import price_decimal
 from trading.models import (
+    IMMEDIATE_MODES,
     Contract,
     FlexOffer,
     FlexRequest,
@@ -242,7 +243,7 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
     The caller holds the session share-locked and has just written `order` (not yet visible to others).
     """
     continuous = order.product.clearing_rule == Product.ClearingRule.CONTINUOUS
-    if not continuous and order.order_mode != OrderMode.AGGRESSOR:
+    if not continuous and order.order_mode not in IMMEDIATE_MODES:
         return
     now = now or timezone.now()
     if side == "sell" and not offer_backing_tradable(order):
@@ -254,7 +255,8 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
         float(order.price),
         np.array(order.remaining_kw, dtype=float),
         float(getattr(order, "min_quantity_kw", 0) or 0),
-        bool(getattr(order, "all_or_nothing", False)),
+        # Fill or kill: every PTU in full now, or nothing (the engine's all-or-nothing aggressor).
+        bool(getattr(order, "all_or_nothing", False)) or order.order_mode == OrderMode.FILL_OR_KILL,
     )
     _lock_book_ptus(order, n)
     refused: dict[int, str] = {}
@@ -383,7 +385,7 @@ def _apply_fills(order, fills, locked: dict[int, dict], *, side: str, opposite, 
         _bulk_set_remaining(opposite, resting_updates)
         created = Contract.objects.bulk_create(contracts)
         _notify_contracts(created, order.grid_location)
-    if order.order_mode == OrderMode.AGGRESSOR and any(kw > 0 for kw in order.remaining_kw):
+    if order.order_mode in IMMEDIATE_MODES and any(kw > 0 for kw in order.remaining_kw):
         # An aggressor matches now or dies: the unmatched rest (kept in remaining_kw) is cancelled.
         matched = sum(f.kw for f in fills) / 4
         if side == "sell":
@@ -391,12 +393,13 @@ def _apply_fills(order, fills, locked: dict[int, dict], *, side: str, opposite, 
             ledger.close(order, OrderState.CANCELLED)
             ledger.write()
         order.state = OrderState.CANCELLED
-        order.state_reason = _with_refusals(
-            order,
-            f"Aggressor: {matched:g} kWh matched; the unmatched rest was cancelled"
-            if fills
-            else "Aggressor: nothing to match; cancelled",
-        )
+        if order.order_mode == OrderMode.FILL_OR_KILL:
+            reason = "Fill or kill: the book could not fill every PTU in full; cancelled, nothing traded"
+        elif fills:
+            reason = f"Aggressor: {matched:g} kWh matched; the unmatched rest was cancelled"
+        else:
+            reason = "Aggressor: nothing to match; cancelled"
+        order.state_reason = _with_refusals(order, reason)
         order.save(update_fields=["remaining_kw", "state", "state_reason", "updated_at"])
     elif fills or getattr(order, "network_refusals", ""):
         order.state = _fill_state(order.remaining_kw, order.quantities_kw)

@@ -15,7 +15,7 @@ from flexmarket import ptu as ptus
 from flexmarket.errors import DomainError
 from flexmarket.localtime import moment_label
 from trading.errors import TradingErrorCode as Code
-from trading.models import OrderMode, Product
+from trading.models import IMMEDIATE_MODES, OrderMode, Product
 
 
 def _refuse(product: Product, rule: str, detail: str, field: str) -> DomainError:
@@ -41,8 +41,13 @@ def check_order(
         raise _refuse(
             product, "orders that rest in the book are not accepted", "send an aggressor", "order_mode"
         )
-    if order_mode == OrderMode.AGGRESSOR and not product.accepts_aggressor_orders:
-        raise _refuse(product, "aggressor orders are not accepted", "send an order that rests", "order_mode")
+    if order_mode in IMMEDIATE_MODES and not product.accepts_aggressor_orders:
+        raise _refuse(
+            product,
+            "aggressor orders (fill and kill, fill or kill) are not accepted",
+            "send an order that rests",
+            "order_mode",
+        )
     if block and not product.accepts_block_offers:
         raise _refuse(
             product,
