@@ -25,6 +25,7 @@ from settlement.forms import (
     ResolveForm,
     TemperatureUploadForm,
 )
+from settlement.services.prognoses import kw_value
 from settlement.tables import EXPORT_FORMATS, VerificationFilter, VerificationTable
 
 
@@ -287,6 +288,84 @@ def temperatures(request):
     )
 
 
+PROGNOSIS_TIME_ZONE = "Europe/Amsterdam"  # the zone prognosis_submit counts PTUs in
+
+
+def _prognosis_day_form(actor, data):
+    from grid.selectors import assets_get_owned
+    from settlement.forms import PrognosisDayForm
+
+    return PrognosisDayForm(data, assets=assets_get_owned(actor=actor))
+
+
+@role_required(Role.ESP)
+def prognosis_template(request):
+    """The CSV template of an asset and delivery day: one row per PTU labelled in local time."""
+    actor = request_actor(request)
+    form = _prognosis_day_form(actor, request.GET)
+    if not form.is_valid():
+        messages.error(request, "Choose one of your assets and a delivery day for the template.")
+        return redirect("settlement:prognoses")
+    asset, day = form.cleaned_data["asset"], form.cleaned_data["delivery_day"]
+    try:
+        text = services.prognosis_template_csv(
+            actor=actor, asset=asset, delivery_day=day, time_zone=PROGNOSIS_TIME_ZONE
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+        return redirect("settlement:prognoses")
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="prognosis-{asset.connection_ean}-{day}.csv"'
+    return response
+
+
+@role_required(Role.ESP)
+def prognosis_editor(request):
+    """A chart of the prognosis per PTU and one input per PTU bound to it; saving goes through prognosis_submit."""
+    actor = request_actor(request)
+    form = _prognosis_day_form(actor, request.POST if request.method == "POST" else request.GET or None)
+    context = {"form": form, "rows": None}
+    if not form.is_bound or not form.is_valid():
+        return render(
+            request, "settlement/prognosis_editor.html", context, status=400 if form.errors else 200
+        )
+    asset, day = form.cleaned_data["asset"], form.cleaned_data["delivery_day"]
+    labels = services.ptu_labels(day, PROGNOSIS_TIME_ZONE)
+    bad_ptus: list[int] = []
+    if request.method == "POST":
+        values = [request.POST.get(f"kw_{i}", "").strip() for i in range(1, len(labels) + 1)]
+        try:
+            services.prognosis_submit(
+                actor=actor, asset=asset, delivery_day=day, values_kw=values, time_zone=PROGNOSIS_TIME_ZONE
+            )
+            messages.success(request, f"D-prognosis of {asset.name} for {day} saved.")
+            return redirect(f"{request.path}?asset={asset.pk}&delivery_day={day}")
+        except DomainError as error:
+            form.add_error(None, error.message)
+            bad_ptus = error.extra.get("ptus", [])
+    else:
+        saved = selectors.prognosis_values_get_owned(actor=actor, asset=asset, delivery_day=day)
+        values = [f"{v:g}" for v in saved] if saved and len(saved) == len(labels) else [""] * len(labels)
+    numbers = [_number_or_none(v) for v in values]  # the chart skips what is not (yet) a valid number
+    context |= {
+        "asset": asset,
+        "day": day,
+        "rows": [
+            {"ptu": i + 1, "label": label, "utc": utc, "value": value, "bad": i + 1 in bad_ptus}
+            for i, ((utc, label), value) in enumerate(zip(labels, values, strict=True))
+        ],
+        "chart": charts.prognosis_chart([label for _, label in labels], numbers, PROGNOSIS_TIME_ZONE),
+    }
+    return render(request, "settlement/prognosis_editor.html", context, status=400 if form.errors else 200)
+
+
+def _number_or_none(text: str) -> float | None:
+    try:
+        return kw_value(text)
+    except ValueError:
+        return None
+
+
 @role_required(Role.ESP)
 def prognoses(request):
     from grid.selectors import assets_get_owned
@@ -299,6 +378,8 @@ def prognoses(request):
     form = PrognosisForm(
         request.POST if posted and "values_kw" in request.POST else None, assets=assets_get_owned(actor=actor)
     )
+    day_form = _prognosis_day_form(actor, None)
+    day_form.auto_id = "pick_%s"
     csv_form = PrognosisCsvForm(
         request.POST if posted and "values_kw" not in request.POST else None,
         request.FILES if posted else None,
@@ -335,6 +416,7 @@ def prognoses(request):
         {
             "form": form,
             "csv_form": csv_form,
+            "day_form": day_form,
             "row_errors": row_errors,
             "prognoses": prognoses_get_visible(actor=actor)[:50],
         },

@@ -25,7 +25,12 @@ from settlement.services.periods import (
     period_pending_adjustment,
     period_reverify,
 )
-from settlement.services.prognoses import prognoses_import_csv, prognosis_submit
+from settlement.services.prognoses import (
+    prognoses_import_csv,
+    prognosis_submit,
+    prognosis_template_csv,
+    ptu_labels,
+)
 from settlement.services.verification import (
     ACCURACY_METHODS,
     accuracy_compute,
@@ -65,6 +70,8 @@ __all__ = [
     "period_reverify",
     "prognoses_import_csv",
     "prognosis_submit",
+    "prognosis_template_csv",
+    "ptu_labels",
     "readings_submit",
     "verification_run",
     "verification_run_execute",

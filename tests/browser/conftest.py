@@ -118,6 +118,7 @@ def screenshots_at_widths(page, name: str, widths=(1440, 390)) -> list[Path]:
     paths = []
     for width in widths:
         page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(400)  # responsive charts and maps lay out again after a resize
         paths.append(screenshot(page, f"{name}-{width}"))
     page.set_viewport_size(before)
     return paths
