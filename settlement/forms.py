@@ -27,6 +27,14 @@ class PeriodForm(forms.Form):
     end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
 
 
+class PeriodStepForm(forms.Form):
+    """The confirmation page of a settlement step: `confirm` is set by its button; a reason where the step needs one."""
+
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    reason = forms.CharField(required=False, max_length=500)
+    override_reason = forms.CharField(required=False, max_length=500)
+
+
 class PrognosisDayForm(forms.Form):
     """Which of your assets and which delivery day (the template and the chart editor)."""
 

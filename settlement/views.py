@@ -6,7 +6,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
@@ -21,6 +21,7 @@ from settlement.forms import (
     DisputeForm,
     MeterUploadForm,
     PeriodForm,
+    PeriodStepForm,
     ReopenForm,
     ResolveForm,
     TemperatureUploadForm,
@@ -171,30 +172,68 @@ def console(request):
     )
 
 
-PERIOD_ACTIONS = {
-    "compute": services.period_compute,
-    "approve": services.period_approve,
-    "adjust": services.period_adjust,
-    "reverify": services.period_reverify,
+PERIOD_STEPS = {
+    "compute": (
+        "Compute statements",
+        lambda actor, period, form: services.period_compute(actor=actor, period=period),
+    ),
+    "approve": (
+        "Approve statements",
+        lambda actor, period, form: services.period_approve(actor=actor, period=period),
+    ),
+    "lock": (
+        "Lock and invoice",
+        lambda actor, period, form: services.period_lock(
+            actor=actor, period=period, override_reason=form.cleaned_data["override_reason"]
+        ),
+    ),
+    "adjust": (
+        "Issue adjustment",
+        lambda actor, period, form: services.period_adjust(actor=actor, period=period),
+    ),
+    "reverify": (
+        "Re-verify contracts",
+        lambda actor, period, form: services.period_reverify(
+            actor=actor, period=period, reason=form.cleaned_data["reason"]
+        ),
+    ),
 }
 
 
 @role_required(Role.FMO)
-@require_POST
 def period_action(request, pk: int, step: str):
+    """A settlement step in two moves: GET states what it will do (counts, amounts, period, what it refuses);
+    the page's button posts it with `confirm`. A POST without `confirm` only shows the confirmation again."""
     actor = request_actor(request)
     period = selectors.period_get(actor=actor, pk=pk)
-    try:
-        if step == "lock":
-            services.period_lock(
-                actor=actor, period=period, override_reason=request.POST.get("override_reason", "")
+    if step not in PERIOD_STEPS:
+        raise Http404
+    label, run = PERIOD_STEPS[step]
+    form = PeriodStepForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        if not form.cleaned_data["confirm"]:
+            form.add_error(
+                None, "Nothing was done: check what this step will do and confirm it on this page."
             )
         else:
-            PERIOD_ACTIONS[step](actor=actor, period=period)
-        messages.success(request, f"{period}: {step} done.")
-    except (DomainError, KeyError) as error:
-        messages.error(request, getattr(error, "message", "Unknown step."))
-    return redirect("settlement:console")
+            try:
+                run(actor, period, form)
+                messages.success(request, f"{period}: {step} done.")
+                return redirect("settlement:console")
+            except DomainError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+    return render(
+        request,
+        "settlement/period_confirm.html",
+        {
+            "period": period,
+            "step": step,
+            "label": label,
+            "form": form,
+            "preview": services.period_step_preview(actor=actor, period=period, step=step),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @role_required(Role.FMO)
