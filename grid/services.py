@@ -558,6 +558,9 @@ def _replace_assets_after_shape_change(zone: GridLocation) -> None:
             asset.grid_location_id = new_zone
             asset.prequalification = FlexAsset.Prequalification.PENDING
             asset.save(update_fields=["grid_location", "prequalification"])
+            # The checklist was the old zone's verification; the new zone's DSO starts afresh (the ticks stay in
+            # the audit trail).
+            asset.prequalification_checks.all().delete()
 
 
 def _decimal(

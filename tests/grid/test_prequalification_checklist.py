@@ -7,7 +7,7 @@ from flexmarket.errors import DomainError
 from grid import services
 from grid.models import PrequalificationCheck
 from grid.selectors import asset_checklist
-from tests.grid.factories import FlexAssetFactory, GridLocationFactory
+from tests.grid.factories import FlexAssetFactory, GridLocationFactory, square
 
 MANDATORY = [str(item) for item in PrequalificationCheck.MANDATORY]
 
@@ -135,3 +135,17 @@ def test_the_admin_shows_the_checklist(admin_client, actor_dso, asset):
         "Metering adequate" in admin_client.get(f"/admin/grid/flexasset/{asset.pk}/change/").content.decode()
     )
     assert admin_client.get("/admin/grid/prequalificationcheck/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_asset_that_leaves_the_zone_loses_its_checklist(actor_dso, esp_org):
+    zone = services.grid_location_create(
+        actor=actor_dso, name="Nord", code="ean.1", geometry=square(5.12, 52.09)
+    )
+    asset = FlexAssetFactory(owner=esp_org, grid_location=zone, longitude=5.12, latitude=52.09)
+    services.asset_checklist_update(actor=actor_dso, asset=asset, checked=MANDATORY)
+    services.asset_prequalify(actor=actor_dso, asset=asset, decision="approve")
+    services.grid_location_update(actor=actor_dso, grid_location=zone, geometry=square(5.5, 52.5))
+    asset.refresh_from_db()
+    assert asset.grid_location is None and asset.prequalification == "pending"
+    assert not asset.prequalification_checks.exists()
