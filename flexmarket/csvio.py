@@ -209,6 +209,19 @@ class CsvReader:
                 f"Missing columns: {', '.join(missing)}. The first line must be: {self.header_hint}."
             )
 
+    def has_columns(self, *names: str) -> bool:
+        return all(name in self.columns for name in names)
+
+    def require(self, columns: list[str]) -> None:
+        """Require further columns once the header has told which of several layouts the file has."""
+        self.required = columns
+        self.header_hint = ",".join(columns)
+        missing = [name for name in columns if name not in self.columns]
+        if missing:
+            raise self._reject(
+                f"Missing columns: {', '.join(missing)}. The first line must be: {self.header_hint}."
+            )
+
     def _check_row(self, number: int, record: list[str]) -> bool:
         if len(record) < len(self.required):
             self.errors.add(

@@ -283,6 +283,7 @@ SPECTACULAR_SETTINGS = {
         "PowerFlowRunStateEnum": "grid.models.PowerFlowRun.State",
         "OrganisationStatusEnum": "accounts.models.Organisation.Status",
         "ZoneStatusEnum": "grid.models.GridLocation.Status",
+        "PrequalificationCheckItemEnum": "grid.models.PrequalificationCheck.Item",
     },
     # The schema is validated by tests/test_openapi.py rather than by `check --deploy`.
     "ENABLE_DJANGO_DEPLOY_CHECK": False,

@@ -8,6 +8,7 @@ from grid.models import (
     NetworkModelLoad,
     Portfolio,
     PowerFlowRun,
+    PrequalificationCheck,
     ZoneBusMapping,
 )
 
@@ -37,8 +38,16 @@ class GridLocationAdmin(admin.ModelAdmin):
         return super().render_change_form(request, context, *args, **kwargs)
 
 
+class PrequalificationCheckInline(admin.TabularInline):
+    model = PrequalificationCheck
+    extra = 0
+    fields = ["item", "checked", "note", "checked_by", "checked_at"]
+    readonly_fields = ["checked_by", "checked_at"]
+
+
 @admin.register(FlexAsset)
 class FlexAssetAdmin(admin.ModelAdmin):
+    inlines = [PrequalificationCheckInline]
     list_display = [
         "name",
         "owner",
@@ -91,3 +100,11 @@ class NetworkModelLoadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 admin.site.register(ZoneBusMapping)
+
+
+@admin.register(PrequalificationCheck)
+class PrequalificationCheckAdmin(admin.ModelAdmin):
+    list_display = ["asset", "item", "checked", "checked_by", "checked_at", "note"]
+    list_filter = ["item", "checked", "asset__grid_location__dso"]
+    search_fields = ["asset__name", "asset__connection_ean", "note"]
+    raw_id_fields = ["asset", "checked_by"]

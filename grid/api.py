@@ -26,6 +26,7 @@ from grid.models import (
     NetworkModelLoad,
     Portfolio,
     PowerFlowRun,
+    PrequalificationCheck,
 )
 
 FEATURE_COLLECTION = {
@@ -156,6 +157,26 @@ class FlexAssetSerializer(serializers.ModelSerializer):
         read_only_fields = ["prequalification", "prequalification_reason"]
 
 
+class PrequalificationCheckSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(source="get_item_display", read_only=True)
+    mandatory = serializers.BooleanField(read_only=True)
+    checked_by = serializers.CharField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = PrequalificationCheck
+        fields = ["item", "label", "mandatory", "checked", "note", "checked_by", "checked_at"]
+
+
+class ChecklistUpdateSerializer(serializers.Serializer):
+    checked = serializers.ListField(
+        child=serializers.ChoiceField(choices=PrequalificationCheck.Item.choices),
+        help_text="The items that hold; every other item is unticked",
+    )
+    notes = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=500), required=False, default=dict
+    )
+
+
 class PrequalificationSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=list(services.PREQUALIFICATION_DECISIONS))
     reason = serializers.CharField(required=False, allow_blank=True, default="")
@@ -218,6 +239,26 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisatio
             actor=actor, asset=selectors.asset_get_prequalifiable(actor=actor, pk=pk), **data.validated_data
         )
         return Response(FlexAssetSerializer(asset).data)
+
+    @extend_schema(responses=PrequalificationCheckSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def checklist(self, request, pk=None):
+        """The prequalification checklist of the asset (the owner and the zone's DSO see it)."""
+        return Response(
+            PrequalificationCheckSerializer(selectors.asset_checklist(self.get_object()), many=True).data
+        )
+
+    @extend_schema(request=ChecklistUpdateSerializer, responses=PrequalificationCheckSerializer(many=True))
+    @checklist.mapping.post
+    def checklist_update(self, request, pk=None):
+        """The zone's DSO ticks checklist items; approval needs every mandatory one."""
+        data = ChecklistUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = self.get_actor()
+        checks = services.asset_checklist_update(
+            actor=actor, asset=selectors.asset_get_prequalifiable(actor=actor, pk=pk), **data.validated_data
+        )
+        return Response(PrequalificationCheckSerializer(checks, many=True).data)
 
     @extend_schema(request=AssetTransferSerializer, responses={201: FlexAssetSerializer})
     @action(detail=True, methods=["post"])

@@ -20,7 +20,7 @@ from accounts.context import Actor
 from flexmarket import ptu
 from grid import network, selectors, services, timeseries
 from grid.ean import ean18_complete
-from grid.models import FlexAsset, GridLocation
+from grid.models import FlexAsset, GridLocation, PrequalificationCheck
 
 NETWORKS = {
     # DSO: (SimBench grid, network name, zone name prefix, zone code prefix)
@@ -102,11 +102,9 @@ def seed(cast) -> None:
             availability="mon-fri 07:00-22:00; sat-sun 09:00-18:00" if number % 4 == 0 else "",
         )
         if number % 10 < 7:  # 70% approved by the zone's DSO, the rest wait in the queue
-            services.asset_prequalify(
-                actor=Actor(user=cast.users[dso_key], organisation=cast.organisations[dso_key]),
-                asset=asset,
-                decision="approve",
-            )
+            dso = Actor(user=cast.users[dso_key], organisation=cast.organisations[dso_key])
+            services.asset_checklist_update(actor=dso, asset=asset, checked=list(PrequalificationCheck.Item))
+            services.asset_prequalify(actor=dso, asset=asset, decision="approve")
     for key in esp_keys:
         actor = Actor(user=cast.users[key], organisation=cast.organisations[key])
         approved = [

@@ -20,3 +20,4 @@ class GridErrorCode(StrEnum):
     NOT_FMO = "not_fmo"
     FORECAST_INVALID = "forecast_invalid"
     MAPPING_INVALID = "mapping_invalid"
+    CHECKLIST_INCOMPLETE = "checklist_incomplete"

@@ -1,7 +1,7 @@
 from django import forms
 
 from grid import network
-from grid.models import FlexAsset
+from grid.models import FlexAsset, PrequalificationCheck
 
 
 class ZoneImportForm(forms.Form):
@@ -36,6 +36,22 @@ class PrequalificationForm(forms.Form):
         choices=[("approve", "Approve"), ("reject", "Reject"), ("suspend", "Suspend")]
     )
     reason = forms.CharField(required=False, max_length=500)
+
+
+class ChecklistForm(forms.Form):
+    """The DSO's prequalification checklist: the items that hold, and a note per item (`note_<item>`)."""
+
+    checked = forms.MultipleChoiceField(
+        choices=PrequalificationCheck.Item.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for item in PrequalificationCheck.Item.values:
+            self.fields[f"note_{item}"] = forms.CharField(required=False, max_length=500)
+
+    def notes(self) -> dict[str, str]:
+        return {item: self.cleaned_data[f"note_{item}"] for item in PrequalificationCheck.Item.values}
 
 
 class PortfolioForm(forms.Form):

@@ -273,6 +273,42 @@ class FlexAsset(models.Model):
         )
 
 
+class PrequalificationCheck(models.Model):
+    """One item of the DSO's prequalification checklist for an asset: ticked or not, by whom, when, with a note."""
+
+    class Item(models.TextChoices):
+        CONNECTION = "connection", "Connection point (EAN) verified against the connection register"
+        METERING = "metering", "Metering adequate for M&V (15-minute interval data of the connection)"
+        CAPACITY = "capacity", "Max up/down and direction plausible for the connection capacity"
+        LOCATION = "location", "Located in the zone (the connection address matches the map point)"
+        DISPATCH_TEST = "dispatch_test", "Communication and dispatch test passed"
+        BRP_INFORMED = "brp_informed", "Balance responsible party of the connection informed"
+
+    # Approval needs every item but the BRP notice, which the ESP may still be arranging (USEF: the BRP is
+    # informed of flexibility activated on its connections, not asked to approve the asset).
+    MANDATORY = (Item.CONNECTION, Item.METERING, Item.CAPACITY, Item.LOCATION, Item.DISPATCH_TEST)
+
+    asset = models.ForeignKey(FlexAsset, on_delete=models.CASCADE, related_name="prequalification_checks")
+    item = models.CharField(max_length=20, choices=Item.choices)
+    checked = models.BooleanField(default=False)
+    note = models.CharField(max_length=500, blank=True)
+    checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["asset", "item"]
+        constraints = [models.UniqueConstraint(fields=["asset", "item"], name="one_check_per_asset_item")]
+
+    def __str__(self) -> str:
+        return f"{self.asset}: {self.get_item_display()}"
+
+    @property
+    def mandatory(self) -> bool:
+        return self.item in self.MANDATORY
+
+
 class Portfolio(models.Model):
     """Approved assets of one ESP in one grid location, offered as one (FLEXGRID: aggregated flexibility)."""
 

@@ -29,6 +29,7 @@ from grid.models import (
     NetworkModelLoad,
     Portfolio,
     PowerFlowRun,
+    PrequalificationCheck,
     ZoneBusMapping,
 )
 
@@ -146,6 +147,15 @@ def assets_get_prequalification_queue(*, actor: Actor) -> QuerySet[FlexAsset]:
     return (
         FlexAsset.objects.select_related("owner", "grid_location")
         .filter(grid_location__dso=actor.organisation, archived_at__isnull=True)
+        .annotate(
+            mandatory_checked=Count(
+                "prequalification_checks",
+                filter=Q(
+                    prequalification_checks__checked=True,
+                    prequalification_checks__item__in=PrequalificationCheck.MANDATORY,
+                ),
+            )
+        )
         .order_by("-prequalification", "created_at")
     )
 
@@ -155,6 +165,16 @@ def asset_get_prequalifiable(*, actor: Actor, pk) -> FlexAsset:
     if asset is None:
         raise Http404
     return asset
+
+
+def asset_checklist(asset: FlexAsset) -> list[PrequalificationCheck]:
+    """Every checklist item of the asset in the order of PrequalificationCheck.Item; unsaved (unticked) rows
+    stand in for items nobody has touched yet."""
+    saved = {check.item: check for check in asset.prequalification_checks.select_related("checked_by")}
+    return [
+        saved.get(item) or PrequalificationCheck(asset=asset, item=item)
+        for item in PrequalificationCheck.Item.values
+    ]
 
 
 def portfolios_get_visible(*, actor: Actor) -> QuerySet[Portfolio]:

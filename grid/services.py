@@ -37,10 +37,12 @@ from grid.models import (
     NetworkModelLoad,
     Portfolio,
     PowerFlowRun,
+    PrequalificationCheck,
     ZoneBusMapping,
 )
 from grid.selectors import (
     asset_buses,
+    asset_checklist,
     bus_zone_mapping,
     network_model_net,
     zone_shapes,
@@ -557,6 +559,9 @@ def _replace_assets_after_shape_change(zone: GridLocation) -> None:
             asset.grid_location_id = new_zone
             asset.prequalification = FlexAsset.Prequalification.PENDING
             asset.save(update_fields=["grid_location", "prequalification"])
+            # The checklist was the old zone's verification; the new zone's DSO starts afresh (the ticks stay in
+            # the audit trail).
+            asset.prequalification_checks.all().delete()
 
 
 def _decimal(
@@ -824,6 +829,62 @@ def assets_import_csv(*, actor: Actor, file, progress=None) -> list[FlexAsset]:
     return assets
 
 
+CHECK_NOTE_MAX = PrequalificationCheck._meta.get_field("note").max_length
+
+
+def _require_zone_dso(actor: Actor, asset: FlexAsset) -> FlexAsset:
+    """The asset, locked for update, when the actor is the DSO of its zone."""
+    _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
+    asset = FlexAsset.objects.select_for_update(of=("self",)).select_related("grid_location").get(pk=asset.pk)
+    if asset.grid_location is None or asset.grid_location.dso_id != actor.organisation.pk:
+        raise DomainError(GridErrorCode.NOT_ZONE_DSO, "Only the DSO of the asset's zone prequalifies it.")
+    return asset
+
+
+@transaction.atomic
+def asset_checklist_update(
+    *, actor: Actor, asset: FlexAsset, checked: list[str], notes: dict[str, str] | None = None
+) -> list[PrequalificationCheck]:
+    """The zone's DSO records which checklist items hold (`checked`) and a note per item; an item whose tick or
+    note changes is stamped with who and when. Returns the whole checklist."""
+    asset = _require_zone_dso(actor, asset)
+    notes = {item: (note or "").strip() for item, note in (notes or {}).items()}
+    known = set(PrequalificationCheck.Item.values)
+    unknown = sorted((set(checked) | set(notes)) - known)
+    if unknown:
+        raise DomainError(
+            GridErrorCode.INVALID_STATE, f"Unknown checklist item(s): {', '.join(unknown)}.", field="checked"
+        )
+    too_long = [item for item, note in notes.items() if len(note) > CHECK_NOTE_MAX]
+    if too_long:
+        raise DomainError(
+            GridErrorCode.INVALID_STATE, f"A note has at most {CHECK_NOTE_MAX} characters.", field="notes"
+        )
+    now = timezone.now()
+    before, after = {}, {}
+    for check in asset_checklist(asset):
+        tick = check.item in checked
+        note = notes.get(check.item, check.note)
+        if check.pk is not None and (tick, note) == (check.checked, check.note):
+            continue
+        if check.pk is None and not tick and not note:
+            continue
+        before[check.item] = check.checked
+        after[check.item] = tick
+        check.checked, check.note, check.checked_by, check.checked_at = tick, note, actor.user, now
+        check.save()
+    if after:
+        audit_record(
+            actor=actor,
+            action="asset.checklist",
+            target=asset,
+            organisation=actor.organisation,
+            before=before,
+            after=after,
+        )
+    return asset_checklist(asset)
+
+
 PREQUALIFICATION_DECISIONS = {
     "approve": FlexAsset.Prequalification.APPROVED,
     "reject": FlexAsset.Prequalification.REJECTED,
@@ -833,11 +894,9 @@ PREQUALIFICATION_DECISIONS = {
 
 @transaction.atomic
 def asset_prequalify(*, actor: Actor, asset: FlexAsset, decision: str, reason: str = "") -> FlexAsset:
-    """The zone's DSO approves, rejects (with reason) or suspends (with reason) an asset."""
-    _require_role(actor, Role.DSO, GridErrorCode.NOT_DSO)
-    asset = FlexAsset.objects.select_for_update(of=("self",)).select_related("grid_location").get(pk=asset.pk)
-    if asset.grid_location is None or asset.grid_location.dso_id != actor.organisation.pk:
-        raise DomainError(GridErrorCode.NOT_ZONE_DSO, "Only the DSO of the asset's zone prequalifies it.")
+    """The zone's DSO approves (every mandatory checklist item ticked), rejects (with reason) or suspends (with
+    reason) an asset."""
+    asset = _require_zone_dso(actor, asset)
     if decision not in PREQUALIFICATION_DECISIONS:
         raise DomainError(GridErrorCode.INVALID_STATE, "Decide approve, reject or suspend.", field="decision")
     if decision in ("reject", "suspend") and not reason.strip():
@@ -846,6 +905,17 @@ def asset_prequalify(*, actor: Actor, asset: FlexAsset, decision: str, reason: s
         raise DomainError(
             GridErrorCode.INVALID_STATE, "Only approved assets can be suspended.", field="decision"
         )
+    if decision == "approve":
+        missing = [check for check in asset_checklist(asset) if check.mandatory and not check.checked]
+        if missing:
+            raise DomainError(
+                GridErrorCode.CHECKLIST_INCOMPLETE,
+                "Tick every mandatory checklist item before approving; still open: "
+                + "; ".join(check.get_item_display() for check in missing)
+                + ".",
+                field="decision",
+                extra={"missing": [check.item for check in missing]},
+            )
     before = {"prequalification": asset.prequalification}
     asset.prequalification = PREQUALIFICATION_DECISIONS[decision]
     asset.prequalification_reason = reason.strip()

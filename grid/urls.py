@@ -13,6 +13,11 @@ urlpatterns = [
     path("assets/<int:pk>/", views.asset_detail, name="asset-detail"),
     path("prequalification/", views.prequalification_queue, name="prequalification"),
     path("prequalification/<int:pk>/", views.prequalification_decide, name="prequalification-decide"),
+    path(
+        "prequalification/<int:pk>/checklist/",
+        views.prequalification_checklist,
+        name="prequalification-checklist",
+    ),
     path("portfolios/", views.portfolio_list, name="portfolio-list"),
     path("networks/", views.network_list, name="network-list"),
     path("networks/loads/<int:pk>/", views.network_load_detail, name="network-load"),

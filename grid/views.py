@@ -21,6 +21,7 @@ from grid import charts, selectors, services
 from grid.forms import (
     AssetCsvForm,
     AssetForm,
+    ChecklistForm,
     ForecastRunForm,
     ForecastUploadForm,
     NetworkModelForm,
@@ -29,6 +30,7 @@ from grid.forms import (
     PrequalificationForm,
     ZoneImportForm,
 )
+from grid.models import PrequalificationCheck
 from grid.tables import EXPORT_FORMATS, AssetFilter, AssetTable
 
 
@@ -196,8 +198,31 @@ def asset_detail(request, pk: int):
             "map_settings": map_settings(),
             "can_decide": asset.grid_location and asset.grid_location.dso_id == actor.organisation.pk,
             "decision_form": PrequalificationForm(),
+            "checklist": selectors.asset_checklist(asset),
         },
     )
+
+
+@role_required(Role.DSO)
+@require_POST
+def prequalification_checklist(request, pk: int):
+    """The zone's DSO saves the asset's checklist (ticks and notes) and returns to the asset page."""
+    actor = request_actor(request)
+    asset = selectors.asset_get_prequalifiable(actor=actor, pk=pk)
+    form = ChecklistForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request, "Checklist not saved: " + "; ".join(e for es in form.errors.values() for e in es)
+        )
+    else:
+        try:
+            services.asset_checklist_update(
+                actor=actor, asset=asset, checked=form.cleaned_data["checked"], notes=form.notes()
+            )
+            messages.success(request, f"{asset.name}: checklist saved.")
+        except DomainError as error:
+            messages.error(request, f"{asset.name}: {error.message}")
+    return redirect("grid:asset-detail", pk=asset.pk)
 
 
 @role_required(Role.DSO)
@@ -206,7 +231,11 @@ def prequalification_queue(request):
     return render(
         request,
         "grid/prequalification.html",
-        {"assets": selectors.assets_get_prequalification_queue(actor=actor), "form": PrequalificationForm()},
+        {
+            "assets": selectors.assets_get_prequalification_queue(actor=actor),
+            "form": PrequalificationForm(),
+            "mandatory_count": len(PrequalificationCheck.MANDATORY),
+        },
     )
 
 

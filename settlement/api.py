@@ -323,6 +323,28 @@ class LockSerializer(serializers.Serializer):
     override_reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class ReverifySerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=500,
+        help_text="Needed for an approved or locked period",
+    )
+
+
+class PeriodStepPreviewSerializer(serializers.Serializer):
+    step = serializers.CharField()
+    facts = serializers.SerializerMethodField()
+    rows = serializers.ListField(child=serializers.DictField())
+    refusals = serializers.ListField(child=serializers.CharField())
+    warnings = serializers.ListField(child=serializers.CharField())
+    reason_field = serializers.CharField(allow_null=True)
+
+    def get_facts(self, preview) -> dict[str, str]:
+        return {label: str(value) for label, value in preview["facts"]}
+
+
 class PendingAdjustmentSerializer(serializers.Serializer):
     organisation = serializers.IntegerField()
     total_eur = serializers.DecimalField(max_digits=16, decimal_places=2)
@@ -370,11 +392,23 @@ class PeriodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisati
         )
         return self._answer(period)
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=ReverifySerializer, responses={200: dict})
     @action(detail=True, methods=["post"])
     def reverify(self, request, pk=None):
-        changed = services.period_reverify(actor=self.get_actor(), period=self.get_object())
+        """Re-run verification of the period's contracts; an approved or locked period needs a reason."""
+        data = ReverifySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changed = services.period_reverify(
+            actor=self.get_actor(), period=self.get_object(), reason=data.validated_data["reason"]
+        )
         return Response({"changed": changed})
+
+    @extend_schema(responses=PeriodStepPreviewSerializer)
+    @action(detail=True, methods=["get"], url_path=r"preview/(?P<step>[a-z]+)")
+    def preview(self, request, pk=None, step=None):
+        """What a step (compute, approve, lock, adjust, reverify) would do now; nothing is written."""
+        preview = services.period_step_preview(actor=self.get_actor(), period=self.get_object(), step=step)
+        return Response(PeriodStepPreviewSerializer(preview).data)
 
     @extend_schema(responses=PendingAdjustmentSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="pending-adjustment")

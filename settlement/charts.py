@@ -74,3 +74,26 @@ def money_over_time(rows: list[tuple[str, float]], title: str) -> dict | None:
         height=300, margin={"l": 50, "r": 20, "t": 30, "b": 40}, title=title, yaxis_title="EUR"
     )
     return json.loads(figure.to_json())
+
+
+def prognosis_chart(labels: list[str], values: list[float | None], time_zone: str) -> dict:
+    """The D-prognosis per PTU on local clock labels; the editor's table of inputs redraws it as values change."""
+    figure = go.Figure(
+        go.Scatter(
+            x=labels,
+            y=values,
+            name="prognosis",
+            mode="lines+markers",
+            line={"color": "#485fc7", "width": 2, "shape": "hv"},
+            marker={"size": 5},
+        )
+    )
+    figure.update_layout(
+        height=360,
+        margin={"l": 50, "r": 20, "t": 20, "b": 40},
+        yaxis_title="kW",
+        xaxis_title=f"PTU start ({time_zone})",
+        xaxis={"type": "category", "nticks": 12},
+        showlegend=False,
+    )
+    return json.loads(figure.to_json())

@@ -13,3 +13,6 @@ class SettlementErrorCode(StrEnum):
     LOCK_REFUSED = "period_lock_refused"
     INVALID_AGREEMENT = "invalid_agreement"
     INVALID_TEMPERATURE = "invalid_temperature"
+    UNBALANCED = "settlement_unbalanced"
+    STALE = "settlement_stale"
+    REASON_REQUIRED = "reason_required"

@@ -249,6 +249,16 @@ def prognoses_get_visible(*, actor: Actor):
     )
 
 
+def prognosis_values_get_owned(*, actor: Actor, asset, delivery_day) -> list[float] | None:
+    """The kW per PTU of the actor's current prognosis for the asset and day, or None."""
+    return (
+        prognoses_get_visible(actor=actor)
+        .filter(asset=asset, delivery_day=delivery_day)
+        .values_list("values_kw", flat=True)
+        .first()
+    )
+
+
 # --- temperatures -----------------------------------------------------------------------------------
 
 TEMPERATURE_REACH = timedelta(hours=1)  # a value covers the PTUs that start within an hour of it

@@ -16,5 +16,7 @@ urlpatterns = [
     path("disputes/<int:pk>/reopen/", views.dispute_reopen_view, name="dispute-reopen"),
     path("accuracy/", views.accuracy, name="accuracy"),
     path("prognoses/", views.prognoses, name="prognoses"),
+    path("prognoses/template.csv", views.prognosis_template, name="prognosis-template"),
+    path("prognoses/editor/", views.prognosis_editor, name="prognosis-editor"),
     path("temperatures/", views.temperatures, name="temperatures"),
 ]

@@ -6,7 +6,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
@@ -21,10 +21,12 @@ from settlement.forms import (
     DisputeForm,
     MeterUploadForm,
     PeriodForm,
+    PeriodStepForm,
     ReopenForm,
     ResolveForm,
     TemperatureUploadForm,
 )
+from settlement.services.prognoses import kw_value
 from settlement.tables import EXPORT_FORMATS, VerificationFilter, VerificationTable
 
 
@@ -170,30 +172,68 @@ def console(request):
     )
 
 
-PERIOD_ACTIONS = {
-    "compute": services.period_compute,
-    "approve": services.period_approve,
-    "adjust": services.period_adjust,
-    "reverify": services.period_reverify,
+PERIOD_STEPS = {
+    "compute": (
+        "Compute statements",
+        lambda actor, period, form: services.period_compute(actor=actor, period=period),
+    ),
+    "approve": (
+        "Approve statements",
+        lambda actor, period, form: services.period_approve(actor=actor, period=period),
+    ),
+    "lock": (
+        "Lock and invoice",
+        lambda actor, period, form: services.period_lock(
+            actor=actor, period=period, override_reason=form.cleaned_data["override_reason"]
+        ),
+    ),
+    "adjust": (
+        "Issue adjustment",
+        lambda actor, period, form: services.period_adjust(actor=actor, period=period),
+    ),
+    "reverify": (
+        "Re-verify contracts",
+        lambda actor, period, form: services.period_reverify(
+            actor=actor, period=period, reason=form.cleaned_data["reason"]
+        ),
+    ),
 }
 
 
 @role_required(Role.FMO)
-@require_POST
 def period_action(request, pk: int, step: str):
+    """A settlement step in two moves: GET states what it will do (counts, amounts, period, what it refuses);
+    the page's button posts it with `confirm`. A POST without `confirm` only shows the confirmation again."""
     actor = request_actor(request)
     period = selectors.period_get(actor=actor, pk=pk)
-    try:
-        if step == "lock":
-            services.period_lock(
-                actor=actor, period=period, override_reason=request.POST.get("override_reason", "")
+    if step not in PERIOD_STEPS:
+        raise Http404
+    label, run = PERIOD_STEPS[step]
+    form = PeriodStepForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        if not form.cleaned_data["confirm"]:
+            form.add_error(
+                None, "Nothing was done: check what this step will do and confirm it on this page."
             )
         else:
-            PERIOD_ACTIONS[step](actor=actor, period=period)
-        messages.success(request, f"{period}: {step} done.")
-    except (DomainError, KeyError) as error:
-        messages.error(request, getattr(error, "message", "Unknown step."))
-    return redirect("settlement:console")
+            try:
+                run(actor, period, form)
+                messages.success(request, f"{period}: {step} done.")
+                return redirect("settlement:console")
+            except DomainError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+    return render(
+        request,
+        "settlement/period_confirm.html",
+        {
+            "period": period,
+            "step": step,
+            "label": label,
+            "form": form,
+            "preview": services.period_step_preview(actor=actor, period=period, step=step),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @role_required(Role.FMO)
@@ -287,6 +327,84 @@ def temperatures(request):
     )
 
 
+PROGNOSIS_TIME_ZONE = "Europe/Amsterdam"  # the zone prognosis_submit counts PTUs in
+
+
+def _prognosis_day_form(actor, data):
+    from grid.selectors import assets_get_owned
+    from settlement.forms import PrognosisDayForm
+
+    return PrognosisDayForm(data, assets=assets_get_owned(actor=actor))
+
+
+@role_required(Role.ESP)
+def prognosis_template(request):
+    """The CSV template of an asset and delivery day: one row per PTU labelled in local time."""
+    actor = request_actor(request)
+    form = _prognosis_day_form(actor, request.GET)
+    if not form.is_valid():
+        messages.error(request, "Choose one of your assets and a delivery day for the template.")
+        return redirect("settlement:prognoses")
+    asset, day = form.cleaned_data["asset"], form.cleaned_data["delivery_day"]
+    try:
+        text = services.prognosis_template_csv(
+            actor=actor, asset=asset, delivery_day=day, time_zone=PROGNOSIS_TIME_ZONE
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+        return redirect("settlement:prognoses")
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="prognosis-{asset.connection_ean}-{day}.csv"'
+    return response
+
+
+@role_required(Role.ESP)
+def prognosis_editor(request):
+    """A chart of the prognosis per PTU and one input per PTU bound to it; saving goes through prognosis_submit."""
+    actor = request_actor(request)
+    form = _prognosis_day_form(actor, request.POST if request.method == "POST" else request.GET or None)
+    context = {"form": form, "rows": None}
+    if not form.is_bound or not form.is_valid():
+        return render(
+            request, "settlement/prognosis_editor.html", context, status=400 if form.errors else 200
+        )
+    asset, day = form.cleaned_data["asset"], form.cleaned_data["delivery_day"]
+    labels = services.ptu_labels(day, PROGNOSIS_TIME_ZONE)
+    bad_ptus: list[int] = []
+    if request.method == "POST":
+        values = [request.POST.get(f"kw_{i}", "").strip() for i in range(1, len(labels) + 1)]
+        try:
+            services.prognosis_submit(
+                actor=actor, asset=asset, delivery_day=day, values_kw=values, time_zone=PROGNOSIS_TIME_ZONE
+            )
+            messages.success(request, f"D-prognosis of {asset.name} for {day} saved.")
+            return redirect(f"{request.path}?asset={asset.pk}&delivery_day={day}")
+        except DomainError as error:
+            form.add_error(None, error.message)
+            bad_ptus = error.extra.get("ptus", [])
+    else:
+        saved = selectors.prognosis_values_get_owned(actor=actor, asset=asset, delivery_day=day)
+        values = [f"{v:g}" for v in saved] if saved and len(saved) == len(labels) else [""] * len(labels)
+    numbers = [_number_or_none(v) for v in values]  # the chart skips what is not (yet) a valid number
+    context |= {
+        "asset": asset,
+        "day": day,
+        "rows": [
+            {"ptu": i + 1, "label": label, "utc": utc, "value": value, "bad": i + 1 in bad_ptus}
+            for i, ((utc, label), value) in enumerate(zip(labels, values, strict=True))
+        ],
+        "chart": charts.prognosis_chart([label for _, label in labels], numbers, PROGNOSIS_TIME_ZONE),
+    }
+    return render(request, "settlement/prognosis_editor.html", context, status=400 if form.errors else 200)
+
+
+def _number_or_none(text: str) -> float | None:
+    try:
+        return kw_value(text)
+    except ValueError:
+        return None
+
+
 @role_required(Role.ESP)
 def prognoses(request):
     from grid.selectors import assets_get_owned
@@ -299,6 +417,8 @@ def prognoses(request):
     form = PrognosisForm(
         request.POST if posted and "values_kw" in request.POST else None, assets=assets_get_owned(actor=actor)
     )
+    day_form = _prognosis_day_form(actor, None)
+    day_form.auto_id = "pick_%s"
     csv_form = PrognosisCsvForm(
         request.POST if posted and "values_kw" not in request.POST else None,
         request.FILES if posted else None,
@@ -335,6 +455,7 @@ def prognoses(request):
         {
             "form": form,
             "csv_form": csv_form,
+            "day_form": day_form,
             "row_errors": row_errors,
             "prognoses": prognoses_get_visible(actor=actor)[:50],
         },

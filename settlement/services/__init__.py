@@ -16,6 +16,7 @@ from settlement.services.meter import (
     readings_submit_background,
 )
 from settlement.services.periods import (
+    PERIOD_STEPS,
     period_adjust,
     period_approve,
     period_compute,
@@ -24,8 +25,14 @@ from settlement.services.periods import (
     period_lock_blockers,
     period_pending_adjustment,
     period_reverify,
+    period_step_preview,
 )
-from settlement.services.prognoses import prognoses_import_csv, prognosis_submit
+from settlement.services.prognoses import (
+    prognoses_import_csv,
+    prognosis_submit,
+    prognosis_template_csv,
+    ptu_labels,
+)
 from settlement.services.verification import (
     ACCURACY_METHODS,
     accuracy_compute,
@@ -63,8 +70,12 @@ __all__ = [
     "period_lock_blockers",
     "period_pending_adjustment",
     "period_reverify",
+    "period_step_preview",
+    "PERIOD_STEPS",
     "prognoses_import_csv",
     "prognosis_submit",
+    "prognosis_template_csv",
+    "ptu_labels",
     "readings_submit",
     "verification_run",
     "verification_run_execute",

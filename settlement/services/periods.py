@@ -273,6 +273,14 @@ def period_approve(*, actor: Actor, period: SettlementPeriod) -> SettlementPerio
     period = SettlementPeriod.objects.select_for_update().get(pk=period.pk)
     if period.state != SettlementPeriod.State.COMPUTED:
         raise DomainError(Code.INVALID_STATE, "Compute the period before approving it.")
+    _check_balanced(period)
+    stale = period_lock_blockers(period=period)["stale"]
+    if stale:
+        raise DomainError(
+            Code.STALE,
+            "Recompute before approving: " + "; ".join(stale) + ".",
+            extra={"stale": stale},
+        )
     period.state, period.approved_by, period.approved_at = (
         SettlementPeriod.State.APPROVED,
         actor.user,
@@ -281,6 +289,23 @@ def period_approve(*, actor: Actor, period: SettlementPeriod) -> SettlementPerio
     period.save(update_fields=["state", "approved_by", "approved_at"])
     audit_record(actor=actor, action="settlement.approve", target=period)
     return period
+
+
+def _check_balanced(period: SettlementPeriod, pending: dict[int, list[amounts.Line]] | None = None) -> None:
+    """Every payment has a payer: the statements of a period (or a pending adjustment) sum to exactly 0.00 over the
+    organisations (settlement.amounts). Anything else is a data fault no reason can override."""
+    if pending is None:
+        total = sum(period.statements.values_list("total_eur", flat=True), amounts.ZERO)
+    else:
+        total = sum((line.amount for lines in pending.values() for line in lines), amounts.ZERO)
+    if total != 0:
+        what = "The pending adjustment" if pending is not None else f"The statements of {period}"
+        raise DomainError(
+            Code.UNBALANCED,
+            f"{what} sum to {total} instead of 0.00: every amount received must be paid by someone. "
+            "Recompute; if it persists, the statements were edited outside settlement.",
+            extra={"total_eur": str(total)},
+        )
 
 
 def _next_invoice_number(year: int) -> str:
@@ -350,6 +375,7 @@ def period_lock(
             "Recompute and approve the period again: " + "; ".join(blockers["stale"]) + ".",
             extra={"stale": blockers["stale"]},
         )
+    _check_balanced(period)
     reason = override_reason.strip()
     if blockers["override"] and not reason:
         raise DomainError(
@@ -428,6 +454,7 @@ def period_adjust(*, actor: Actor, period: SettlementPeriod) -> list[SettlementS
     if period.state != SettlementPeriod.State.LOCKED:
         raise DomainError(Code.INVALID_STATE, "Only locked periods are adjusted; recompute an unlocked one.")
     pending = period_pending_adjustment(actor=actor, period=period)
+    _check_balanced(period, pending)
     now = timezone.now()
     adjustments = []
     for organisation_id, lines in sorted(pending.items()):
@@ -458,17 +485,146 @@ def period_adjust(*, actor: Actor, period: SettlementPeriod) -> list[SettlementS
     return adjustments
 
 
+SIGNED_OFF = (SettlementPeriod.State.APPROVED, SettlementPeriod.State.LOCKED)
+
+
 @transaction.atomic
-def period_reverify(*, actor: Actor, period: SettlementPeriod, now: datetime | None = None) -> int:
+def period_reverify(
+    *, actor: Actor, period: SettlementPeriod, reason: str = "", now: datetime | None = None
+) -> int:
     """Re-run verification of every payable contract of the period (whatever the period's state) in batches;
     returns how many results changed. A contract with a dispute keeps its result until the FMO rules. If a
-    contract's verification fails, nothing is written and the error names it."""
+    contract's verification fails, nothing is written and the error names it.
+
+    An approved or locked period's figures are signed off: re-verifying one needs a reason (audited), as changed
+    results send it back to recomputation or into adjustment invoices."""
     _require_fmo(actor)
+    reason = reason.strip()
+    if period.state in SIGNED_OFF and not reason:
+        raise DomainError(
+            Code.REASON_REQUIRED,
+            f"{period} is {period.get_state_display().lower()}: give a reason to re-verify it "
+            "(changed results need a recompute or an adjustment invoice).",
+            field="reason",
+        )
     report = verifications_compute(contract_ids=[c.pk for c in _period_contracts(period)], now=now)
     if report.failed:
         contract_id, error = min(report.failed.items())
         reference = Contract.objects.filter(pk=contract_id).values_list("reference", flat=True).first()
         raise DomainError(Code.INVALID_STATE, f"Verification of {reference} failed: {error}")
     changed = len(report.written)
-    audit_record(actor=actor, action="settlement.reverify", target=period, after={"changed": changed})
+    audit_record(
+        actor=actor, action="settlement.reverify", target=period, after={"changed": changed}, reason=reason
+    )
     return changed
+
+
+# --- what a step will do: the confirmation the console shows before posting ---------------------------------
+
+PERIOD_STEPS = ("compute", "approve", "lock", "adjust", "reverify")
+
+
+def _totals_by_organisation(statements) -> list[dict]:
+    return [
+        {"organisation_name": s.organisation.legal_name, "total_eur": s.total_eur}
+        for s in statements.select_related("organisation").order_by("organisation__legal_name")
+    ]
+
+
+def period_step_preview(
+    *, actor: Actor, period: SettlementPeriod, step: str, now: datetime | None = None
+) -> dict:
+    """What `step` would do to the period now, for a confirmation before it is posted: `facts` (label, value),
+    per-organisation `rows`, `refusals` the service will refuse with whatever is typed, and whether a reason is
+    needed (`reason_field`: the input the step reads). Nothing is written."""
+    _require_fmo(actor)
+    if step not in PERIOD_STEPS:
+        raise DomainError(Code.INVALID_STATE, f"Unknown step {step!r}.")
+    states = SettlementPeriod.State
+    facts: list[tuple[str, object]] = [("Period", f"{period} ({period.start} – {period.end})")]
+    facts.append(("State now", period.get_state_display()))
+    preview = {"step": step, "rows": [], "refusals": [], "warnings": [], "reason_field": None, "facts": facts}
+    contracts = list(_period_contracts(period))
+    payable = [c for c in contracts if _is_payable(c)]
+    if step == "compute":
+        if period.state == states.LOCKED:
+            preview["refusals"].append("the period is locked; corrections go into an adjustment statement")
+        lines, pending = _fresh_lines(period, actor.organisation.pk)
+        grouped = _by_organisation(lines)
+        facts += [
+            ("Statements replaced", period.statements.count()),
+            ("Statements written", len(grouped)),
+            ("Contracts paid", len(payable)),
+            ("Contracts left out (not verified or disputed)", len(pending)),
+            (
+                "Money moved (sum of receipts)",
+                sum((t for t in amounts.totals(lines).values() if t > 0), amounts.ZERO),
+            ),
+        ]
+        if period.state == states.APPROVED:
+            preview["warnings"].append("the approval is withdrawn: the period must be approved again")
+    elif step == "approve":
+        if period.state != states.COMPUTED:
+            preview["refusals"].append("compute the period before approving it")
+        total = sum(period.statements.values_list("total_eur", flat=True), amounts.ZERO)
+        if total != 0:
+            preview["refusals"].append(f"the statements sum to {total} instead of 0.00")
+        preview["refusals"] += [
+            f"recompute first: {b}" for b in period_lock_blockers(period=period, now=now)["stale"]
+        ]
+        preview["rows"] = _totals_by_organisation(period.statements)
+        facts += [
+            ("Statements approved", len(preview["rows"])),
+            ("Contracts not verified or disputed (left out)", period.pending_contracts),
+        ]
+    elif step == "lock":
+        if period.state != states.APPROVED:
+            preview["refusals"].append("approve the period before locking it")
+        blockers = period_lock_blockers(period=period, now=now)
+        preview["refusals"] += [f"recompute first: {b}" for b in blockers["stale"]]
+        total = sum(period.statements.values_list("total_eur", flat=True), amounts.ZERO)
+        if total != 0:
+            preview["refusals"].append(f"the statements sum to {total} instead of 0.00")
+        preview["rows"] = _totals_by_organisation(period.statements.filter(invoice__isnull=True))
+        settled = StatementLine.objects.filter(statement__period=period, contract__isnull=False)
+        facts += [
+            ("Invoices numbered and sent", len(preview["rows"])),
+            ("Contracts that become settled", settled.values("contract").distinct().count()),
+            ("Carried into a later adjustment", len(blockers["carried"])),
+        ]
+        if blockers["override"]:
+            preview["reason_field"] = "override_reason"
+            preview["warnings"] += [f"locking needs a reason: {b}" for b in blockers["override"]]
+    elif step == "adjust":
+        if period.state != states.LOCKED:
+            preview["refusals"].append("only locked periods are adjusted")
+        pending = period_pending_adjustment(actor=actor, period=period)
+        if sum((line.amount for lines in pending.values() for line in lines), amounts.ZERO) != 0:
+            preview["refusals"].append("the pending adjustment does not sum to 0.00")
+        names = dict(period.statements.values_list("organisation_id", "organisation__legal_name"))
+        preview["rows"] = [
+            {
+                "organisation_name": names.get(org, f"#{org}"),
+                "total_eur": sum((x.amount for x in lines), amounts.ZERO),
+            }
+            for org, lines in sorted(pending.items())
+        ]
+        facts.append(("Adjustment statements and invoices issued", len(pending)))
+        if not pending:
+            preview["warnings"].append("nothing to adjust: no correction since the lock")
+    else:  # reverify
+        disputed = (
+            Dispute.objects.filter(verification__contract__in=contracts, state=Dispute.State.OPEN)
+            .values("verification__contract")
+            .distinct()
+            .count()
+        )
+        facts += [("Contracts verified again", len(contracts)), ("Kept as they are (open dispute)", disputed)]
+        if period.state in SIGNED_OFF:
+            preview["reason_field"] = "reason"
+            preview["warnings"].append(
+                "the period is signed off: changed results need a recompute and a new approval"
+                if period.state == states.APPROVED
+                else "the period is locked: changed results become an adjustment to issue"
+            )
+    return preview

@@ -110,3 +110,15 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def screenshots_at_widths(page, name: str, widths=(1440, 390)) -> list[Path]:
+    """Full-page screenshots at desktop and phone widths (`<name>-<width>.png`); the viewport is restored."""
+    before = page.viewport_size
+    paths = []
+    for width in widths:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(400)  # responsive charts and maps lay out again after a resize
+        paths.append(screenshot(page, f"{name}-{width}"))
+    page.set_viewport_size(before)
+    return paths

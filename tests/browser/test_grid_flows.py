@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from grid.models import FlexAsset, GridLocation
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, screenshots_at_widths
 
 
 def draw_square(page, map_selector: str) -> None:
@@ -102,12 +102,29 @@ def test_esp_registers_asset_by_clicking_the_map_and_dso_approves(
     )
     dso_page = dso_context.new_page()
     dso_page.goto("/grid/prequalification/")
-    screenshot(dso_page, "grid-prequalification")
+    expect(dso_page.get_by_test_id(f"checklist-{asset.pk}")).to_have_text("0 / 5 required")
+    screenshots_at_widths(dso_page, "grid-prequalification")
     dso_page.get_by_test_id(f"approve-{asset.pk}").click()
+    expect(dso_page.locator(".notification, .message").first).to_contain_text(
+        "Tick every mandatory checklist item before approving"
+    )
+    dso_page.get_by_test_id(f"checklist-{asset.pk}").get_by_role("link").click()
+    for item in ["connection", "metering", "capacity", "location", "dispatch_test"]:
+        dso_page.get_by_test_id(f"check-{item}").get_by_role("checkbox").check()
+    dso_page.fill("[name=note_dispatch_test]", "Setpoint test 2026-12-01 passed")
+    dso_page.get_by_test_id("save-checklist").click()
+    dso_page.get_by_text("Community battery Nord: checklist saved.").wait_for()
+    expect(dso_page.get_by_test_id("check-metering")).to_contain_text("Ticked by")
+    screenshots_at_widths(dso_page, "grid-asset-checklist-dso")
+    dso_page.get_by_test_id("approve").click()
     dso_page.get_by_text("Community battery Nord: approved.").wait_for()
     dso_context.close()
     asset.refresh_from_db()
     assert asset.can_trade
+    page.reload()
+    expect(page.get_by_test_id("check-dispatch_test")).to_contain_text("Setpoint test 2026-12-01 passed")
+    expect(page.get_by_test_id("check-brp_informed")).to_contain_text("open")
+    screenshots_at_widths(page, "grid-asset-checklist-esp")
     page.goto(f"/grid/assets/{asset.pk}/")
     assert page.get_by_test_id("asset-state").inner_text() == "Approved"
 

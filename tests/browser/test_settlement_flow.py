@@ -2,9 +2,10 @@
 downloads an invoice PDF."""
 
 import pytest
+from playwright.sync_api import expect
 
 from settlement.models import DeliveryVerification, SettlementPeriod
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, screenshots_at_widths
 from tests.settlement.fixtures import DELIVERY_DAY, meter_csv
 
 
@@ -75,11 +76,23 @@ def test_meter_upload_delivery_chart_and_invoice(
     fmo.fill("input[name=end]", "2026-06-30")
     fmo.get_by_role("button", name="Create").click()
     period = SettlementPeriod.objects.get()
-    fmo.get_by_test_id(f"compute-{period.pk}").click()
-    fmo.get_by_test_id(f"approve-{period.pk}").click()
-    fmo.get_by_test_id(f"lock-{period.pk}").click()
-    fmo.get_by_text("lock done").wait_for()
-    screenshot(fmo, "settlement-console")
+    for step in ("compute", "approve", "lock"):
+        fmo.get_by_test_id(f"{step}-{period.pk}").click()
+        expect(fmo.get_by_test_id("confirm-facts")).to_contain_text("June 2026 (2026-06-01 – 2026-06-30)")
+        if step == "lock":
+            expect(fmo.get_by_test_id("confirm-facts")).to_contain_text("Invoices numbered and sent")
+            screenshots_at_widths(fmo, "settlement-confirm-lock")
+        fmo.get_by_test_id(f"confirm-{step}").click()
+        fmo.get_by_text(f"{step} done").wait_for()
+    screenshots_at_widths(fmo, "settlement-console")
+    fmo.get_by_test_id(f"reverify-{period.pk}").click()
+    expect(fmo.get_by_test_id("confirm-warnings")).to_contain_text("period is locked")
+    fmo.get_by_test_id("confirm-reverify").click()
+    expect(fmo.get_by_test_id("confirm-form")).to_contain_text("give a reason to re-verify")
+    screenshots_at_widths(fmo, "settlement-confirm-reverify")
+    fmo.fill("[data-testid=confirm-reason]", "Late meter data from the DSO")
+    fmo.get_by_test_id("confirm-reverify").click()
+    fmo.get_by_text("reverify done").wait_for()
     fmo.goto("/settlement/statements/")
     fmo.locator(
         "[data-testid=statement-table] a", has_text=settled_setup["contract"].seller.legal_name

@@ -129,6 +129,30 @@ def test_asset_register_and_prequalify_by_api(client_for, esp_user, dso_user, ds
         f"/api/v1/assets/{asset_id}/prequalify/", {"decision": "reject"}, format="json"
     )
     assert no_reason.status_code == 400 and "reason" in no_reason.json()["error"]["fields"]
+    incomplete = client_for(dso_user).post(
+        f"/api/v1/assets/{asset_id}/prequalify/", {"decision": "approve"}, format="json"
+    )
+    assert incomplete.status_code == 400
+    assert incomplete.json()["error"]["code"] == "checklist_incomplete"
+    ticked = client_for(dso_user).post(
+        f"/api/v1/assets/{asset_id}/checklist/",
+        {"checked": ["connection", "metering", "capacity", "location", "dispatch_test"]},
+        format="json",
+    )
+    assert ticked.status_code == 200, ticked.json()
+    assert ticked.json()[0] | {"checked_at": None} == {
+        "item": "connection",
+        "label": "Connection point (EAN) verified against the connection register",
+        "mandatory": True,
+        "checked": True,
+        "note": "",
+        "checked_by": str(dso_user),
+        "checked_at": None,
+    }
+    assert client_for(esp_user).get(f"/api/v1/assets/{asset_id}/checklist/").json()[4]["checked"] is True
+    assert client_for(esp_user).post(
+        f"/api/v1/assets/{asset_id}/checklist/", {"checked": []}, format="json"
+    ).status_code in (403, 404)
     approved = client_for(dso_user).post(
         f"/api/v1/assets/{asset_id}/prequalify/", {"decision": "approve"}, format="json"
     )

@@ -5,7 +5,7 @@ import pytest
 
 from flexmarket.errors import DomainError, ValidationErrors
 from grid import services
-from grid.models import FlexAsset, GridLocation, Portfolio
+from grid.models import FlexAsset, GridLocation, Portfolio, PrequalificationCheck
 from tests.grid.factories import FlexAssetFactory, GridLocationFactory, square
 
 UTRECHT = (5.12, 52.09)
@@ -193,6 +193,9 @@ def test_zone_dso_prequalifies_and_the_esp_is_told(actor_dso, actor_dso2, actor_
     with pytest.raises(DomainError) as error:
         services.asset_prequalify(actor=actor_dso, asset=asset, decision="reject")
     assert error.value.field == "reason"
+    services.asset_checklist_update(
+        actor=actor_dso, asset=asset, checked=list(PrequalificationCheck.MANDATORY)
+    )
     services.asset_prequalify(actor=actor_dso, asset=asset, decision="approve")
     asset.refresh_from_db()
     assert asset.can_trade

@@ -233,7 +233,7 @@ def test_the_console_shows_the_pending_adjustment_and_issues_it(
     client.force_login(fmo_user)
     page = client.get("/settlement/console/").content.decode()
     assert f'data-testid="pending-adjustment-{period.pk}"' in page and "4.80" in page
-    client.post(f"/settlement/periods/{period.pk}/adjust/")
+    client.post(f"/settlement/periods/{period.pk}/adjust/", {"confirm": "True"})
     assert SettlementStatement.objects.filter(kind="adjustment").count() == 2
     assert (
         f'data-testid="pending-adjustment-{period.pk}"'
@@ -270,10 +270,14 @@ def test_the_console_asks_for_a_reason_and_lists_what_blocks_the_lock(client, fm
     client.force_login(fmo_user)
     page = client.get("/settlement/console/").content.decode()
     assert f'data-testid="override-{period.pk}"' in page and "not over" in page
-    client.post(f"/settlement/periods/{period.pk}/lock/")
+    refused = client.post(f"/settlement/periods/{period.pk}/lock/", {"confirm": "True"})
+    assert refused.status_code == 400 and "Give a reason to lock anyway" in refused.content.decode()
     period.refresh_from_db()
     assert period.state == "approved"
-    client.post(f"/settlement/periods/{period.pk}/lock/", {"override_reason": "Early invoice agreed"})
+    client.post(
+        f"/settlement/periods/{period.pk}/lock/",
+        {"confirm": "True", "override_reason": "Early invoice agreed"},
+    )
     period.refresh_from_db()
     assert period.state == "locked"
 
