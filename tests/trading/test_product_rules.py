@@ -52,7 +52,7 @@ CASES = [
     ({"min_duration_ptus": 4}, {}, "at least 4 PTUs", "quantities_kw"),
     ({"max_duration_ptus": 1}, {}, "at most 1 PTUs", "quantities_kw"),
     ({"max_ramp_kw": Decimal("15")}, {}, "the ramp is at most 15 kW", "quantities_kw"),
-    ({"accepts_aggressor_orders": False}, {"order_mode": OrderMode.AGGRESSOR}, "aggressor orders are not", "order_mode"),
+    ({"accepts_aggressor_orders": False}, {"order_mode": OrderMode.AGGRESSOR}, "aggressor orders (fill and kill, fill or kill) are not", "order_mode"),
     ({"accepts_initiator_orders": False}, {}, "orders that rest in the book are not", "order_mode"),
     ({"accepts_block_offers": False}, {"all_or_nothing": True}, "block offers", "min_quantity_kw"),
 ]  # fmt: skip
@@ -157,7 +157,7 @@ def test_contradictory_rules_are_refused_in_the_admin_form():
 def _reference_allows(rules: dict, quantities: list[float], price: Decimal, mode: str, block: bool) -> bool:
     if mode == "initiator" and not rules["accepts_initiator_orders"]:
         return False
-    if mode == "aggressor" and not rules["accepts_aggressor_orders"]:
+    if mode in ("aggressor", "fill_or_kill") and not rules["accepts_aggressor_orders"]:
         return False
     if block and not rules["accepts_block_offers"]:
         return False
@@ -202,7 +202,7 @@ RULES = st.fixed_dictionaries(
         st.sampled_from([0.0, 0.5, 1.0, 5.0, 10.0, 12.5, 20.0, 30.0, 45.5]), min_size=1, max_size=6
     ),
     price=st.sampled_from([Decimal("0"), Decimal("10"), Decimal("50.25"), Decimal("100.5"), Decimal("101")]),
-    mode=st.sampled_from(["initiator", "aggressor"]),
+    mode=st.sampled_from(["initiator", "aggressor", "fill_or_kill"]),
     block=st.booleans(),
 )
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
