@@ -16,7 +16,7 @@ Anything missing (network, zone buses, an asset's bus) raises NetworkClearingErr
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -391,13 +391,147 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     return NetworkOutcome(result=wrapped, offers=offers, requests=requests, stored=stored, timings=timings)
 
 
-# --- continuous trading: the same network at match time ----------------------------------------------
+# --- the grid-safety check of a trade: continuous matching and plain auctions ------------------------
 #
-# A continuous product with `network_aware` checks every match before it is made (GOPACS' grid-safety check):
-# on the same network and operating point a session clearing would use, with the same model of a trade (the
-# offer injects at its bus, the request takes the same kW spread over its zone's buses), counting the session's
-# contracts already made. A fill that would create or worsen a line or voltage violation refuses its resting
-# order for this aggressor, which then matches the rest of the book (matching.py).
+# GOPACS' "no new congestion elsewhere" (docs/network.md): a trade is checked on the network of the DSO whose zone
+# holds its offer's asset, at the operating point a session clearing would use, with the same model of a trade
+# (the offer injects at its bus, the request takes the same kW spread over its zone's buses; a request outside
+# that network, a TSO's or another DSO's, takes them at the slack), counting the session's contracts already made
+# and the trades checked before it. A continuous network-aware product refuses the resting order of a fill that
+# would create or worsen a line or voltage violation (matching.py); a plain auction curtails the trade to the
+# largest safe quantity (trading/services/grid_safety.py).
+
+
+@dataclass
+class GridView:
+    """One DSO network model, its zones' buses and assets' buses, and its linearisation per PTU start (made once
+    per start: a match or an auction check asks for more PTUs as it goes)."""
+
+    model: NetworkModel
+    delivery_day: object
+    zone_buses: dict[int, list[int]]
+    buses_of_assets: dict[int, int]
+    time_zone: ZoneInfo
+    sensitivities: dict = field(default_factory=dict)
+    portfolios: dict[int, set[int]] = field(default_factory=dict)
+
+    def linearised(self, starts: list) -> list:
+        missing = [start for start in starts if start not in self.sensitivities]
+        if missing:
+            try:
+                _, points = network_linearise_day(
+                    network_model=self.model, delivery_day=self.delivery_day, ptu_starts=missing
+                )
+            except DomainError as error:
+                raise NetworkClearingError(error.message) from error
+            self.sensitivities.update(zip(missing, points, strict=True))
+        return [self.sensitivities[start] for start in starts]
+
+    def bus_of(self, asset_id, portfolio_id) -> int | None:
+        """An asset's bus, or the one bus all of a portfolio's members share (None: no single bus)."""
+        if asset_id:
+            return self.buses_of_assets.get(asset_id)
+        if portfolio_id not in self.portfolios:
+            self.portfolios.update(_portfolio_buses({portfolio_id}, self.buses_of_assets))
+        members = self.portfolios.setdefault(portfolio_id, set())
+        return next(iter(members)) if len(members) == 1 and -1 not in members else None
+
+
+def grid_view(zone_ids: set[int], *, delivery_day, time_zone: str) -> GridView:
+    """The network of the DSO of `zone_ids` (one DSO). Raises NetworkClearingError without one."""
+    model = _network_model(zone_ids)
+    zone_buses: dict[int, list[int]] = {}
+    for bus, zone in bus_zone_mapping(network_model=model).items():
+        zone_buses.setdefault(zone, []).append(int(bus))
+    return GridView(
+        model=model,
+        delivery_day=delivery_day,
+        zone_buses=zone_buses,
+        buses_of_assets=asset_buses(network_model=model),
+        time_zone=ZoneInfo(time_zone),
+    )
+
+
+class GridCheck:
+    """Trades checked one after the other at some PTUs of a GridView: each against the linearised point with the
+    trades counted before it (`add`)."""
+
+    def __init__(self, view: GridView, starts: list, *, direction: str):
+        self.view = view
+        self.starts = sorted(set(starts))
+        self.column = {start: i for i, start in enumerate(self.starts)}
+        points = view.linearised(self.starts)
+        self.point = stack_points(points, vm_min=VOLTAGE_MIN_PU, vm_max=VOLTAGE_MAX_PU)
+        self.buses = points[0].bus
+        self.position = {int(b): i for i, b in enumerate(self.buses)}
+        self.branch_names = [
+            f"{kind} {index}"
+            for kind, index in zip(points[0].branch_kind, points[0].branch_index, strict=True)
+        ]
+        self.sign = _sign(direction)
+
+    def injection(self, bus: int, zone_id: int, kw: float) -> np.ndarray:
+        """Bus injections (MW) of `kw` from an offer at `bus` to a request in `zone_id`."""
+        p = np.zeros(self.point.n_buses)
+        _trade_injection(p, self.position, bus, self.view.zone_buses.get(zone_id, []), self.sign * kw / 1000)
+        return p
+
+    def worsened(self, start, p: np.ndarray) -> list:
+        from trading.clearing.network import check_injection
+
+        return check_injection(self.point, self.column[start], p)
+
+    def add(self, start, p: np.ndarray) -> None:
+        t = self.column[start]
+        ptdf, _, dv_dp, _ = self.point.at(t)
+        self.point.base_flow_mw[:, t] += ptdf @ p
+        self.point.base_vm_pu[:, t] += dv_dp @ p
+
+    def count_contracts(self, rows) -> None:
+        """Add contracts already made ((ptu_start, quantities_kw, zone, offer asset, offer portfolio) rows)."""
+        for start, quantities, zone_id, asset_id, portfolio_id in rows:
+            bus = self.view.bus_of(asset_id, portfolio_id)
+            if bus not in self.position:
+                continue
+            for k, kw in enumerate(quantities):
+                at = start + k * ptus.PTU
+                if kw and at in self.column:
+                    self.add(at, self.injection(bus, zone_id, kw))
+
+    def largest_safe(self, start, bus: int, zone_id: int, kw: float) -> float:
+        """The most kW (to 0.001) of this trade that creates or worsens no violation: the flows are linear in
+        the kW, so the safe quantities are an interval from 0."""
+        low, high = 0.0, kw
+        for _ in range(40):
+            if high - low <= 5e-4:
+                break
+            middle = (low + high) / 2
+            if self.worsened(start, self.injection(bus, zone_id, middle)):
+                high = middle
+            else:
+                low = middle
+        return math.floor(low * 1000) / 1000
+
+    def reason(self, worse: list, start) -> str:
+        label = clock_label(start, self.view.time_zone)
+        return "; ".join(_limit_text(w, self.buses, label, self.branch_names) for w in worse[:3])
+
+
+def session_contract_rows(session_id: int, start, end, *, auctions: bool = True) -> list[tuple]:
+    """The session's active contracts overlapping [start, end): (ptu_start, quantities_kw, zone, offer asset,
+    offer portfolio); without `auctions`, only those made continuously (an auction's re-run replaces the rest)."""
+    from trading.models import Contract
+
+    contracts = Contract.objects.filter(session_id=session_id, state=Contract.State.ACTIVE, ptu_start__lt=end)
+    if not auctions:
+        contracts = contracts.filter(clearing_run__isnull=True)
+    return [
+        row
+        for row in contracts.values_list(
+            "ptu_start", "quantities_kw", "grid_location_id", "offer__asset_id", "offer__portfolio_id"
+        )
+        if row[0] + len(row[1]) * ptus.PTU > start
+    ]
 
 
 def _trade_injection(
@@ -418,107 +552,60 @@ def _portfolio_buses(portfolio_ids: set[int], buses_of_assets: dict[int, int]) -
     return found
 
 
-def _limit_text(worse, buses, t: int, branch_names: list[str], labels: dict[int, str]) -> str:
+def _limit_text(worse, buses, label: str, branch_names: list[str]) -> str:
     if worse.kind == "line":
         loading = 100 * abs(worse.after) / worse.limit if worse.limit else float("inf")
-        return f"{branch_names[worse.index]} at {labels[t]} would carry {abs(worse.after) * 1000:.0f} kW ({loading:.0f} % of its limit)"
-    return f"bus {int(buses[worse.index])} at {labels[t]} would reach {worse.after:.4f} p.u. (limit {worse.limit:.2f})"
+        return f"{branch_names[worse.index]} at {label} would carry {abs(worse.after) * 1000:.0f} kW ({loading:.0f} % of its limit)"
+    return f"bus {int(buses[worse.index])} at {label} would reach {worse.after:.4f} p.u. (limit {worse.limit:.2f})"
 
 
-def match_refusals(order, fills: list, book: dict[int, dict], *, side: str) -> dict[int, str]:
+# --- continuous trading: the same network at match time ----------------------------------------------
+
+
+def match_refusals(
+    order, fills: list, book: dict[int, dict], *, side: str, cache: dict | None = None
+) -> dict[int, str]:
     """For a continuous network-aware product: {resting order id: reason} for the first fill, in priority order,
     that would create or worsen a violation on the DSO's network given the fills before it. Empty: every fill is
-    safe. Raises NetworkClearingError when the network, a zone's buses or an asset's bus is missing."""
-    from trading.clearing.network import check_injection
-    from trading.models import Contract
+    safe. Raises NetworkClearingError when the network, a zone's buses or an asset's bus is missing.
 
+    `cache`: one dict per match (matching.py passes the same one to every call of an aggressor's match): the
+    network, its linearisation per PTU and the contracts already made are read once, however many orders the
+    check refuses and however often a lock retry matches again."""
     if not fills:
         return {}
-    model = _network_model({order.grid_location_id})
-    zone_of_bus = bus_zone_mapping(network_model=model)
-    zone_buses: dict[int, list[int]] = {}
-    for bus, zone in zone_of_bus.items():
-        zone_buses.setdefault(zone, []).append(int(bus))
-    if not zone_buses.get(order.grid_location_id):
-        raise NetworkClearingError(f"{model}: no buses are mapped to {order.grid_location}.")
-    buses_of_assets = asset_buses(network_model=model)
-    ptu_indices = sorted({fill.ptu for fill in fills})
-    starts = [order.ptu_start + t * ptus.PTU for t in ptu_indices]
-    try:
-        _, points = network_linearise_day(
-            network_model=model, delivery_day=order.session.delivery_day, ptu_starts=starts
+    cache = {} if cache is None else cache
+    if "view" not in cache:
+        view = grid_view(
+            {order.grid_location_id},
+            delivery_day=order.session.delivery_day,
+            time_zone=order.product.market.time_zone,
         )
-    except DomainError as error:
-        raise NetworkClearingError(error.message) from error
-    point = stack_points(points, vm_min=VOLTAGE_MIN_PU, vm_max=VOLTAGE_MAX_PU)
-    position = {int(b): i for i, b in enumerate(points[0].bus)}
-    column = {t: i for i, t in enumerate(ptu_indices)}
-    sign = _sign(order.direction)
-
-    # Offers' buses: the aggressor's (selling) or the resting rows' (buying).
-    offers = (
-        [(order.pk, order.asset_id, order.portfolio_id)]
-        if side == "sell"
-        else [(pk, row.get("asset_id"), row.get("portfolio_id")) for pk, row in book.items()]
+        if not view.zone_buses.get(order.grid_location_id):
+            raise NetworkClearingError(f"{view.model}: no buses are mapped to {order.grid_location}.")
+        end = order.ptu_start + len(order.quantities_kw) * ptus.PTU
+        cache["view"] = view
+        cache["contracts"] = session_contract_rows(order.session_id, order.ptu_start, end)
+    view = cache["view"]
+    check = GridCheck(
+        view, [order.ptu_start + fill.ptu * ptus.PTU for fill in fills], direction=order.direction
     )
-    # The session's contracts already made at these PTUs, in every zone of this network.
-    end = order.ptu_start + len(order.quantities_kw) * ptus.PTU
-    contracts = list(
-        Contract.objects.filter(
-            session_id=order.session_id,
-            state=Contract.State.ACTIVE,
-            grid_location_id__in=list(zone_buses),
-            ptu_start__lt=end,
-        ).values_list(
-            "ptu_start", "quantities_kw", "grid_location_id", "offer__asset_id", "offer__portfolio_id"
-        )
-    )
-    portfolios = _portfolio_buses(
-        {p for _, _, p in offers if p} | {c[4] for c in contracts if c[4]}, buses_of_assets
-    )
-
-    def bus_of(asset_id, portfolio_id) -> int | None:
-        if asset_id:
-            return buses_of_assets.get(asset_id)
-        members = portfolios.get(portfolio_id, set())
-        return next(iter(members)) if len(members) == 1 and -1 not in members else None
-
-    shift = np.zeros((point.n_buses, len(ptu_indices)))
-    for start, quantities, zone_id, asset_id, portfolio_id in contracts:
-        bus = bus_of(asset_id, portfolio_id)
-        for k, kw in enumerate(quantities):
-            t = round((start + k * ptus.PTU - order.ptu_start) / ptus.PTU)
-            if kw and t in column and bus in position:
-                p = np.zeros(point.n_buses)
-                _trade_injection(p, position, bus, zone_buses.get(zone_id, []), sign * kw / 1000)
-                shift[:, column[t]] += p
-    offer_bus = {pk: bus_of(asset_id, portfolio_id) for pk, asset_id, portfolio_id in offers}
-    branch_names = [
-        f"{kind} {index}" for kind, index in zip(points[0].branch_kind, points[0].branch_index, strict=True)
-    ]
-    local = ZoneInfo(order.product.market.time_zone)
-    labels = {i: clock_label(start, local) for i, start in enumerate(starts)}
+    check.count_contracts(cache["contracts"])
     refused: dict[int, str] = {}
     for fill in fills:
-        offer_id = order.pk if side == "sell" else fill.order_id
-        bus = offer_bus.get(offer_id)
-        if bus is None or bus not in position:
+        if side == "sell":
+            bus = view.bus_of(order.asset_id, order.portfolio_id)
+        else:
+            row = book[fill.order_id]
+            bus = view.bus_of(row.get("asset_id"), row.get("portfolio_id"))
+        if bus is None or bus not in check.position:
             refused[fill.order_id] = "its offer has no single bus on the network"
             break
-        t = column[fill.ptu]
-        p = np.zeros(point.n_buses)
-        _trade_injection(p, position, bus, zone_buses[order.grid_location_id], sign * fill.kw / 1000)
-        ptdf, _, dv_dp, _ = point.at(t)
-        shifted = dataclasses.replace(
-            point,
-            base_flow_mw=point.base_flow_mw + (ptdf @ shift[:, t])[:, None] * (np.arange(len(starts)) == t),
-            base_vm_pu=point.base_vm_pu + (dv_dp @ shift[:, t])[:, None] * (np.arange(len(starts)) == t),
-        )
-        worse = check_injection(shifted, t, p)
+        start = order.ptu_start + fill.ptu * ptus.PTU
+        p = check.injection(bus, order.grid_location_id, fill.kw)
+        worse = check.worsened(start, p)
         if worse:
-            refused[fill.order_id] = "; ".join(
-                _limit_text(w, points[0].bus, t, branch_names, labels) for w in worse[:3]
-            )
+            refused[fill.order_id] = check.reason(worse, start)
             break
-        shift[:, t] += p
+        check.add(start, p)
     return refused
