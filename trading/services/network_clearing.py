@@ -470,8 +470,9 @@ class GridCheck:
         ]
         self.sign = _sign(direction)
 
-    def injection(self, bus: int, zone_id: int, kw: float) -> np.ndarray:
-        """Bus injections (MW) of `kw` from an offer at `bus` to a request in `zone_id`."""
+    def injection(self, bus: int, zone_id: int | None, kw: float) -> np.ndarray:
+        """Bus injections (MW) of `kw` from an offer at `bus` to a request in `zone_id` (spread over its buses; a
+        zone outside this network, or None, takes them at the slack)."""
         p = np.zeros(self.point.n_buses)
         _trade_injection(p, self.position, bus, self.view.zone_buses.get(zone_id, []), self.sign * kw / 1000)
         return p
