@@ -147,3 +147,28 @@ def test_a_dso_without_a_network_model_passes_its_trades_and_the_run_says_so(
     [unchecked] = run.grid_safety["unchecked"]
     assert unchecked["dso"] == dso_org.legal_name and "has no network model" in unchecked["reason"]
     assert run.grid_safety["curtailed"] == [] and run.grid_safety["checked"] == []
+
+
+@pytest.mark.django_db
+def test_the_session_page_shows_the_check_and_each_party_its_own_curtailed_trades(
+    actor_dso, actor_esp, actor_esp2, actor_fmo, zone, feeder, offers_at_buses, client_for
+):
+    product = ProductFactory()
+    session, start = evening(product)
+    request(actor_dso, zone, product, start, qty=(100,), price=200)
+    cheap = offer(actor_esp, offers_at_buses[0], product, start, qty=(100,), price=50)
+    close(session)
+    assert services.session_clear(session=session, actor=SYSTEM).state == "succeeded"
+    for user, sees_row in (
+        (actor_esp.user, True),
+        (actor_dso.user, True),
+        (actor_fmo.user, True),
+        (actor_esp2.user, False),
+    ):
+        page = client_for(user).get(f"/trading/sessions/{session.pk}/").content.decode()
+        assert (
+            'data-testid="grid-safety"' in page
+            and "Checked on Feeder" in page
+            and "1 trade curtailed" in page
+        )
+        assert (f"<td>#{cheap.pk}</td>" in page and "line 1 at 17:00 CET would carry" in page) is sees_row
