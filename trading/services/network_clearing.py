@@ -16,6 +16,7 @@ Anything missing (network, zone buses, an asset's bus) raises NetworkClearingErr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -205,6 +206,44 @@ def _ac_fields(ac, pf_model) -> dict:
     }
 
 
+# Arrays (..., PTU) of the clearing and of the AC validation, with the value of a PTU that was not cleared.
+_ZERO_WHERE_NOT_CLEARED = {
+    "offer_alloc", "offer_q_alloc", "request_alloc", "injection_mw", "injection_mvar", "binding_flow",
+    "binding_voltage", "flow_violation_mw", "voltage_violation_pu", "loading_excess_percent", "voltage_excess_pu",
+    "power_flow_failed", "forecast_power_flow_failed",
+}  # fmt: skip
+
+
+def _in_session_frame(ac, active: np.ndarray, n_ptus: int):
+    """The AC validation of the PTUs `active` (its columns) as arrays over all n_ptus of the session: 0 (no
+    trade, no binding limit, nothing beyond a limit) or NaN (no price, no flow computed) elsewhere."""
+
+    def widen(result, skip=()):
+        changes = {}
+        for name, value in vars(result).items():
+            if name in skip or not isinstance(value, np.ndarray) or value.shape[-1:] != (active.size,):
+                continue
+            if value.ndim == 1 and name not in _ZERO_WHERE_NOT_CLEARED:
+                continue  # (T,) arrays are all named above; others of that length are per order or bus
+            zero = name in _ZERO_WHERE_NOT_CLEARED
+            dtype = value.dtype if zero else np.result_type(value, float)
+            wide = np.full(value.shape[:-1] + (n_ptus,), 0 if zero else np.nan, dtype=dtype)
+            wide[..., active] = value
+            changes[name] = wide
+        return dataclasses.replace(result, **changes)
+
+    history = [
+        entry
+        | {
+            key: [int(active[t]) for t in entry[key]]
+            for key in ("relinearised_ptus", "violating_ptus")
+            if key in entry
+        }
+        for entry in ac.history
+    ]
+    return dataclasses.replace(widen(ac, skip=("clearing",)), clearing=widen(ac.clearing), history=history)
+
+
 def _grid(values: np.ndarray, digits: int = 4) -> list[list[float | None]]:
     return [[None if not np.isfinite(v) else round(float(v), digits) for v in row] for row in values]
 
@@ -217,6 +256,25 @@ def _matrix(session, orders, n_ptus: int) -> np.ndarray:
         values = np.asarray(order.gate_remaining_kw, dtype=float)
         result[i, offset : offset + values.size] = values
     return result
+
+
+def _nothing_cleared(
+    n_ptus: int, offers: list, requests: list, timings: dict | None = None
+) -> NetworkOutcome:
+    """No PTU has both offers and requests: nothing trades, no network result is stored."""
+    trades = SimpleNamespace(
+        **{k: np.zeros(0, dtype=int) for k in ("request_idx", "offer_idx", "ptu")},
+        **{k: np.zeros(0) for k in ("kw", "price")},
+    )
+    result = SimpleNamespace(
+        status="optimal",
+        solver="",
+        welfare=0.0,
+        offer_alloc=np.zeros((len(offers), n_ptus)),
+        request_alloc=np.zeros((len(requests), n_ptus)),
+        trades=trades,
+    )
+    return NetworkOutcome(result=result, offers=offers, requests=requests, stored=None, timings=timings or {})
 
 
 def network_clear(*, session, offers: list, requests: list, excluded: list[dict]) -> NetworkOutcome:
@@ -246,15 +304,7 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     requests = kept
     zone_ids = {o.grid_location_id for o in offers} | {r.grid_location_id for r in requests}
     if not zone_ids:
-        empty = np.zeros((0, n_ptus))
-        trades = SimpleNamespace(
-            **{k: np.zeros(0, dtype=int) for k in ("request_idx", "offer_idx", "ptu")},
-            **{k: np.zeros(0) for k in ("kw", "price")},
-        )
-        result = SimpleNamespace(
-            status="optimal", solver="", welfare=0.0, offer_alloc=empty, request_alloc=empty, trades=trades
-        )
-        return NetworkOutcome(result=result, offers=[], requests=[], stored=None)
+        return _nothing_cleared(n_ptus, [], [])
     started = time.perf_counter()
     model = _network_model(zone_ids)
     zone_buses: dict[int, list[int]] = {}
@@ -305,14 +355,23 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         request_price=np.array([float(r.price) for r in requests]),
     )
     timings["build"] = time.perf_counter() - started
-    # Linearise every PTU at the forecast point, clear, check the cleared schedule with an AC power flow per
-    # PTU and re-linearise the violating PTUs at the new point (at most AC_ITERATIONS clearings), limits already
-    # exceeded at the forecast point held at their forecast AC value (docs/network.md, "AC validation").
+    # Linearise every PTU where something can trade (offers and requests) at the forecast point, clear, check
+    # the cleared schedule with an AC power flow per PTU and re-linearise the violating PTUs at the new point (at
+    # most AC_ITERATIONS clearings), limits already exceeded at the forecast point held at their forecast AC
+    # value (docs/network.md, "AC validation"). The other PTUs are neither linearised nor reported.
+    active = np.flatnonzero((orders.offer_qty.sum(axis=0) > 0) & (orders.request_qty.sum(axis=0) > 0))
+    if not active.size:
+        return _nothing_cleared(n_ptus, offers, requests, timings)
     ac = clear_with_ac_validation(
         pf_model,
-        orders,
-        base_p_mw=base_p,
-        base_q_mvar=base_q,
+        dataclasses.replace(
+            orders,
+            n_ptus=active.size,
+            offer_qty=orders.offer_qty[:, active],
+            request_qty=orders.request_qty[:, active],
+        ),
+        base_p_mw=base_p[:, active],
+        base_q_mvar=base_q[:, active],
         vm_min=VOLTAGE_MIN_PU,
         vm_max=VOLTAGE_MAX_PU,
         max_iterations=AC_ITERATIONS,
@@ -321,6 +380,7 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         hold_exceeded=True,
         direction=sign,
     )
+    ac = _in_session_frame(ac, active, n_ptus)
     failed = np.flatnonzero(ac.forecast_power_flow_failed)
     if failed.size:
         raise NetworkClearingError(
