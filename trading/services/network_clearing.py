@@ -148,17 +148,24 @@ def _offer_buses(offers, model: NetworkModel, excluded: list[dict]) -> tuple[lis
     return kept, buses
 
 
-def _pairs(offer_alloc, request_alloc, offer_zone, request_zone):
-    """Contracts per PTU from the accepted kW: each request, oldest first, takes accepted offers oldest first,
-    those in its own zone before the others. Returns (request, offer, PTU, kW) lists."""
+def _pairs(offer_alloc, request_alloc, offer_zone, request_zone, offer_price, request_price):
+    """Contracts per PTU from the accepted kW: offers, dearest first (then oldest), go to requests whose limit
+    price is at least their price, oldest first, those in its own zone before the others (the clearing's pairing
+    rows make such a pairing exist, and dearest first finds it); a rest a tolerance leaves goes to any request.
+    Returns (request, offer, PTU, kW) lists."""
     out_r, out_o, out_t, out_kw = [], [], [], []
+    offer_order = sorted(range(len(offer_price)), key=lambda o: (-offer_price[o], o))
     for t in range(offer_alloc.shape[1]):
         left_o = offer_alloc[:, t].copy()
         left_r = request_alloc[:, t].copy()
-        for same_zone in (True, False):
-            for r in np.flatnonzero(left_r > KW_EPS):
-                for o in np.flatnonzero(left_o > KW_EPS):
+        for paying, same_zone in ((True, True), (True, False), (False, True), (False, False)):
+            for o in offer_order:
+                for r in np.flatnonzero(left_r > KW_EPS):
+                    if left_o[o] <= KW_EPS:
+                        break
                     if same_zone and offer_zone[o] != request_zone[r]:
+                        continue
+                    if paying and offer_price[o] > request_price[r]:
                         continue
                     kw = min(left_r[r], left_o[o])
                     out_r.append(int(r))
@@ -167,8 +174,6 @@ def _pairs(offer_alloc, request_alloc, offer_zone, request_zone):
                     out_kw.append(float(kw))
                     left_r[r] -= kw
                     left_o[o] -= kw
-                    if left_r[r] <= KW_EPS:
-                        break
         if max(left_o.sum(), left_r.sum()) > 1e-3:
             raise NetworkClearingError(
                 f"PTU {t}: accepted offers and requests differ by {abs(left_o.sum() - left_r.sum()):.4f} kW."
@@ -353,6 +358,7 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         request_direction=np.ones(len(requests), dtype=int),
         request_qty=_matrix(session, requests, n_ptus),
         request_price=np.array([float(r.price) for r in requests]),
+        bilateral=True,
     )
     timings["build"] = time.perf_counter() - started
     # Linearise every PTU where something can trade (offers and requests) at the forecast point, clear, check
@@ -397,9 +403,15 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         result.request_alloc,
         [o.grid_location_id for o in offers],
         [r.grid_location_id for r in requests],
+        orders.offer_price,
+        orders.request_price,
     )
     bus_of = orders.offer_bus[offer_idx] if offer_idx else np.zeros(0, int)
-    price = result.dlmp[bus_of, ptu] if offer_idx else np.zeros(0)
+    # The D-LMP at the offer's bus, but never above the paired request's limit price: a request pays its zone's
+    # weighted D-LMP at most its limit, while the D-LMP at one of the offers serving it may be higher.
+    price = (
+        np.minimum(result.dlmp[bus_of, ptu], orders.request_price[request_idx]) if offer_idx else np.zeros(0)
+    )
     if not np.isfinite(price).all():
         raise NetworkClearingError("A PTU with accepted orders has no D-LMP.")
     trades = SimpleNamespace(
