@@ -171,4 +171,4 @@ def test_the_session_page_shows_the_check_and_each_party_its_own_curtailed_trade
             and "Checked on Feeder" in page
             and "1 trade curtailed" in page
         )
-        assert (f"<td>#{cheap.pk}</td>" in page and "line 1 at 17:00 CET would carry" in page) is sees_row
+        assert (f"offer #{cheap.pk} →" in page and "line 1 at 17:00 CET would carry" in page) is sees_row
