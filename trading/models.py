@@ -302,6 +302,12 @@ class ClearingRun(models.Model):
         blank=True,
         help_text='Orders left out with the reason: [{"order": "offer:12", "reason": ...}]',
     )
+    grid_safety = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A plain auction's grid-safety check (docs/network.md): networks checked, DSOs unchecked "
+        "with the reason, trades curtailed with the limit",
+    )
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -355,3 +355,32 @@ def session_network_get_visible(*, actor: Actor, session: MarketSession) -> Clea
     if found is None:
         raise Http404
     return found
+
+
+def grid_safety_visible(*, actor: Actor, run: ClearingRun | None) -> dict | None:
+    """A plain auction's grid-safety check for the session page: the networks checked and the DSOs left unchecked
+    (for everyone who sees the session), and the curtailed trades the actor is a party to (all for the market
+    operator). None when the run has no check (network-aware or older runs)."""
+    record = run.grid_safety if run is not None else None
+    if not record:
+        return None
+    rows = record.get("curtailed", [])
+    if not _operator(actor):
+        mine = actor.organisation.pk if actor.organisation else None
+        offers = set(
+            FlexOffer.objects.filter(owner_id=mine, pk__in=[r["offer"] for r in rows]).values_list(
+                "pk", flat=True
+            )
+        )
+        requests = set(
+            FlexRequest.objects.filter(owner_id=mine, pk__in=[r["request"] for r in rows]).values_list(
+                "pk", flat=True
+            )
+        )
+        rows = [r for r in rows if r["offer"] in offers or r["request"] in requests]
+    return {
+        "checked": record.get("checked", []),
+        "unchecked": record.get("unchecked", []),
+        "curtailed": [r | {"kw_kept": round(r["kw_cleared"] - r["kw_refused"], 3)} for r in rows],
+        "curtailed_total": len(record.get("curtailed", [])),
+    }

@@ -112,6 +112,7 @@ def session_detail(request, pk: int):
             "is_operator": actor.is_fmo and not actor.on_behalf,
             "can_replay": _can_replay(actor, session, current),
             "replays": selectors.replays_get_visible(actor=actor).filter(session=session)[:10],
+            "grid_safety": selectors.grid_safety_visible(actor=actor, run=current),
         }
         | _network_context(stored, ptu, ptu_labels),
     )

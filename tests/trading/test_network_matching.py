@@ -168,3 +168,26 @@ def test_fills_of_one_aggressor_add_up_in_the_check(
     assert taken == {first.pk: [30.0], dear.pk: [30.0]}
     order.refresh_from_db()
     assert f"offer #{second.pk}: line 1" in order.state_reason
+
+
+@pytest.mark.django_db
+def test_a_match_reads_and_linearises_the_network_once_however_many_orders_it_refuses(
+    actor_dso, actor_esp, actor_esp2, zone, feeder, offers_at_buses, monkeypatch
+):
+    from trading.services import network_clearing
+
+    calls = []
+    linearise = network_clearing.network_linearise_day
+
+    def counted(**kwargs):
+        calls.append(kwargs["ptu_starts"])
+        return linearise(**kwargs)
+
+    monkeypatch.setattr(network_clearing, "network_linearise_day", counted)
+    product = continuous(True)
+    start = evening(product)
+    cheap, dear = book(product, (actor_dso, actor_esp, actor_esp2), offers_at_buses, start)
+    order = request(actor_dso, zone, product, start, qty=(100,), price=200, order_mode=OrderMode.AGGRESSOR)
+    # The cheap offer is refused, the match is redone and takes the dear one: one linearisation of the PTU.
+    assert [c.offer_id for c in Contract.objects.filter(request=order)] == [dear.pk]
+    assert calls == [[start]]

@@ -160,6 +160,9 @@ class NetworkOrders:
     offer_q_min: np.ndarray | None = None
     offer_q_max: np.ndarray | None = None
     offer_q_price: np.ndarray | None = None
+    # Bilateral contracts (a session's orders, one direction): every accepted offer kW must be pairable with
+    # accepted request kW whose limit price is at least the offer's price (pairing rows, docs/network.md).
+    bilateral: bool = False
 
     @property
     def n_offers(self) -> int:
@@ -273,6 +276,7 @@ class _Model:
     n_t: int
     flow_rows: np.ndarray  # (branch, PTU) of each flow row, in order
     volt_rows: np.ndarray  # (bus, PTU)
+    pairing: list = field(default_factory=list)  # (offer cells, request cells) of each pairing row
 
     @property
     def n_x(self) -> int:
@@ -362,6 +366,26 @@ def _outside(network: NetworkPoint, pairs_f, pairs_v, flows, volts) -> tuple[np.
     return over_f, over_v
 
 
+def _pairing(orders: NetworkOrders, xo, xt, yr, yt) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Hall's condition for pairing offers with requests whose limit is at least the offer's price: per PTU and
+    per offer price level c that some request there cannot pay, the accepted kW of offers priced at c or more is
+    at most that of requests whose limit is c or more. The allowed pairs are nested (a dearer offer's requests
+    are among a cheaper one's), so these rows are exactly what a feasible pairing needs."""
+    rows = []
+    if not orders.bilateral:
+        return rows
+    offer_price, request_price = orders.offer_price[xo], orders.request_price[yr]
+    for t in np.unique(xt):
+        cells_x, cells_y = np.flatnonzero(xt == t), np.flatnonzero(yt == t)
+        lowest = request_price[cells_y].min(initial=np.inf)
+        for level in np.unique(offer_price[cells_x]):
+            if level > lowest:
+                rows.append(
+                    (cells_x[offer_price[cells_x] >= level], cells_y[request_price[cells_y] >= level])
+                )
+    return rows
+
+
 def _build(
     orders: NetworkOrders, network: NetworkPoint, flow_pairs: np.ndarray, volt_pairs: np.ndarray
 ) -> _Model:
@@ -436,6 +460,10 @@ def _build(
     # Energy balance per PTU.
     add(np.tile(np.arange(n_t), n_b), p_col(np.repeat(np.arange(n_b), n_t), np.tile(np.arange(n_t), n_b)),
         np.ones(n_b * n_t), n_t, 0.0, 0.0)  # fmt: skip
+    pairing = _pairing(orders, xo, xt, yr, yt)
+    for cells_x, cells_y in pairing:
+        add(np.zeros(cells_x.size + cells_y.size), np.concatenate([cells_x, n_x + 2 * n_r + cells_y]),
+            np.concatenate([np.ones(cells_x.size), -np.ones(cells_y.size)]), 1, -np.inf, 0.0)  # fmt: skip
     # Flow and voltage rows with violation slacks.
     limit = network.limit()
     for kind, pairs in (("flow", flow_pairs), ("volt", volt_pairs)):
@@ -486,7 +514,7 @@ def _build(
     )  # fmt: skip
     return _Model(
         cost, lower, upper, matrix, np.concatenate(lo), np.concatenate(hi),
-        xo, xt, ro, rt, yr, yt, n_b, n_t, flow_pairs, volt_pairs,
+        xo, xt, ro, rt, yr, yt, n_b, n_t, flow_pairs, volt_pairs, pairing,
     )  # fmt: skip
 
 
@@ -634,6 +662,21 @@ def _prices(model: _Model, orders: NetworkOrders, network: NetworkPoint, values:
         (np.concatenate(vq) if vq else np.zeros(0), (np.concatenate(rq) if rq else np.zeros(0, int),
          np.concatenate(cq) if cq else np.zeros(0, int))), shape=(n_b * n_t, n_z),
     )  # fmt: skip
+    # Pairing rows' shadow prices eta >= 0 (0 where the row is slack) follow z; they enter no nodal price, but an
+    # offer cell in a row pays its eta and a request cell earns it.
+    n_h = len(model.pairing)
+    x_val = values[: model.n_x]
+    y_val = values[model.n_x + 2 * model.n_r : model.col_p()]
+    h_x, h_y = sparse.lil_matrix((model.n_x, n_h)), sparse.lil_matrix((model.n_y, n_h))
+    eta_hi = np.zeros(n_h)
+    for h, (cells_x, cells_y) in enumerate(model.pairing):
+        h_x[cells_x, h] = 1.0
+        h_y[cells_y, h] = 1.0
+        if x_val[cells_x].sum() - y_val[cells_y].sum() >= -EPS * 100:
+            eta_hi[h] = PRICE_BOUND
+    z_lo, z_hi = np.concatenate([z_lo, np.zeros(n_h)]), np.concatenate([z_hi, eta_hi])
+    price_p = sparse.hstack([price_p, sparse.csr_matrix((n_b * n_t, n_h))]).tocsr()
+    price_q = sparse.hstack([price_q, sparse.csr_matrix((n_b * n_t, n_h))]).tocsr()
 
     # Reduced-profit rows per order cell. Offers: d * price_p[bus] vs cost; reactive: +/- price_q vs cost;
     # requests: value vs d * w . price_p.
@@ -657,7 +700,8 @@ def _prices(model: _Model, orders: NetworkOrders, network: NetworkPoint, values:
         row_hi.append(np.where(level <= upper - EPS * 10, cost, np.inf))
 
     d = orders.offer_direction[model.xo].astype(float)
-    cell_rows(sparse.diags(d) @ price_p[orders.offer_bus[model.xo] * n_t + model.xt], x, x_up, x_cost)
+    eta = sparse.hstack([sparse.csr_matrix((model.n_x, n_z)), h_x.tocsr()])
+    cell_rows(sparse.diags(d) @ price_p[orders.offer_bus[model.xo] * n_t + model.xt] - eta, x, x_up, x_cost)
     if model.n_r:
         qrows = price_q[orders.offer_bus[model.ro] * n_t + model.rt]
         cell_rows(qrows, rplus, r_up_p, r_cost)
@@ -669,7 +713,7 @@ def _prices(model: _Model, orders: NetworkOrders, network: NetworkPoint, values:
             (orders.request_direction[model.yr[cell]] * w, (cell, bus * n_t + model.yt[cell])),
             shape=(model.n_y, n_b * n_t),
         )
-        served = spread @ price_p
+        served = spread @ price_p - sparse.hstack([sparse.csr_matrix((model.n_y, n_z)), h_y.tocsr()])
         # value - served @ z: >= 0 at upper (served <= value), <= 0 at 0 (served >= value), = 0 between.
         parts.append(served)
         row_lo.append(np.where(y <= y_up - EPS * 10, y_value, -np.inf))
@@ -678,8 +722,9 @@ def _prices(model: _Model, orders: NetworkOrders, network: NetworkPoint, values:
     row_lo, row_hi = np.concatenate(row_lo), np.concatenate(row_hi)
     # Objective: lowest sum of D-LMPs, then the least total |shadow price|.
     objective = np.asarray(price_p.sum(axis=0)).ravel()
-    magnitude = np.zeros(n_z)
-    magnitude[n_t:] = 1e-6 * scale
+    magnitude = np.zeros(n_z + n_h)
+    magnitude[n_t:n_z] = 1e-6 * scale
+    magnitude[n_z:] = 1e-6
     sign = np.where(z_lo[n_t:] >= 0, 1.0, -1.0)
     objective[n_t:] += magnitude[n_t:] * sign
     highs = _highs()
@@ -689,8 +734,8 @@ def _prices(model: _Model, orders: NetworkOrders, network: NetworkPoint, values:
         return None
     z = np.asarray(highs.getSolution().col_value)
     energy = np.broadcast_to(z[:n_t], (n_b, n_t)).copy()
-    z_flow = np.concatenate([np.zeros(n_t), z[n_t : n_t + n_f], np.zeros(n_v)])
-    z_volt = np.concatenate([np.zeros(n_t + n_f), z[n_t + n_f :]])
+    z_flow = np.concatenate([np.zeros(n_t), z[n_t : n_t + n_f], np.zeros(n_v + n_h)])
+    z_volt = np.concatenate([np.zeros(n_t + n_f), z[n_t + n_f : n_z], np.zeros(n_h)])
     congestion = (price_p @ z_flow).reshape(n_b, n_t)
     voltage = (price_p @ z_volt).reshape(n_b, n_t)
     q_congestion = (price_q @ z_flow).reshape(n_b, n_t)

@@ -50,6 +50,7 @@ from trading.models import (
     Product,
 )
 from trading.services.capacity import LedgerChanges, ledger_resync
+from trading.services.grid_safety import auction_grid_check, notify_curtailed
 from trading.services.matching import rows_tradable
 from trading.services.network_clearing import network_clear
 
@@ -397,6 +398,13 @@ def _clear(*, run: ClearingRun, actor: Actor) -> None:
     timings["prices"] = result.timings.get("prices", 0.0) + result.timings.get("decompose", 0.0)
     if result.status not in ("optimal", "time_limit"):
         raise RuntimeError(f"Solver status {result.status}")
+    # GOPACS' grid-safety check (docs/network.md): every cleared trade on its offer's DSO network, curtailed
+    # where it would create or worsen congestion.
+    started = time.perf_counter()
+    result, run.grid_safety = auction_grid_check(
+        session=session, offers=offers, requests=requests, result=result
+    )
+    timings["grid_safety"] = time.perf_counter() - started
     started = time.perf_counter()
     with transaction.atomic():
         MarketSession.objects.select_for_update().get(pk=session.pk)
@@ -405,6 +413,7 @@ def _clear(*, run: ClearingRun, actor: Actor) -> None:
             # The lease expired and the sweep (or another worker) took over: write nothing.
             return
         created = _write(run=run, session=session, result=result, offers=offers, requests=requests)
+        notify_curtailed(session=session, offers=offers, requests=requests, record=run.grid_safety)
         prices = {}
         for zone, i in zip(zones, range(len(zones)), strict=True):
             row = result.zone_price[i]

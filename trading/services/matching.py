@@ -260,14 +260,15 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
     )
     _lock_book_ptus(order, n)
     refused: dict[int, str] = {}
+    unchecked = ""  # why no grid-safety check can run: a network-aware product then matches nothing
+    network: dict = {}  # the network and its linearisation, read once per match (match_refusals)
     while True:
         fills, book = _book_match(order, aggressor, side=side, now=now, refused=frozenset(refused))
         if order.product.network_aware and fills:
             # GOPACS' grid-safety check: a fill that would create or worsen a violation on the DSO's network
             # refuses its resting order; the aggressor matches the rest of the book without it.
-            found, blocked = _network_refusals(order, fills, book, side=side)
-            if blocked:  # no network to check against: a network-aware product never trades unchecked
-                refused = {0: blocked}
+            found, unchecked = _network_refusals(order, fills, book, side=side, cache=network)
+            if unchecked:  # no network to check against: a network-aware product never trades unchecked
                 fills, locked = [], {}
                 break
             if found:
@@ -290,29 +291,31 @@ def _match_if_continuous(order, *, side: str, now: datetime | None = None) -> No
             break
         # A cancellation or expiry committed since the read: release the row locks and read the book again.
         transaction.savepoint_rollback(savepoint)
-    if refused:
-        _tell_refused(order, refused, side=side)
+    if refused or unchecked:
+        _tell_refused(order, refused, side=side, unchecked=unchecked)
     _apply_fills(order, fills, locked, side=side, opposite=opposite, now=now)
 
 
-def _network_refusals(order, fills, book, *, side: str) -> tuple[dict[int, str], str]:
-    """({resting order id: reason} refused by the grid-safety check, '' or why no check can run)."""
+def _network_refusals(order, fills, book, *, side: str, cache: dict) -> tuple[dict[int, str], str]:
+    """({resting order id: reason} refused by the grid-safety check, '' or why no check can run). `cache`: one
+    dict per match, so the network is read and linearised once however often the match is redone."""
     from trading.services.network_clearing import NetworkClearingError, match_refusals
 
     try:
-        return match_refusals(order, fills, book, side=side), ""
+        return match_refusals(order, fills, book, side=side, cache=cache), ""
     except NetworkClearingError as error:
         return {}, f"no grid-safety check possible: {error}"
 
 
-def _tell_refused(order, refused: dict[int, str], *, side: str) -> None:
-    """Both parties learn why a match was refused: the aggressor in its state reason, each resting order's owner
-    by a notification."""
+def _tell_refused(order, refused: dict[int, str], *, side: str, unchecked: str = "") -> None:
+    """Both parties learn why a match was refused: the aggressor in its state reason (with why no check could
+    run, `unchecked`), each resting order's owner by a notification."""
     opposite = FlexOffer if side == "buy" else FlexRequest
     kind, other = ("request", "offer") if side == "buy" else ("offer", "request")
     owners = dict(opposite.objects.filter(pk__in=list(refused)).values_list("pk", "owner_id"))
     order.network_refusals = "; ".join(
-        reason if pk == 0 else f"{other} #{pk}: {reason}" for pk, reason in sorted(refused.items())
+        ([unchecked] if unchecked else [])
+        + [f"{other} #{pk}: {reason}" for pk, reason in sorted(refused.items())]
     )
     notify_organisations(
         [

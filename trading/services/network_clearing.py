@@ -17,6 +17,7 @@ Anything missing (network, zone buses, an asset's bus) raises NetworkClearingErr
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -147,17 +148,24 @@ def _offer_buses(offers, model: NetworkModel, excluded: list[dict]) -> tuple[lis
     return kept, buses
 
 
-def _pairs(offer_alloc, request_alloc, offer_zone, request_zone):
-    """Contracts per PTU from the accepted kW: each request, oldest first, takes accepted offers oldest first,
-    those in its own zone before the others. Returns (request, offer, PTU, kW) lists."""
+def _pairs(offer_alloc, request_alloc, offer_zone, request_zone, offer_price, request_price):
+    """Contracts per PTU from the accepted kW: offers, dearest first (then oldest), go to requests whose limit
+    price is at least their price, oldest first, those in its own zone before the others (the clearing's pairing
+    rows make such a pairing exist, and dearest first finds it); a rest a tolerance leaves goes to any request.
+    Returns (request, offer, PTU, kW) lists."""
     out_r, out_o, out_t, out_kw = [], [], [], []
+    offer_order = sorted(range(len(offer_price)), key=lambda o: (-offer_price[o], o))
     for t in range(offer_alloc.shape[1]):
         left_o = offer_alloc[:, t].copy()
         left_r = request_alloc[:, t].copy()
-        for same_zone in (True, False):
-            for r in np.flatnonzero(left_r > KW_EPS):
-                for o in np.flatnonzero(left_o > KW_EPS):
+        for paying, same_zone in ((True, True), (True, False), (False, True), (False, False)):
+            for o in offer_order:
+                for r in np.flatnonzero(left_r > KW_EPS):
+                    if left_o[o] <= KW_EPS:
+                        break
                     if same_zone and offer_zone[o] != request_zone[r]:
+                        continue
+                    if paying and offer_price[o] > request_price[r]:
                         continue
                     kw = min(left_r[r], left_o[o])
                     out_r.append(int(r))
@@ -166,8 +174,6 @@ def _pairs(offer_alloc, request_alloc, offer_zone, request_zone):
                     out_kw.append(float(kw))
                     left_r[r] -= kw
                     left_o[o] -= kw
-                    if left_r[r] <= KW_EPS:
-                        break
         if max(left_o.sum(), left_r.sum()) > 1e-3:
             raise NetworkClearingError(
                 f"PTU {t}: accepted offers and requests differ by {abs(left_o.sum() - left_r.sum()):.4f} kW."
@@ -205,6 +211,44 @@ def _ac_fields(ac, pf_model) -> dict:
     }
 
 
+# Arrays (..., PTU) of the clearing and of the AC validation, with the value of a PTU that was not cleared.
+_ZERO_WHERE_NOT_CLEARED = {
+    "offer_alloc", "offer_q_alloc", "request_alloc", "injection_mw", "injection_mvar", "binding_flow",
+    "binding_voltage", "flow_violation_mw", "voltage_violation_pu", "loading_excess_percent", "voltage_excess_pu",
+    "power_flow_failed", "forecast_power_flow_failed",
+}  # fmt: skip
+
+
+def _in_session_frame(ac, active: np.ndarray, n_ptus: int):
+    """The AC validation of the PTUs `active` (its columns) as arrays over all n_ptus of the session: 0 (no
+    trade, no binding limit, nothing beyond a limit) or NaN (no price, no flow computed) elsewhere."""
+
+    def widen(result, skip=()):
+        changes = {}
+        for name, value in vars(result).items():
+            if name in skip or not isinstance(value, np.ndarray) or value.shape[-1:] != (active.size,):
+                continue
+            if value.ndim == 1 and name not in _ZERO_WHERE_NOT_CLEARED:
+                continue  # (T,) arrays are all named above; others of that length are per order or bus
+            zero = name in _ZERO_WHERE_NOT_CLEARED
+            dtype = value.dtype if zero else np.result_type(value, float)
+            wide = np.full(value.shape[:-1] + (n_ptus,), 0 if zero else np.nan, dtype=dtype)
+            wide[..., active] = value
+            changes[name] = wide
+        return dataclasses.replace(result, **changes)
+
+    history = [
+        entry
+        | {
+            key: [int(active[t]) for t in entry[key]]
+            for key in ("relinearised_ptus", "violating_ptus")
+            if key in entry
+        }
+        for entry in ac.history
+    ]
+    return dataclasses.replace(widen(ac, skip=("clearing",)), clearing=widen(ac.clearing), history=history)
+
+
 def _grid(values: np.ndarray, digits: int = 4) -> list[list[float | None]]:
     return [[None if not np.isfinite(v) else round(float(v), digits) for v in row] for row in values]
 
@@ -217,6 +261,25 @@ def _matrix(session, orders, n_ptus: int) -> np.ndarray:
         values = np.asarray(order.gate_remaining_kw, dtype=float)
         result[i, offset : offset + values.size] = values
     return result
+
+
+def _nothing_cleared(
+    n_ptus: int, offers: list, requests: list, timings: dict | None = None
+) -> NetworkOutcome:
+    """No PTU has both offers and requests: nothing trades, no network result is stored."""
+    trades = SimpleNamespace(
+        **{k: np.zeros(0, dtype=int) for k in ("request_idx", "offer_idx", "ptu")},
+        **{k: np.zeros(0) for k in ("kw", "price")},
+    )
+    result = SimpleNamespace(
+        status="optimal",
+        solver="",
+        welfare=0.0,
+        offer_alloc=np.zeros((len(offers), n_ptus)),
+        request_alloc=np.zeros((len(requests), n_ptus)),
+        trades=trades,
+    )
+    return NetworkOutcome(result=result, offers=offers, requests=requests, stored=None, timings=timings or {})
 
 
 def network_clear(*, session, offers: list, requests: list, excluded: list[dict]) -> NetworkOutcome:
@@ -246,15 +309,7 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     requests = kept
     zone_ids = {o.grid_location_id for o in offers} | {r.grid_location_id for r in requests}
     if not zone_ids:
-        empty = np.zeros((0, n_ptus))
-        trades = SimpleNamespace(
-            **{k: np.zeros(0, dtype=int) for k in ("request_idx", "offer_idx", "ptu")},
-            **{k: np.zeros(0) for k in ("kw", "price")},
-        )
-        result = SimpleNamespace(
-            status="optimal", solver="", welfare=0.0, offer_alloc=empty, request_alloc=empty, trades=trades
-        )
-        return NetworkOutcome(result=result, offers=[], requests=[], stored=None)
+        return _nothing_cleared(n_ptus, [], [])
     started = time.perf_counter()
     model = _network_model(zone_ids)
     zone_buses: dict[int, list[int]] = {}
@@ -303,16 +358,26 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         request_direction=np.ones(len(requests), dtype=int),
         request_qty=_matrix(session, requests, n_ptus),
         request_price=np.array([float(r.price) for r in requests]),
+        bilateral=True,
     )
     timings["build"] = time.perf_counter() - started
-    # Linearise every PTU at the forecast point, clear, check the cleared schedule with an AC power flow per
-    # PTU and re-linearise the violating PTUs at the new point (at most AC_ITERATIONS clearings), limits already
-    # exceeded at the forecast point held at their forecast AC value (docs/network.md, "AC validation").
+    # Linearise every PTU where something can trade (offers and requests) at the forecast point, clear, check
+    # the cleared schedule with an AC power flow per PTU and re-linearise the violating PTUs at the new point (at
+    # most AC_ITERATIONS clearings), limits already exceeded at the forecast point held at their forecast AC
+    # value (docs/network.md, "AC validation"). The other PTUs are neither linearised nor reported.
+    active = np.flatnonzero((orders.offer_qty.sum(axis=0) > 0) & (orders.request_qty.sum(axis=0) > 0))
+    if not active.size:
+        return _nothing_cleared(n_ptus, offers, requests, timings)
     ac = clear_with_ac_validation(
         pf_model,
-        orders,
-        base_p_mw=base_p,
-        base_q_mvar=base_q,
+        dataclasses.replace(
+            orders,
+            n_ptus=active.size,
+            offer_qty=orders.offer_qty[:, active],
+            request_qty=orders.request_qty[:, active],
+        ),
+        base_p_mw=base_p[:, active],
+        base_q_mvar=base_q[:, active],
         vm_min=VOLTAGE_MIN_PU,
         vm_max=VOLTAGE_MAX_PU,
         max_iterations=AC_ITERATIONS,
@@ -321,6 +386,7 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         hold_exceeded=True,
         direction=sign,
     )
+    ac = _in_session_frame(ac, active, n_ptus)
     failed = np.flatnonzero(ac.forecast_power_flow_failed)
     if failed.size:
         raise NetworkClearingError(
@@ -337,9 +403,15 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         result.request_alloc,
         [o.grid_location_id for o in offers],
         [r.grid_location_id for r in requests],
+        orders.offer_price,
+        orders.request_price,
     )
     bus_of = orders.offer_bus[offer_idx] if offer_idx else np.zeros(0, int)
-    price = result.dlmp[bus_of, ptu] if offer_idx else np.zeros(0)
+    # The D-LMP at the offer's bus, but never above the paired request's limit price: a request pays its zone's
+    # weighted D-LMP at most its limit, while the D-LMP at one of the offers serving it may be higher.
+    price = (
+        np.minimum(result.dlmp[bus_of, ptu], orders.request_price[request_idx]) if offer_idx else np.zeros(0)
+    )
     if not np.isfinite(price).all():
         raise NetworkClearingError("A PTU with accepted orders has no D-LMP.")
     trades = SimpleNamespace(
@@ -391,13 +463,148 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     return NetworkOutcome(result=wrapped, offers=offers, requests=requests, stored=stored, timings=timings)
 
 
-# --- continuous trading: the same network at match time ----------------------------------------------
+# --- the grid-safety check of a trade: continuous matching and plain auctions ------------------------
 #
-# A continuous product with `network_aware` checks every match before it is made (GOPACS' grid-safety check):
-# on the same network and operating point a session clearing would use, with the same model of a trade (the
-# offer injects at its bus, the request takes the same kW spread over its zone's buses), counting the session's
-# contracts already made. A fill that would create or worsen a line or voltage violation refuses its resting
-# order for this aggressor, which then matches the rest of the book (matching.py).
+# GOPACS' "no new congestion elsewhere" (docs/network.md): a trade is checked on the network of the DSO whose zone
+# holds its offer's asset, at the operating point a session clearing would use, with the same model of a trade
+# (the offer injects at its bus, the request takes the same kW spread over its zone's buses; a request outside
+# that network, a TSO's or another DSO's, takes them at the slack), counting the session's contracts already made
+# and the trades checked before it. A continuous network-aware product refuses the resting order of a fill that
+# would create or worsen a line or voltage violation (matching.py); a plain auction curtails the trade to the
+# largest safe quantity (trading/services/grid_safety.py).
+
+
+@dataclass
+class GridView:
+    """One DSO network model, its zones' buses and assets' buses, and its linearisation per PTU start (made once
+    per start: a match or an auction check asks for more PTUs as it goes)."""
+
+    model: NetworkModel
+    delivery_day: object
+    zone_buses: dict[int, list[int]]
+    buses_of_assets: dict[int, int]
+    time_zone: ZoneInfo
+    sensitivities: dict = field(default_factory=dict)
+    portfolios: dict[int, set[int]] = field(default_factory=dict)
+
+    def linearised(self, starts: list) -> list:
+        missing = [start for start in starts if start not in self.sensitivities]
+        if missing:
+            try:
+                _, points = network_linearise_day(
+                    network_model=self.model, delivery_day=self.delivery_day, ptu_starts=missing
+                )
+            except DomainError as error:
+                raise NetworkClearingError(error.message) from error
+            self.sensitivities.update(zip(missing, points, strict=True))
+        return [self.sensitivities[start] for start in starts]
+
+    def bus_of(self, asset_id, portfolio_id) -> int | None:
+        """An asset's bus, or the one bus all of a portfolio's members share (None: no single bus)."""
+        if asset_id:
+            return self.buses_of_assets.get(asset_id)
+        if portfolio_id not in self.portfolios:
+            self.portfolios.update(_portfolio_buses({portfolio_id}, self.buses_of_assets))
+        members = self.portfolios.setdefault(portfolio_id, set())
+        return next(iter(members)) if len(members) == 1 and -1 not in members else None
+
+
+def grid_view(zone_ids: set[int], *, delivery_day, time_zone: str) -> GridView:
+    """The network of the DSO of `zone_ids` (one DSO). Raises NetworkClearingError without one."""
+    model = _network_model(zone_ids)
+    zone_buses: dict[int, list[int]] = {}
+    for bus, zone in bus_zone_mapping(network_model=model).items():
+        zone_buses.setdefault(zone, []).append(int(bus))
+    return GridView(
+        model=model,
+        delivery_day=delivery_day,
+        zone_buses=zone_buses,
+        buses_of_assets=asset_buses(network_model=model),
+        time_zone=ZoneInfo(time_zone),
+    )
+
+
+class GridCheck:
+    """Trades checked one after the other at some PTUs of a GridView: each against the linearised point with the
+    trades counted before it (`add`)."""
+
+    def __init__(self, view: GridView, starts: list, *, direction: str):
+        self.view = view
+        self.starts = sorted(set(starts))
+        self.column = {start: i for i, start in enumerate(self.starts)}
+        points = view.linearised(self.starts)
+        self.point = stack_points(points, vm_min=VOLTAGE_MIN_PU, vm_max=VOLTAGE_MAX_PU)
+        self.buses = points[0].bus
+        self.position = {int(b): i for i, b in enumerate(self.buses)}
+        self.branch_names = [
+            f"{kind} {index}"
+            for kind, index in zip(points[0].branch_kind, points[0].branch_index, strict=True)
+        ]
+        self.sign = _sign(direction)
+
+    def injection(self, bus: int, zone_id: int | None, kw: float) -> np.ndarray:
+        """Bus injections (MW) of `kw` from an offer at `bus` to a request in `zone_id` (spread over its buses; a
+        zone outside this network, or None, takes them at the slack)."""
+        p = np.zeros(self.point.n_buses)
+        _trade_injection(p, self.position, bus, self.view.zone_buses.get(zone_id, []), self.sign * kw / 1000)
+        return p
+
+    def worsened(self, start, p: np.ndarray) -> list:
+        from trading.clearing.network import check_injection
+
+        return check_injection(self.point, self.column[start], p)
+
+    def add(self, start, p: np.ndarray) -> None:
+        t = self.column[start]
+        ptdf, _, dv_dp, _ = self.point.at(t)
+        self.point.base_flow_mw[:, t] += ptdf @ p
+        self.point.base_vm_pu[:, t] += dv_dp @ p
+
+    def count_contracts(self, rows) -> None:
+        """Add contracts already made ((ptu_start, quantities_kw, zone, offer asset, offer portfolio) rows)."""
+        for start, quantities, zone_id, asset_id, portfolio_id in rows:
+            bus = self.view.bus_of(asset_id, portfolio_id)
+            if bus not in self.position:
+                continue
+            for k, kw in enumerate(quantities):
+                at = start + k * ptus.PTU
+                if kw and at in self.column:
+                    self.add(at, self.injection(bus, zone_id, kw))
+
+    def largest_safe(self, start, bus: int, zone_id: int, kw: float) -> float:
+        """The most kW (to 0.001) of this trade that creates or worsens no violation: the flows are linear in
+        the kW, so the safe quantities are an interval from 0."""
+        low, high = 0.0, kw
+        for _ in range(40):
+            if high - low <= 5e-4:
+                break
+            middle = (low + high) / 2
+            if self.worsened(start, self.injection(bus, zone_id, middle)):
+                high = middle
+            else:
+                low = middle
+        return math.floor(low * 1000) / 1000
+
+    def reason(self, worse: list, start) -> str:
+        label = clock_label(start, self.view.time_zone)
+        return "; ".join(_limit_text(w, self.buses, label, self.branch_names) for w in worse[:3])
+
+
+def session_contract_rows(session_id: int, start, end, *, auctions: bool = True) -> list[tuple]:
+    """The session's active contracts overlapping [start, end): (ptu_start, quantities_kw, zone, offer asset,
+    offer portfolio); without `auctions`, only those made continuously (an auction's re-run replaces the rest)."""
+    from trading.models import Contract
+
+    contracts = Contract.objects.filter(session_id=session_id, state=Contract.State.ACTIVE, ptu_start__lt=end)
+    if not auctions:
+        contracts = contracts.filter(clearing_run__isnull=True)
+    return [
+        row
+        for row in contracts.values_list(
+            "ptu_start", "quantities_kw", "grid_location_id", "offer__asset_id", "offer__portfolio_id"
+        )
+        if row[0] + len(row[1]) * ptus.PTU > start
+    ]
 
 
 def _trade_injection(
@@ -418,107 +625,60 @@ def _portfolio_buses(portfolio_ids: set[int], buses_of_assets: dict[int, int]) -
     return found
 
 
-def _limit_text(worse, buses, t: int, branch_names: list[str], labels: dict[int, str]) -> str:
+def _limit_text(worse, buses, label: str, branch_names: list[str]) -> str:
     if worse.kind == "line":
         loading = 100 * abs(worse.after) / worse.limit if worse.limit else float("inf")
-        return f"{branch_names[worse.index]} at {labels[t]} would carry {abs(worse.after) * 1000:.0f} kW ({loading:.0f} % of its limit)"
-    return f"bus {int(buses[worse.index])} at {labels[t]} would reach {worse.after:.4f} p.u. (limit {worse.limit:.2f})"
+        return f"{branch_names[worse.index]} at {label} would carry {abs(worse.after) * 1000:.0f} kW ({loading:.0f} % of its limit)"
+    return f"bus {int(buses[worse.index])} at {label} would reach {worse.after:.4f} p.u. (limit {worse.limit:.2f})"
 
 
-def match_refusals(order, fills: list, book: dict[int, dict], *, side: str) -> dict[int, str]:
+# --- continuous trading: the same network at match time ----------------------------------------------
+
+
+def match_refusals(
+    order, fills: list, book: dict[int, dict], *, side: str, cache: dict | None = None
+) -> dict[int, str]:
     """For a continuous network-aware product: {resting order id: reason} for the first fill, in priority order,
     that would create or worsen a violation on the DSO's network given the fills before it. Empty: every fill is
-    safe. Raises NetworkClearingError when the network, a zone's buses or an asset's bus is missing."""
-    from trading.clearing.network import check_injection
-    from trading.models import Contract
+    safe. Raises NetworkClearingError when the network, a zone's buses or an asset's bus is missing.
 
+    `cache`: one dict per match (matching.py passes the same one to every call of an aggressor's match): the
+    network, its linearisation per PTU and the contracts already made are read once, however many orders the
+    check refuses and however often a lock retry matches again."""
     if not fills:
         return {}
-    model = _network_model({order.grid_location_id})
-    zone_of_bus = bus_zone_mapping(network_model=model)
-    zone_buses: dict[int, list[int]] = {}
-    for bus, zone in zone_of_bus.items():
-        zone_buses.setdefault(zone, []).append(int(bus))
-    if not zone_buses.get(order.grid_location_id):
-        raise NetworkClearingError(f"{model}: no buses are mapped to {order.grid_location}.")
-    buses_of_assets = asset_buses(network_model=model)
-    ptu_indices = sorted({fill.ptu for fill in fills})
-    starts = [order.ptu_start + t * ptus.PTU for t in ptu_indices]
-    try:
-        _, points = network_linearise_day(
-            network_model=model, delivery_day=order.session.delivery_day, ptu_starts=starts
+    cache = {} if cache is None else cache
+    if "view" not in cache:
+        view = grid_view(
+            {order.grid_location_id},
+            delivery_day=order.session.delivery_day,
+            time_zone=order.product.market.time_zone,
         )
-    except DomainError as error:
-        raise NetworkClearingError(error.message) from error
-    point = stack_points(points, vm_min=VOLTAGE_MIN_PU, vm_max=VOLTAGE_MAX_PU)
-    position = {int(b): i for i, b in enumerate(points[0].bus)}
-    column = {t: i for i, t in enumerate(ptu_indices)}
-    sign = _sign(order.direction)
-
-    # Offers' buses: the aggressor's (selling) or the resting rows' (buying).
-    offers = (
-        [(order.pk, order.asset_id, order.portfolio_id)]
-        if side == "sell"
-        else [(pk, row.get("asset_id"), row.get("portfolio_id")) for pk, row in book.items()]
+        if not view.zone_buses.get(order.grid_location_id):
+            raise NetworkClearingError(f"{view.model}: no buses are mapped to {order.grid_location}.")
+        end = order.ptu_start + len(order.quantities_kw) * ptus.PTU
+        cache["view"] = view
+        cache["contracts"] = session_contract_rows(order.session_id, order.ptu_start, end)
+    view = cache["view"]
+    check = GridCheck(
+        view, [order.ptu_start + fill.ptu * ptus.PTU for fill in fills], direction=order.direction
     )
-    # The session's contracts already made at these PTUs, in every zone of this network.
-    end = order.ptu_start + len(order.quantities_kw) * ptus.PTU
-    contracts = list(
-        Contract.objects.filter(
-            session_id=order.session_id,
-            state=Contract.State.ACTIVE,
-            grid_location_id__in=list(zone_buses),
-            ptu_start__lt=end,
-        ).values_list(
-            "ptu_start", "quantities_kw", "grid_location_id", "offer__asset_id", "offer__portfolio_id"
-        )
-    )
-    portfolios = _portfolio_buses(
-        {p for _, _, p in offers if p} | {c[4] for c in contracts if c[4]}, buses_of_assets
-    )
-
-    def bus_of(asset_id, portfolio_id) -> int | None:
-        if asset_id:
-            return buses_of_assets.get(asset_id)
-        members = portfolios.get(portfolio_id, set())
-        return next(iter(members)) if len(members) == 1 and -1 not in members else None
-
-    shift = np.zeros((point.n_buses, len(ptu_indices)))
-    for start, quantities, zone_id, asset_id, portfolio_id in contracts:
-        bus = bus_of(asset_id, portfolio_id)
-        for k, kw in enumerate(quantities):
-            t = round((start + k * ptus.PTU - order.ptu_start) / ptus.PTU)
-            if kw and t in column and bus in position:
-                p = np.zeros(point.n_buses)
-                _trade_injection(p, position, bus, zone_buses.get(zone_id, []), sign * kw / 1000)
-                shift[:, column[t]] += p
-    offer_bus = {pk: bus_of(asset_id, portfolio_id) for pk, asset_id, portfolio_id in offers}
-    branch_names = [
-        f"{kind} {index}" for kind, index in zip(points[0].branch_kind, points[0].branch_index, strict=True)
-    ]
-    local = ZoneInfo(order.product.market.time_zone)
-    labels = {i: clock_label(start, local) for i, start in enumerate(starts)}
+    check.count_contracts(cache["contracts"])
     refused: dict[int, str] = {}
     for fill in fills:
-        offer_id = order.pk if side == "sell" else fill.order_id
-        bus = offer_bus.get(offer_id)
-        if bus is None or bus not in position:
+        if side == "sell":
+            bus = view.bus_of(order.asset_id, order.portfolio_id)
+        else:
+            row = book[fill.order_id]
+            bus = view.bus_of(row.get("asset_id"), row.get("portfolio_id"))
+        if bus is None or bus not in check.position:
             refused[fill.order_id] = "its offer has no single bus on the network"
             break
-        t = column[fill.ptu]
-        p = np.zeros(point.n_buses)
-        _trade_injection(p, position, bus, zone_buses[order.grid_location_id], sign * fill.kw / 1000)
-        ptdf, _, dv_dp, _ = point.at(t)
-        shifted = dataclasses.replace(
-            point,
-            base_flow_mw=point.base_flow_mw + (ptdf @ shift[:, t])[:, None] * (np.arange(len(starts)) == t),
-            base_vm_pu=point.base_vm_pu + (dv_dp @ shift[:, t])[:, None] * (np.arange(len(starts)) == t),
-        )
-        worse = check_injection(shifted, t, p)
+        start = order.ptu_start + fill.ptu * ptus.PTU
+        p = check.injection(bus, order.grid_location_id, fill.kw)
+        worse = check.worsened(start, p)
         if worse:
-            refused[fill.order_id] = "; ".join(
-                _limit_text(w, points[0].bus, t, branch_names, labels) for w in worse[:3]
-            )
+            refused[fill.order_id] = check.reason(worse, start)
             break
-        shift[:, t] += p
+        check.add(start, p)
     return refused

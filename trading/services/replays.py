@@ -24,6 +24,7 @@ from trading.clearing.replay import CENT, ReplayChanges, apply_changes, summaris
 from trading.errors import TradingErrorCode as Code
 from trading.models import ClearingReplay, ClearingRun, FlexOffer, FlexRequest, MarketSession, Product
 from trading.services.auction import _load
+from trading.services.grid_safety import auction_grid_check
 from trading.services.limits import max_price
 
 PRICING_RULES = ("uniform", "pay_as_bid")
@@ -236,6 +237,10 @@ def _replay_compute(replay: ClearingReplay) -> dict:
         baseline = _network_result(session, orders, offers, requests, zones, set())
     else:
         baseline = clear_auction(orders, pricing=base.pricing_rule or "uniform", **limits)
+        if base.grid_safety:  # as it was cleared: with the grid-safety check of plain auctions
+            baseline, _ = auction_grid_check(
+                session=session, offers=offers, requests=requests, result=baseline
+            )
     changed_orders = orders
     if on_network:
         result = _network_result(session, orders, offers, requests, zones, removed)
