@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0015_network_ac_validation'),
+        ('trading', '0018_fill_or_kill'),
     ]
 
     operations = [
