@@ -60,6 +60,9 @@ def test_a_plain_auction_trade_that_would_overload_a_line_is_curtailed_with_the_
     # Money and volumes balance: the contract's value, the run's volume, what the offer and request have left.
     assert money([contract]) == Decimal(repr(kw)) * 50 / 4000
     assert float(run.cleared_volume_kwh) == pytest.approx(kw / 4, abs=1e-3)
+    assert float(run.objective) == pytest.approx(
+        (200 - 50) * kw / 4000, rel=1e-9
+    )  # welfare of what was written
     for order in (FlexOffer.objects.get(pk=cheap.pk), FlexRequest.objects.get(pk=wanted.pk)):
         assert order.state == OrderState.EXPIRED and order.remaining_kw == [pytest.approx(100 - kw, abs=1e-3)]
     # Both parties are told why, in-app.
