@@ -250,3 +250,62 @@ def network_price_map(stored, ptu_labels: list[str], ratings: dict[tuple[str, in
         "low": min(prices) if prices else None,
         "high": max(prices) if prices else None,
     }
+
+
+def price_history(points, zone: ZoneInfo, unit: str) -> dict | None:
+    """Volume-weighted contract price per PTU over the history window, by local time (a gap where nothing
+    traded)."""
+    if not points:
+        return None
+    figure = go.Figure(
+        go.Scatter(
+            x=[p.ptu_start.astimezone(zone).strftime("%Y-%m-%d %H:%M") for p in points],
+            y=[float(p.average_price) for p in points],
+            customdata=[float(p.kw) for p in points],
+            mode="lines+markers",
+            marker={"size": 5, "color": "#485fc7"},
+            line={"shape": "hv", "color": "#485fc7"},
+            hovertemplate="%{x}<br>%{y:.2f} " + unit + "<br>%{customdata:.1f} kW<extra></extra>",
+            name="average price",
+        )
+    )
+    figure.update_layout(
+        height=320,
+        margin={"l": 60, "r": 20, "t": 20, "b": 50},
+        yaxis_title=unit,
+        xaxis={"title": f"delivery (local time, {zone.key})", "type": "date"},
+        showlegend=False,
+    )
+    return json.loads(figure.to_json())
+
+
+def depth(bids, offers, unit: str) -> dict | None:
+    """Depth chart: cumulative open kW against price, FlexRequests (bids) from the highest price down and
+    FlexOffers from the lowest up; where the two areas cross the book would trade."""
+    if not bids and not offers:
+        return None
+    figure = go.Figure()
+    for name, levels, colour, shape in (
+        ("requests (bids)", bids, "#485fc7", "hv"),
+        ("offers", offers, "#2e8b57", "hv"),
+    ):
+        if levels:
+            figure.add_trace(
+                go.Scatter(
+                    x=[float(level.price) for level in levels],
+                    y=[float(level.cumulative_kw) for level in levels],
+                    mode="lines+markers",
+                    name=name,
+                    fill="tozeroy",
+                    line={"shape": shape, "color": colour, "width": 2},
+                    hovertemplate="%{x:.2f} " + unit + "<br>%{y:.1f} kW<extra>" + name + "</extra>",
+                )
+            )
+    figure.update_layout(
+        height=320,
+        margin={"l": 60, "r": 20, "t": 20, "b": 50},
+        xaxis_title=f"price ({unit})",
+        yaxis_title="cumulative kW",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return json.loads(figure.to_json())

@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, TextField
+from django.db.models import F, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -313,11 +313,19 @@ def _in_frame(orders, session: MarketSession, n_ptus: int, values_of) -> np.ndar
     return result
 
 
-def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | None = None):
+def _load(
+    session: MarketSession,
+    run: ClearingRun,
+    *,
+    exclusions: set[str] | None = None,
+    open_in_zone: int | None = None,
+):
     """Orders open at gate closure, each either cleared or excluded with its reason.
 
     `exclusions` ("offer:12", ...): leave out exactly these instead of judging each order now (a replay
     clears what its base run cleared, even if an asset has been suspended since).
+    `open_in_zone` (a grid location id): instead, the zone's orders open now, with what they hold now, as if
+    the gate closed at this moment (the indicative price).
     """
     n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
     excluded: list[dict] = []
@@ -335,11 +343,15 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
             excluded.append({"order": f"{kind}:{order.pk}", "reason": reason})
         return not reason
 
+    scope, texts = Q(gate_remaining_kw__isnull=False), ORDER_TEXTS
+    if open_in_zone is not None:
+        scope = Q(grid_location_id=open_in_zone, state__in=[OrderState.ACTIVE, OrderState.PARTIALLY_FILLED])
+        texts = {**ORDER_TEXTS, "gate_text": ORDER_TEXTS["remaining_text"]}
     # Plain rows, not model instances: at 10,000 offers building instances cost more than the solver's build.
     offer_rows = list(
-        FlexOffer.objects.filter(session=session, gate_remaining_kw__isnull=False)
+        FlexOffer.objects.filter(scope, session=session)
         .order_by("created_at", "pk")
-        .values(*ORDER_FIELDS, *OFFER_FIELDS, **ORDER_TEXTS)
+        .values(*ORDER_FIELDS, *OFFER_FIELDS, **texts)
     )
     tradable = {row["pk"] for row in rows_tradable(offer_rows)}
     offers = [o for o in map(_row, offer_rows) if keep("offer", o)]
@@ -347,9 +359,9 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
         r
         for r in map(
             _row,
-            FlexRequest.objects.filter(session=session, gate_remaining_kw__isnull=False)
+            FlexRequest.objects.filter(scope, session=session)
             .order_by("created_at", "pk")
-            .values(*ORDER_FIELDS, "is_tso", **ORDER_TEXTS),
+            .values(*ORDER_FIELDS, "is_tso", **texts),
         )
         if keep("request", r)
     ]
@@ -374,6 +386,36 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
     )
     run.excluded = excluded
     return orders, offers, requests, zones
+
+
+# A page view waits for the indicative price: the solver gets at most this long (seconds).
+INDICATIVE_TIME_LIMIT = 5.0
+
+
+def session_indicative_prices(*, session: MarketSession, grid_location_id: int) -> list[Decimal | None]:
+    """The uniform price per PTU the auction would set in one zone if the gate closed now: the zone's open orders
+    as they stand, loaded and cleared exactly as at gate closure, nothing written (None: nothing would clear).
+
+    Without a network the zones clear independently (one balance per zone and PTU), so the zone's own orders
+    give the zone's price; for a network-aware product this is the zonal price without the network.
+    """
+    n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
+    orders, _offers, _requests, zones = _load(
+        session, SimpleNamespace(excluded=[]), open_in_zone=grid_location_id
+    )
+    if grid_location_id not in zones:
+        return [None] * n_ptus
+    product = session.product
+    result = clear_auction(
+        orders,
+        time_limit=min(float(product.solver_time_limit_seconds), INDICATIVE_TIME_LIMIT),
+        mip_gap=float(product.solver_mip_gap),
+    )
+    if result.status not in ("optimal", "time_limit"):
+        return [None] * n_ptus
+    return [
+        None if np.isnan(v) else price_decimal(v) for v in result.zone_price[zones.index(grid_location_id)]
+    ]
 
 
 def _clear(*, run: ClearingRun, actor: Actor) -> None:
