@@ -253,17 +253,25 @@ def network_price_map(stored, ptu_labels: list[str], ratings: dict[tuple[str, in
 
 
 def price_history(points, zone: ZoneInfo, unit: str) -> dict | None:
-    """Volume-weighted contract price per PTU over the history window, by local time (a gap where nothing
-    traded)."""
+    """Volume-weighted contract price per PTU over the history window, by local time; the line breaks where a
+    PTU without contracts lies between two points, so no price is drawn where nothing traded."""
     if not points:
         return None
+    xs, ys, kws = [], [], []
+    for before, point in zip([None, *points], points, strict=False):
+        if before is not None and point.ptu_start - before.ptu_start > PTU:
+            xs, ys, kws = [*xs, None], [*ys, None], [*kws, None]
+        xs.append(point.ptu_start.astimezone(zone).strftime("%Y-%m-%d %H:%M"))
+        ys.append(float(point.average_price))
+        kws.append(float(point.kw))
     figure = go.Figure(
         go.Scatter(
-            x=[p.ptu_start.astimezone(zone).strftime("%Y-%m-%d %H:%M") for p in points],
-            y=[float(p.average_price) for p in points],
-            customdata=[float(p.kw) for p in points],
+            x=xs,
+            y=ys,
+            customdata=kws,
             mode="lines+markers",
-            marker={"size": 5, "color": "#485fc7"},
+            connectgaps=False,
+            marker={"size": 6, "color": "#485fc7"},
             line={"shape": "hv", "color": "#485fc7"},
             hovertemplate="%{x}<br>%{y:.2f} " + unit + "<br>%{customdata:.1f} kW<extra></extra>",
             name="average price",
@@ -281,30 +289,36 @@ def price_history(points, zone: ZoneInfo, unit: str) -> dict | None:
 
 def depth(bids, offers, unit: str) -> dict | None:
     """Depth chart: cumulative open kW against price, FlexRequests (bids) from the highest price down and
-    FlexOffers from the lowest up; where the two areas cross the book would trade."""
+    FlexOffers from the lowest up, each step drawn from zero at its best price out to the edge of the chart;
+    where the two areas overlap the book would trade."""
     if not bids and not offers:
         return None
+    prices = [float(level.price) for level in [*bids, *offers]]
+    pad = max((max(prices) - min(prices)) * 0.05, 1.0)
+    low, high = min(prices) - pad, max(prices) + pad
     figure = go.Figure()
-    for name, levels, colour, shape in (
-        ("requests (bids)", bids, "#485fc7", "hv"),
-        ("offers", offers, "#2e8b57", "hv"),
+    for name, levels, colour, edge in (
+        ("requests (bids)", bids, "#485fc7", low),
+        ("offers", offers, "#2e8b57", high),
     ):
         if levels:
+            xs = [float(levels[0].price)] + [float(level.price) for level in levels] + [edge]
+            ys = [0.0] + [float(level.cumulative_kw) for level in levels] + [float(levels[-1].cumulative_kw)]
             figure.add_trace(
                 go.Scatter(
-                    x=[float(level.price) for level in levels],
-                    y=[float(level.cumulative_kw) for level in levels],
-                    mode="lines+markers",
+                    x=xs,
+                    y=ys,
+                    mode="lines",
                     name=name,
                     fill="tozeroy",
-                    line={"shape": shape, "color": colour, "width": 2},
+                    line={"shape": "hv", "color": colour, "width": 2},
                     hovertemplate="%{x:.2f} " + unit + "<br>%{y:.1f} kW<extra>" + name + "</extra>",
                 )
             )
     figure.update_layout(
         height=320,
         margin={"l": 60, "r": 20, "t": 20, "b": 50},
-        xaxis_title=f"price ({unit})",
+        xaxis={"title": f"price ({unit})", "range": [low, high]},
         yaxis_title="cumulative kW",
         legend={"orientation": "h", "y": -0.25},
     )

@@ -354,6 +354,8 @@ def test_anonymous_may_not_read_prices(api_client, zone, session):
     [
         ({"product": "nope"}, "product"),
         ({"product": "999999"}, "product"),
+        ({"product": str(2**70)}, "product"),
+        ({"grid_location": str(2**70)}, "grid_location"),
         ({"grid_location": "abc"}, "grid_location"),
         ({"delivery_day": "2026-13-01"}, "delivery_day"),
         ({"delivery_day": "1900-01-01"}, "delivery_day"),
@@ -469,3 +471,40 @@ def test_query_count_does_not_grow_with_orders(
     # the page adds its default day and the navbar's notification count.
     with django_assert_max_num_queries(16 if where == "page" else 14):
         client.get(url)
+
+
+# --- the charts ----------------------------------------------------------------------------------------
+
+
+def test_history_chart_breaks_the_line_where_nothing_traded():
+    from zoneinfo import ZoneInfo
+
+    from trading.charts import price_history
+
+    start = timezone.now().replace(minute=0, second=0, microsecond=0)
+    points = [
+        price_selectors.HistoryPoint(start, Decimal("40"), Decimal("5")),
+        price_selectors.HistoryPoint(start + timedelta(minutes=15), Decimal("45"), Decimal("5")),
+        price_selectors.HistoryPoint(start + timedelta(hours=5), Decimal("60"), Decimal("5")),
+    ]
+    trace = price_history(points, ZoneInfo("Europe/Amsterdam"), "EUR/MWh")["data"][0]
+    assert trace["y"] == [40.0, 45.0, None, 60.0]
+    assert price_history([], ZoneInfo("Europe/Amsterdam"), "EUR/MWh") is None
+
+
+def test_depth_chart_steps_from_zero_at_the_best_price_to_the_edge():
+    from trading.charts import depth
+
+    level = price_selectors.DepthLevel
+    bids = [
+        level(Decimal("120"), Decimal("80"), Decimal("80")),
+        level(Decimal("95"), Decimal("40"), Decimal("120")),
+    ]
+    offers = [level(Decimal("50"), Decimal("60"), Decimal("60"))]
+    figure = depth(bids, offers, "EUR/MWh")
+    bid_trace, offer_trace = figure["data"]
+    low, high = figure["layout"]["xaxis"]["range"]
+    assert bid_trace["x"] == [120.0, 120.0, 95.0, low] and bid_trace["y"] == [0.0, 80.0, 120.0, 120.0]
+    assert offer_trace["x"] == [50.0, 50.0, high] and offer_trace["y"] == [0.0, 60.0, 60.0]
+    assert low < 50 and high > 120
+    assert depth([], [], "EUR/MWh") is None
