@@ -331,6 +331,8 @@ def prices(request):
     if product is None:
         return render(request, "trading/prices.html", {"form": None})
     zones = list(price_selectors.price_zones(product=product))
+    if not zones:
+        return render(request, "trading/prices.html", {"form": None, "product": product})
     day = _date_param(request.GET.get("day"))
     if day is None or not price_selectors.price_day_allowed(day):
         day = price_selectors.price_default_day(product=product)
@@ -338,7 +340,7 @@ def prices(request):
     local = ZoneInfo(product.market.time_zone)
     initial = {
         "product": product.pk,
-        "grid_location": zones[0].pk if zones else "",
+        "grid_location": zones[0].pk,
         "day": day.isoformat(),
         "ptu": price_selectors.evening_index(product, starts),
     }

@@ -416,6 +416,26 @@ def test_page_bad_input_shows_the_field_error(client_for, esp_user, zone, sessio
     assert f'data-testid="prices-error-{field}"' in html and 'data-testid="best-bid"' not in html
 
 
+@pytest.mark.django_db
+def test_page_with_malformed_parameters_is_not_a_server_error(client_for, esp_user, zone, session):
+    response = client_for(esp_user).get("/trading/prices/?product=%00&grid_location=1e3&day=%00&ptu=abc")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-testid="prices-error-product"' in html and 'data-testid="prices-error-ptu"' in html
+
+
+@pytest.mark.django_db
+def test_page_without_products_or_zones_says_so(client_for, esp_user, product):
+    from grid.models import GridLocation
+
+    client = client_for(esp_user)
+    assert not GridLocation.objects.exists()
+    assert f"No zone trades {product.name} yet." in client.get("/trading/prices/").content.decode()
+    product.is_active = False
+    product.save()
+    assert "No active product." in client.get("/trading/prices/").content.decode()
+
+
 # --- queries do not grow with the book -----------------------------------------------------------------
 
 
