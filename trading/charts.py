@@ -281,7 +281,7 @@ def price_history(points, zone: ZoneInfo, unit: str) -> dict | None:
         height=320,
         margin={"l": 60, "r": 20, "t": 20, "b": 50},
         yaxis_title=unit,
-        xaxis={"title": f"delivery (local time, {zone.key})", "type": "date"},
+        xaxis={"title": "delivery (local time)", "type": "date"},
         showlegend=False,
     )
     return json.loads(figure.to_json())

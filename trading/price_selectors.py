@@ -119,6 +119,21 @@ def evening_index(product: Product, starts: list[datetime]) -> int:
     return next((i for i, start in enumerate(starts) if start.astimezone(zone).hour == 17), 0)
 
 
+def price_default_focus(
+    *, product: Product, delivery_day: date, zones: list[GridLocation]
+) -> tuple[GridLocation, datetime | None]:
+    """Where the page opens: the zone and first PTU of the latest open FlexRequest of the product on the day
+    (where a grid operator wants flexibility), else the first zone and no PTU preference."""
+    wanted = (
+        FlexRequest.objects.filter(product=product, session__delivery_day=delivery_day, state__in=OPEN_STATES)
+        .order_by("-created_at", "-pk")
+        .values_list("grid_location_id", "ptu_start")
+        .first()
+    )
+    zone = next((zone for zone in zones if wanted and zone.pk == wanted[0]), None)
+    return (zone, wanted[1]) if zone else (zones[0], None)
+
+
 def _kw(value) -> Decimal:
     """A stored kW (JSON float) as an exact Decimal: its shortest repr, as contracts are valued."""
     return Decimal(repr(float(value)))

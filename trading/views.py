@@ -338,11 +338,16 @@ def prices(request):
         day = price_selectors.price_default_day(product=product)
     starts = price_selectors.price_ptu_starts(product=product, delivery_day=day)
     local = ZoneInfo(product.market.time_zone)
+    zone, first_ptu = zones[0], None
+    if "grid_location" not in request.GET:
+        zone, first_ptu = price_selectors.price_default_focus(product=product, delivery_day=day, zones=zones)
     initial = {
         "product": product.pk,
-        "grid_location": zones[0].pk,
+        "grid_location": zone.pk,
         "day": day.isoformat(),
-        "ptu": price_selectors.evening_index(product, starts),
+        "ptu": starts.index(first_ptu)
+        if first_ptu in starts
+        else price_selectors.evening_index(product, starts),
     }
     form = PricesForm(
         {**initial, **request.GET.dict()},

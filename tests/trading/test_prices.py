@@ -441,6 +441,19 @@ def test_page_bad_input_shows_the_field_error(client_for, esp_user, zone, sessio
 
 
 @pytest.mark.django_db
+def test_page_opens_where_a_grid_operator_wants_flexibility(
+    client_for, esp_user, dso_org, zone, session, ptu17
+):
+    wanted = GridLocationFactory(dso=dso_org, name="Zz last by name")
+    start = ptu17 + timedelta(hours=1)
+    _order(FlexRequest, owner=dso_org, zone=wanted, session=session, start=start, remaining=[25], price=99)
+    response = client_for(esp_user).get("/trading/prices/")
+    assert response.context["prices"].grid_location == wanted
+    assert response.context["prices"].ptu_start == start  # the request's first PTU, not the 17:00 default
+    assert response.context["prices"].best_bid.price == Decimal("99.0000")
+
+
+@pytest.mark.django_db
 def test_page_with_malformed_parameters_is_not_a_server_error(client_for, esp_user, zone, session):
     response = client_for(esp_user).get("/trading/prices/?product=%00&grid_location=1e3&day=%00&ptu=abc")
     assert response.status_code == 200
