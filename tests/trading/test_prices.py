@@ -454,6 +454,39 @@ def test_page_opens_where_a_grid_operator_wants_flexibility(
 
 
 @pytest.mark.django_db
+def test_page_offers_both_repeated_hours_of_the_autumn_dst_day(client_for, esp_user, dso_org, zone, product):
+    from datetime import UTC, date, datetime
+
+    autumn = session_for(product, date(2026, 10, 25))
+    repeated = datetime(2026, 10, 25, 1, 15, tzinfo=UTC)  # 02:15 CET, the second 02:15 of the day
+    _order(FlexRequest, owner=dso_org, zone=zone, session=autumn, start=repeated, remaining=[7], price=33)
+    client = client_for(esp_user)
+    form = client.get(f"/trading/prices/?product={product.pk}&day=2026-10-25").context["form"]
+    labels = [label for _, label in form.fields["ptu"].choices]
+    assert len(labels) == 100 and labels.count("02:15 CEST") == 1 and labels.count("02:15 CET") == 1
+    index = labels.index("02:15 CET")
+    response = client.get(
+        f"/trading/prices/?product={product.pk}&grid_location={zone.pk}&day=2026-10-25&ptu={index}"
+    )
+    assert response.context["prices"].ptu_start == repeated
+    assert response.context["prices"].best_bid.price == Decimal("33.0000")
+    assert "02:15 CET" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_api_on_a_day_without_session_and_on_a_continuous_product(
+    client_for, esp_user, zone, session, continuous_session
+):
+    client = client_for(esp_user)
+    later = session.delivery_day + timedelta(days=30)
+    body = client.get(_url(session, zone, delivery_day=later)).json()
+    assert body["session"] is None and body["indicative_note"] == "No session for this delivery day."
+    assert body["bids"] == [] and body["best_offer"] is None and body["history"] == []
+    body = client.get(_url(continuous_session, zone)).json()
+    assert body["indicative_price"] is None and body["indicative_note"].startswith("Continuous market")
+
+
+@pytest.mark.django_db
 def test_page_with_malformed_parameters_is_not_a_server_error(client_for, esp_user, zone, session):
     response = client_for(esp_user).get("/trading/prices/?product=%00&grid_location=1e3&day=%00&ptu=abc")
     assert response.status_code == 200
