@@ -21,7 +21,7 @@ from grid.selectors import (
     grid_locations_get_visible,
     portfolios_get_visible,
 )
-from trading import exports, selectors, services
+from trading import exports, price_selectors, selectors, services
 from trading.models import (
     AvailabilityAgreement,
     ClearingReplay,
@@ -664,6 +664,102 @@ class OpenDataView(APIView):
             product_code=query.validated_data.get("product"),
         )
         return Response(OpenDataRowSerializer(rows, many=True).data)
+
+
+class PricesQuerySerializer(serializers.Serializer):
+    product = serializers.PrimaryKeyRelatedField(
+        queryset=price_selectors.price_products(), help_text="Product id"
+    )
+    grid_location = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, help_text="Zone id (of the product's market)"
+    )
+    delivery_day = serializers.DateField(help_text="Local delivery day of the product's market")
+    ptu_start = serializers.DateTimeField(
+        required=False, help_text="UTC start of a PTU of the day (default: 17:00 local, the evening peak)"
+    )
+
+    def validate_delivery_day(self, value):
+        if not price_selectors.price_day_allowed(value):
+            raise serializers.ValidationError(price_selectors.PRICE_DAY_MESSAGE)
+        return value
+
+    def validate(self, attrs):
+        product, day = attrs["product"], attrs["delivery_day"]
+        zone = price_selectors.price_zones(product=product).filter(pk=attrs["grid_location"]).first()
+        if zone is None:
+            raise serializers.ValidationError({"grid_location": f"Not a zone of market {product.market}."})
+        starts = price_selectors.price_ptu_starts(product=product, delivery_day=day)
+        ptu_start = attrs.get("ptu_start") or starts[price_selectors.evening_index(product, starts)]
+        if ptu_start not in starts:
+            raise serializers.ValidationError({"ptu_start": "Not the start of a PTU of the delivery day."})
+        return {**attrs, "grid_location": zone, "ptu_start": ptu_start}
+
+
+class PriceLevelSerializer(serializers.Serializer):
+    price = serializers.DecimalField(max_digits=14, decimal_places=4)
+    kw = serializers.DecimalField(
+        max_digits=16, decimal_places=3, help_text="Open kW at this price (all orders)"
+    )
+    cumulative_kw = serializers.DecimalField(
+        max_digits=16, decimal_places=3, help_text="Open kW at this price or better"
+    )
+
+
+class PriceHistorySerializer(serializers.Serializer):
+    ptu_start = serializers.DateTimeField()
+    average_price = serializers.DecimalField(max_digits=14, decimal_places=4, help_text="volume-weighted")
+    kw = serializers.DecimalField(max_digits=16, decimal_places=3, help_text="contracted kW in the PTU")
+
+
+class PricesSessionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    gate_closure = serializers.DateTimeField()
+
+
+class PricesSerializer(serializers.Serializer):
+    product = serializers.CharField(source="product.code")
+    grid_location = serializers.CharField(source="grid_location.code")
+    grid_location_name = serializers.CharField(source="grid_location.name")
+    delivery_day = serializers.DateField()
+    ptu_start = serializers.DateTimeField()
+    session = PricesSessionSerializer(allow_null=True)
+    best_bid = PriceLevelSerializer(allow_null=True, help_text="Highest open FlexRequest price and its kW")
+    best_offer = PriceLevelSerializer(allow_null=True, help_text="Lowest open FlexOffer price and its kW")
+    spread = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True)
+    last_price = serializers.DecimalField(
+        max_digits=14, decimal_places=4, allow_null=True, help_text="Price of the latest contract in the PTU"
+    )
+    last_traded_at = serializers.DateTimeField(allow_null=True)
+    indicative_price = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        allow_null=True,
+        help_text="The auction's uniform price if the gate closed now (open auction sessions only)",
+    )
+    indicative_note = serializers.CharField()
+    history = PriceHistorySerializer(many=True, help_text="The delivery day and the six before it, per PTU")
+    bids = PriceLevelSerializer(many=True, help_text="Depth: FlexRequests per price level, highest first")
+    offers = PriceLevelSerializer(many=True, help_text="Depth: FlexOffers per price level, lowest first")
+
+
+class PricesView(APIView):
+    """Prices in sight for every approved organisation: for one product, zone and PTU, the best bid and offer,
+    the last traded and the indicative auction price, the price history and the depth of the order book. The
+    book is summed per price level: no order, buyer or seller is named."""
+
+    @extend_schema(parameters=[PricesQuerySerializer], responses=PricesSerializer)
+    def get(self, request):
+        query = PricesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        prices = price_selectors.market_prices(
+            product=data["product"],
+            grid_location=data["grid_location"],
+            delivery_day=data["delivery_day"],
+            ptu_start=data["ptu_start"],
+        )
+        return Response(PricesSerializer(prices).data)
 
 
 def assets_in_zones_of(*, actor):

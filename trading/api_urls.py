@@ -9,6 +9,7 @@ from trading.api import (
     FlexRequestViewSet,
     MarketViewSet,
     OpenDataView,
+    PricesView,
     ProductViewSet,
     ReplayViewSet,
     SessionViewSet,
@@ -25,4 +26,8 @@ router.register("activations", ActivationViewSet, basename="activation")
 router.register("availability-agreements", AgreementViewSet, basename="availability-agreement")
 router.register("replays", ReplayViewSet, basename="replay")
 
-urlpatterns = [path("open-data/", OpenDataView.as_view(), name="open-data"), *router.urls]
+urlpatterns = [
+    path("open-data/", OpenDataView.as_view(), name="open-data"),
+    path("prices/", PricesView.as_view(), name="prices"),
+    *router.urls,
+]

@@ -250,3 +250,76 @@ def network_price_map(stored, ptu_labels: list[str], ratings: dict[tuple[str, in
         "low": min(prices) if prices else None,
         "high": max(prices) if prices else None,
     }
+
+
+def price_history(points, zone: ZoneInfo, unit: str) -> dict | None:
+    """Volume-weighted contract price per PTU over the history window, by local time; the line breaks where a
+    PTU without contracts lies between two points, so no price is drawn where nothing traded."""
+    if not points:
+        return None
+    xs, ys, kws = [], [], []
+    for before, point in zip([None, *points], points, strict=False):
+        if before is not None and point.ptu_start - before.ptu_start > PTU:
+            xs, ys, kws = [*xs, None], [*ys, None], [*kws, None]
+        xs.append(point.ptu_start.astimezone(zone).strftime("%Y-%m-%d %H:%M"))
+        ys.append(float(point.average_price))
+        kws.append(float(point.kw))
+    figure = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            customdata=kws,
+            mode="lines+markers",
+            connectgaps=False,
+            marker={"size": 6, "color": "#485fc7"},
+            line={"shape": "hv", "color": "#485fc7"},
+            hovertemplate="%{x}<br>%{y:.2f} " + unit + "<br>%{customdata:.1f} kW<extra></extra>",
+            name="average price",
+        )
+    )
+    figure.update_layout(
+        height=320,
+        margin={"l": 60, "r": 20, "t": 20, "b": 50},
+        yaxis_title=unit,
+        xaxis={"title": "delivery (local time)", "type": "date"},
+        showlegend=False,
+    )
+    return json.loads(figure.to_json())
+
+
+def depth(bids, offers, unit: str) -> dict | None:
+    """Depth chart: cumulative open kW against price, FlexRequests (bids) from the highest price down and
+    FlexOffers from the lowest up, each step drawn from zero at its best price out to the edge of the chart;
+    where the two areas overlap the book would trade."""
+    if not bids and not offers:
+        return None
+    prices = [float(level.price) for level in [*bids, *offers]]
+    pad = max((max(prices) - min(prices)) * 0.05, 1.0)
+    low, high = min(prices) - pad, max(prices) + pad
+    figure = go.Figure()
+    for name, levels, colour, edge in (
+        ("requests (bids)", bids, "#485fc7", low),
+        ("offers", offers, "#2e8b57", high),
+    ):
+        if levels:
+            xs = [float(levels[0].price)] + [float(level.price) for level in levels] + [edge]
+            ys = [0.0] + [float(level.cumulative_kw) for level in levels] + [float(levels[-1].cumulative_kw)]
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=name,
+                    fill="tozeroy",
+                    line={"shape": "hv", "color": colour, "width": 2},
+                    hovertemplate="%{x:.2f} " + unit + "<br>%{y:.1f} kW<extra>" + name + "</extra>",
+                )
+            )
+    figure.update_layout(
+        height=320,
+        margin={"l": 60, "r": 20, "t": 20, "b": 50},
+        xaxis={"title": f"price ({unit})", "range": [low, high]},
+        yaxis_title="cumulative kW",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return json.loads(figure.to_json())

@@ -6,6 +6,7 @@ from django import forms
 from flexmarket import ptu as ptus
 from flexmarket.localtime import ptu_choices
 from trading.models import OrderMode
+from trading.price_selectors import PRICE_DAY_MESSAGE, price_day_allowed
 
 
 class OrderWindowForm(forms.Form):
@@ -156,3 +157,34 @@ class AgreementForm(forms.Form):
                 }
             ],
         }
+
+
+class PricesForm(forms.Form):
+    """What the prices page shows: a product, one of its zones, a delivery day and a PTU of it (by local clock
+    time; the index into the day's PTUs, so both 02:xx of the autumn DST day can be chosen). Products and zones
+    come as loaded lists, so checking and drawing the choices costs no query."""
+
+    product = forms.TypedChoiceField(coerce=int)
+    grid_location = forms.TypedChoiceField(coerce=int, label="Zone")
+    day = forms.DateField(label="Delivery day", widget=forms.DateInput(attrs={"type": "date"}))
+    ptu = forms.TypedChoiceField(coerce=int, label="PTU (local time)")
+
+    def __init__(self, *args, products=(), zones=(), ptu_labels=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.products = {product.pk: product for product in products}
+        self.zones = {zone.pk: zone for zone in zones}
+        self.fields["product"].choices = [(product.pk, product.name) for product in products]
+        self.fields["grid_location"].choices = [(zone.pk, zone.name) for zone in zones]
+        self.fields["ptu"].choices = list(enumerate(ptu_labels))
+
+    def clean_product(self):
+        return self.products[self.cleaned_data["product"]]
+
+    def clean_grid_location(self):
+        return self.zones[self.cleaned_data["grid_location"]]
+
+    def clean_day(self):
+        day = self.cleaned_data["day"]
+        if not price_day_allowed(day):
+            raise forms.ValidationError(PRICE_DAY_MESSAGE)
+        return day

@@ -239,6 +239,10 @@ class Product(models.Model):
     def is_auction(self) -> bool:
         return self.clearing_rule != self.ClearingRule.CONTINUOUS
 
+    @property
+    def price_unit(self) -> str:
+        return "EUR/MW/h" if self.kind == self.Kind.AVAILABILITY else "EUR/MWh"
+
 
 class MarketSession(models.Model):
     """One product, one local delivery day, one gate closure."""

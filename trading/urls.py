@@ -20,6 +20,7 @@ urlpatterns = [
     path("contracts/<int:pk>/", views.contract_detail, name="contract-detail"),
     path("activations/", views.activation_list, name="activations"),
     path("open-data/", views.open_data, name="open-data"),
+    path("prices/", views.prices, name="prices"),
     path("monitor/", views.monitor, name="monitor"),
     path("import/<str:kind>/", views.orders_import, name="orders-import"),
     path("agreements/", views.agreement_list, name="agreements"),

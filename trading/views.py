@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -17,7 +17,8 @@ from accounts.models import Role
 from accounts.permissions import request_actor, role_required
 from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
-from flexmarket.localtime import ptu_choices, ptu_value
+from flexmarket.localtime import clock_label, ptu_choices, ptu_value
+from flexmarket.ptu import PTU
 from grid.selectors import (
     assets_get_owned,
     grid_locations_get_editable,
@@ -26,9 +27,9 @@ from grid.selectors import (
     network_branch_ratings,
 )
 from grid.views import map_settings
-from trading import charts, exports, selectors, services
+from trading import charts, exports, price_selectors, selectors, services
 from trading.filters import ContractFilter
-from trading.forms import OfferForm, RequestForm
+from trading.forms import OfferForm, PricesForm, RequestForm
 from trading.models import ClearingReplay, MarketSession, Product
 from trading.services.replays import replay_zone_rows
 from trading.tables import EXPORT_FORMATS, ContractTable
@@ -325,6 +326,66 @@ def open_data(request):
         day = selectors.latest_cleared_day() or timezone.now().date()
     rows = selectors.open_market_data(delivery_day=day)
     return render(request, "trading/open_data.html", {"day": day, "rows": rows})
+
+
+@role_required()
+def prices(request):
+    """Prices in sight for every participant (observers included): per product, zone and PTU the best bid and
+    offer, the last and the indicative clearing price, the price history and the anonymised depth of the book."""
+    products = list(price_selectors.price_products())
+    product = next((p for p in products if str(p.pk) == request.GET.get("product")), None) or next(
+        iter(products), None
+    )
+    if product is None:
+        return render(request, "trading/prices.html", {"form": None})
+    zones = list(price_selectors.price_zones(product=product))
+    if not zones:
+        return render(request, "trading/prices.html", {"form": None, "product": product})
+    day = _date_param(request.GET.get("day"))
+    if day is None or not price_selectors.price_day_allowed(day):
+        day = price_selectors.price_default_day(product=product)
+    starts = price_selectors.price_ptu_starts(product=product, delivery_day=day)
+    local = ZoneInfo(product.market.time_zone)
+    zone, first_ptu = zones[0], None
+    if "grid_location" not in request.GET:
+        zone, first_ptu = price_selectors.price_default_focus(product=product, delivery_day=day, zones=zones)
+    initial = {
+        "product": product.pk,
+        "grid_location": zone.pk,
+        "day": day.isoformat(),
+        "ptu": starts.index(first_ptu)
+        if first_ptu in starts
+        else price_selectors.evening_index(product, starts),
+    }
+    form = PricesForm(
+        {**initial, **request.GET.dict()},
+        products=products,
+        zones=zones,
+        ptu_labels=[label for _, label in ptu_choices(starts[0], starts[-1] + PTU, local)],
+    )
+    context = {"form": form, "product": product, "prices": None}
+    if form.is_valid():
+        chosen = form.cleaned_data
+        figures = price_selectors.market_prices(
+            product=product,
+            grid_location=chosen["grid_location"],
+            delivery_day=chosen["day"],
+            ptu_start=starts[chosen["ptu"]],
+        )
+        context |= {
+            "prices": figures,
+            "ptu_label": clock_label(figures.ptu_start, local),
+            "history_chart": charts.price_history(figures.history, local, product.price_unit),
+            "depth_chart": charts.depth(figures.bids, figures.offers, product.price_unit),
+        }
+    return render(request, "trading/prices.html", context)
+
+
+def _date_param(value: str | None):
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        return None
 
 
 @role_required("BRP")

@@ -16,6 +16,7 @@ Any exception fails the run with its message and returns the session to where th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -26,8 +27,9 @@ from types import SimpleNamespace
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, TextField
+from django.db.models import Count, F, Max, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -314,11 +316,19 @@ def _in_frame(orders, session: MarketSession, n_ptus: int, values_of) -> np.ndar
     return result
 
 
-def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | None = None):
+def _load(
+    session: MarketSession,
+    run: ClearingRun,
+    *,
+    exclusions: set[str] | None = None,
+    open_in_zone: int | None = None,
+):
     """Orders open at gate closure, each either cleared or excluded with its reason.
 
     `exclusions` ("offer:12", ...): leave out exactly these instead of judging each order now (a replay
     clears what its base run cleared, even if an asset has been suspended since).
+    `open_in_zone` (a grid location id): instead, the zone's orders open now, with what they hold now, as if
+    the gate closed at this moment (the indicative price).
     """
     n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
     excluded: list[dict] = []
@@ -336,11 +346,15 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
             excluded.append({"order": f"{kind}:{order.pk}", "reason": reason})
         return not reason
 
+    scope, texts = Q(gate_remaining_kw__isnull=False), ORDER_TEXTS
+    if open_in_zone is not None:
+        scope = Q(grid_location_id=open_in_zone, state__in=[OrderState.ACTIVE, OrderState.PARTIALLY_FILLED])
+        texts = {**ORDER_TEXTS, "gate_text": ORDER_TEXTS["remaining_text"]}
     # Plain rows, not model instances: at 10,000 offers building instances cost more than the solver's build.
     offer_rows = list(
-        FlexOffer.objects.filter(session=session, gate_remaining_kw__isnull=False)
+        FlexOffer.objects.filter(scope, session=session)
         .order_by("created_at", "pk")
-        .values(*ORDER_FIELDS, *OFFER_FIELDS, **ORDER_TEXTS)
+        .values(*ORDER_FIELDS, *OFFER_FIELDS, **texts)
     )
     tradable = {row["pk"] for row in rows_tradable(offer_rows)}
     offers = [o for o in map(_row, offer_rows) if keep("offer", o)]
@@ -348,9 +362,9 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
         r
         for r in map(
             _row,
-            FlexRequest.objects.filter(session=session, gate_remaining_kw__isnull=False)
+            FlexRequest.objects.filter(scope, session=session)
             .order_by("created_at", "pk")
-            .values(*ORDER_FIELDS, "is_tso", **ORDER_TEXTS),
+            .values(*ORDER_FIELDS, "is_tso", **texts),
         )
         if keep("request", r)
     ]
@@ -375,6 +389,61 @@ def _load(session: MarketSession, run: ClearingRun, *, exclusions: set[str] | No
     )
     run.excluded = excluded
     return orders, offers, requests, zones
+
+
+# A page view waits for the indicative price: the solver gets at most this long (seconds). A result is reused
+# while the zone's open orders stay as they were (count and last change per side), for at most this long: what
+# the key cannot see (an asset suspended since) shows within a minute.
+INDICATIVE_TIME_LIMIT = 5.0
+INDICATIVE_CACHE_SECONDS = 60
+
+
+def _open_orders_stamp(session: MarketSession, grid_location_id: int) -> tuple:
+    """(count, last change) of the zone's open offers and requests in the session: changes with every order
+    submitted, matched, cancelled or expired (each write sets updated_at)."""
+    return tuple(
+        tuple(
+            model.objects.filter(
+                session=session,
+                grid_location_id=grid_location_id,
+                state__in=[OrderState.ACTIVE, OrderState.PARTIALLY_FILLED],
+            )
+            .aggregate(n=Count("pk"), last=Max("updated_at"))
+            .values()
+        )
+        for model in (FlexOffer, FlexRequest)
+    )
+
+
+def session_indicative_prices(*, session: MarketSession, grid_location_id: int) -> list[Decimal | None]:
+    """The uniform price per PTU the auction would set in one zone if the gate closed now: the zone's open orders
+    as they stand, loaded and cleared exactly as at gate closure, nothing written (None: nothing would clear).
+
+    Without a network the zones clear independently (one balance per zone and PTU), so the zone's own orders
+    give the zone's price; for a network-aware product this is the zonal price without the network.
+    """
+    stamp = hashlib.sha256(repr(_open_orders_stamp(session, grid_location_id)).encode()).hexdigest()[:24]
+    key = f"indicative:{session.pk}:{session.delivery_start:%Y%m%d%H%M}:{grid_location_id}:{stamp}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    n_ptus = int((session.delivery_end - session.delivery_start) / ptus.PTU)
+    prices: list[Decimal | None] = [None] * n_ptus
+    orders, _offers, _requests, zones = _load(
+        session, SimpleNamespace(excluded=[]), open_in_zone=grid_location_id
+    )
+    if grid_location_id in zones and orders.n_offers and orders.n_requests:
+        product = session.product
+        result = clear_auction(
+            orders,
+            time_limit=min(float(product.solver_time_limit_seconds), INDICATIVE_TIME_LIMIT),
+            mip_gap=float(product.solver_mip_gap),
+        )
+        if result.status in ("optimal", "time_limit"):
+            row = result.zone_price[zones.index(grid_location_id)]
+            prices = [None if np.isnan(v) else price_decimal(v) for v in row]
+    cache.set(key, prices, INDICATIVE_CACHE_SECONDS)
+    return prices
 
 
 def _clear(*, run: ClearingRun, actor: Actor) -> None:
