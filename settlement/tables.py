@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import django_filters
 import django_tables2 as tables
-from django import forms
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html
 
+from flexmarket.filters import delivery_day_range
 from flexmarket.templatetags.units import quantity
 from settlement.models import DeliveryVerification
 
@@ -69,14 +69,7 @@ class VerificationTable(tables.Table):
 class VerificationFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Contract or counterparty")
     state = django_filters.ChoiceFilter(choices=DeliveryVerification.State.choices, empty_label="Any state")
-    delivery_from = django_filters.DateFilter(
-        field_name="contract__session__delivery_day", lookup_expr="gte", label="Delivery from",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )  # fmt: skip
-    delivery_to = django_filters.DateFilter(
-        field_name="contract__session__delivery_day", lookup_expr="lte", label="Delivery to",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )  # fmt: skip
+    delivery_from, delivery_to = delivery_day_range("contract__session__delivery_day")
 
     class Meta:
         model = DeliveryVerification

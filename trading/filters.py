@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import django_filters
-from django import forms
 from django.db.models import Q
 
-from trading.models import Contract
+from flexmarket.filters import delivery_day_range
+from trading.models import Contract, OrderMode, OrderState
 
 
 class ContractFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Reference or counterparty")
     state = django_filters.ChoiceFilter(choices=Contract.State.choices, empty_label="Any state")
     grid_location = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any zone", label="Zone")
-    delivery_from = django_filters.DateFilter(
-        field_name="session__delivery_day", lookup_expr="gte", label="Delivery from",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )  # fmt: skip
-    delivery_to = django_filters.DateFilter(
-        field_name="session__delivery_day", lookup_expr="lte", label="Delivery to",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )  # fmt: skip
+    delivery_from, delivery_to = delivery_day_range("session__delivery_day")
 
     class Meta:
         model = Contract
@@ -36,3 +29,24 @@ class ContractFilter(django_filters.FilterSet):
             | Q(buyer__legal_name__icontains=value)
             | Q(seller__legal_name__icontains=value)
         )
+
+
+class OrderFilter(django_filters.FilterSet):
+    """My FlexRequests / My FlexOffers: by number or own reference, state, zone, mode and delivery days."""
+
+    q = django_filters.CharFilter(method="search", label="Number or your reference")
+    state = django_filters.ChoiceFilter(choices=OrderState.choices, empty_label="Any state")
+    grid_location = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any zone", label="Zone")
+    order_mode = django_filters.ChoiceFilter(choices=OrderMode.choices, empty_label="Any mode", label="Mode")
+    delivery_from, delivery_to = delivery_day_range("session__delivery_day")
+
+    def __init__(self, *args, zones=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filters["grid_location"].queryset = zones
+
+    def search(self, queryset, name, value):
+        value = value.strip().lstrip("#")
+        match = Q(external_id__icontains=value)
+        if value.isdigit():
+            match |= Q(pk=int(value))
+        return queryset.filter(match)

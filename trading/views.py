@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -28,11 +29,11 @@ from grid.selectors import (
 )
 from grid.views import map_settings
 from trading import charts, exports, price_selectors, selectors, services
-from trading.filters import ContractFilter
+from trading.filters import ContractFilter, OrderFilter
 from trading.forms import OfferForm, PricesForm, RequestForm
 from trading.models import ClearingReplay, MarketSession, Product
 from trading.services.replays import replay_zone_rows
-from trading.tables import EXPORT_FORMATS, ContractTable
+from trading.tables import EXPORT_FORMATS, ContractTable, OrderTable
 
 
 def _open_sessions(actor):
@@ -218,12 +219,30 @@ def my_requests(request):
         else:
             messages.success(request, f"Request #{order.pk} posted ({order.get_state_display().lower()}).")
             return redirect("trading:my-requests")
+    orders, table = _orders_listed(
+        request, selectors.requests_get_visible(actor=actor), kind="request", zones=zones
+    )
+    if isinstance(table, HttpResponse):
+        return table
     return render(
         request,
         "trading/my_requests.html",
-        {"form": form, "orders": selectors.requests_get_visible(actor=actor).order_by("-created_at")[:100]},
+        {"form": form, "filter": orders, "table": table},
         status=400 if form.errors else 200,
     )
+
+
+def _orders_listed(request, queryset, *, kind: str, zones):
+    """The order list of My FlexRequests / My FlexOffers: (filter, table), or the export when `?_export=`."""
+    orders = OrderFilter(
+        request.GET or None, queryset=queryset.select_related("grid_location", "session"), zones=zones
+    )
+    table = OrderTable(orders.qs, kind=kind, csrf_token=get_token(request))
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    export = request.GET.get("_export")
+    if export in EXPORT_FORMATS:
+        return orders, TableExport(export, table).response(f"{kind}s.{export}")
+    return orders, table
 
 
 @role_required(Role.ESP)
@@ -269,14 +288,18 @@ def my_offers(request):
         else:
             messages.success(request, f"Offer #{order.pk} posted ({order.get_state_display().lower()}).")
             return redirect("trading:my-offers")
+    orders, table = _orders_listed(
+        request,
+        selectors.offers_get_visible(actor=actor),
+        kind="offer",
+        zones=grid_locations_get_visible(actor=actor),
+    )
+    if isinstance(table, HttpResponse):
+        return table
     return render(
         request,
         "trading/my_offers.html",
-        {
-            "form": form,
-            "answering": answering,
-            "orders": selectors.offers_get_visible(actor=actor).order_by("-created_at")[:100],
-        },
+        {"form": form, "answering": answering, "filter": orders, "table": table},
         status=400 if form.errors else 200,
     )
 

@@ -86,3 +86,27 @@ def test_a_trader_filters_sorts_and_exports_contracts_and_assets(page, login_as)
     sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
     rows = list(sheet.iter_rows(values_only=True))
     assert len(rows) == verified + 1 and {row[-1] for row in rows[1:]} == {"verified"}
+
+    # My FlexOffers: filter by state, sort by price, export CSV with the UTC instant of each first PTU.
+    from trading.models import FlexOffer
+
+    offers = FlexOffer.objects.filter(owner__memberships__user=trader)
+    state = offers.values_list("state", flat=True).first()
+    expected = offers.filter(state=state).count()
+    page.goto("/trading/offers/")
+    page.select_option("#id_state", state)
+    page.get_by_test_id("apply-filter").click()
+    page.wait_for_url(f"**state={state}*")
+    assert page.get_by_text(f"{expected} offer").first.is_visible()
+    page.locator("[data-testid=order-table] thead th a", has_text="Price").click()
+    page.wait_for_url("**sort=price*")
+    prices = page.locator("[data-testid=order-table] tbody tr td:nth-child(7)").all_inner_texts()
+    assert prices and [float(p.replace(",", "")) for p in prices] == sorted(
+        float(p.replace(",", "")) for p in prices
+    )
+    screenshot(page, "list-offers")
+    with page.expect_download() as download:
+        page.get_by_test_id("export-csv").click()
+    exported = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    assert len(exported) == expected + 1 and exported[0][0] == "#"
+    assert {row[8] for row in exported[1:]} == {state} and all("+00:00" in row[3] for row in exported[1:])
