@@ -163,3 +163,61 @@ def test_export_xlsx_lists_every_own_notification(client, esp_user, mixed):
     sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
     titles = {row[2] for row in sheet.iter_rows(min_row=2, values_only=True)}
     assert titles == {"Contract C-1: you sold", "Asset approved", "Statement ready"}
+
+
+@pytest.mark.django_db
+def test_list_page_query_count_does_not_grow_with_notifications(client, esp_user, esp_org):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(esp_user)
+    services.notify_organisation(organisation=esp_org, category=Category.GRID, title="one")
+    client.get("/organisation/notifications/")  # warm the session
+    with CaptureQueriesContext(connection) as one:
+        client.get("/organisation/notifications/")
+    for n in range(20):
+        services.notify_organisation(organisation=esp_org, category=Category.TRADING, title=f"n{n}")
+    with CaptureQueriesContext(connection) as many:
+        client.get("/organisation/notifications/")
+    assert len(many) == len(one) <= 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_categorises_existing_notifications_from_their_link(esp_org):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(target):
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([target])
+        return executor.loader.project_state([target]).apps
+
+    try:
+        old = migrate(("accounts", "0002_audit_events_append_only")).get_model("accounts", "Notification")
+        links = {
+            "Contract": "/trading/contracts/1/",
+            "Prequalification": "/grid/assets/1/",
+            "Statement": "/settlement/statements/1/",
+            "New zone": "/admin/trading/market/",
+            "Dispute on C-1 reopened": "",
+            "Your organisation was approved": "/",
+        }
+        for title, link in links.items():
+            old.objects.create(organisation_id=esp_org.pk, title=title, link=link)
+        new = migrate(("accounts", "0003_notification_category")).get_model("accounts", "Notification")
+        assert dict(new.objects.values_list("title", "category")) == {
+            "Contract": "trading",
+            "Prequalification": "grid",
+            "Statement": "settlement",
+            "New zone": "grid",
+            "Dispute on C-1 reopened": "settlement",
+            "Your organisation was approved": "account",
+        }
+    finally:
+        MigrationExecutor(connection).loader.build_graph()
+        migrate(
+            max(
+                key for key in MigrationExecutor(connection).loader.graph.leaf_nodes() if key[0] == "accounts"
+            )
+        )
