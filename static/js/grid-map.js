@@ -70,9 +70,10 @@
     return `<strong>${escapeHtml(p.name)}</strong><br>${escapeHtml(p.code)}<br>${escapeHtml(p.dso)}<br>${escapeHtml(p.voltage_level)} · <span style="color:${STATUS_COLOURS[p.status] || "#485fc7"}">${escapeHtml(p.status)}</span>`;
   }
 
-  /* A zone's name on the map itself (a permanent tooltip); escaped: it comes from its DSO. */
+  /* A zone's name on the map itself (a permanent tooltip, over the lines but under markers and clusters);
+     escaped: it comes from its DSO. */
   function labelZone(feature, layer) {
-    layer.bindTooltip(escapeHtml(feature.properties.name), { permanent: true, direction: "center", className: "zone-label" });
+    layer.bindTooltip(escapeHtml(feature.properties.name), { permanent: true, direction: "center", className: "zone-label", pane: "overlayPane" });
   }
 
   function overlaps(a, b) {

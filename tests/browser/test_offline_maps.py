@@ -71,6 +71,7 @@ def test_esp_asset_clusters_count_every_asset_and_split_when_zoomed_in(page, log
     cluster.click()  # zooms to the cluster's assets: some of them are drawn on their own now
     expect(page.locator("#asset-map path.leaflet-interactive")).not_to_have_count(singles_before)
     assert clustered_asset_count(page, "#asset-map", zones) == owned
+    page.wait_for_timeout(500)  # the renderer redraws the lines after the zoom animation
     screenshot(page, "offline-esp-asset-list-zoomed")
 
 
