@@ -84,3 +84,14 @@ def test_map_falls_back_to_the_offline_base_when_tiles_fail(page, login_as, cast
     assert page.locator("#zone-map img.leaflet-tile").count() == 0
     expect(page.locator("#zone-map .zone-label").first).to_be_visible()
     screenshot(page, "offline-zone-map-fallback")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_zone_outline_draws_on_the_offline_base(page, login_as, cast, django_user_model):
+    admin = django_user_model.objects.create_superuser(email="root@example.org", password="x-Long-pass-1")
+    login_as(admin)
+    zone = GridLocation.objects.order_by("pk").first()
+    page.goto(f"/admin/grid/gridlocation/{zone.pk}/change/")
+    expect(page.locator(f"#zone-outline {BASE_PATHS}").first).to_be_attached()
+    expect(page.locator("#zone-outline path.leaflet-interactive")).to_have_count(1)
+    screenshot(page, "offline-admin-zone-outline")

@@ -24,6 +24,14 @@ def test_map_settings_name_the_offline_base_shipped_in_static():
     assert kinds == {"country", "region", "ehv_line", "hv_line", "substation"}
 
 
+def test_shipped_base_is_what_the_base_map_command_builds():
+    """static/geo/base-map.geojson is reproducible from the simbench wheel (`manage.py base_map`)."""
+    from flexmarket.management.commands.base_map import base_map
+
+    shipped = json.loads(Path(finders.find("geo/base-map.geojson")).read_text())
+    assert json.loads(json.dumps(base_map())) == shipped
+
+
 def test_offline_base_covers_the_demo_grid():
     """The demo MV grids (map default centre) lie inside the base's region outline."""
     from shapely.geometry import Point, shape
