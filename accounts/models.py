@@ -210,8 +210,15 @@ class ApiKey(models.Model):
 class Notification(models.Model):
     """An in-app message to an organisation (optionally one user), e.g. a new contract."""
 
+    class Category(models.TextChoices):
+        ACCOUNT = "account", "Account"
+        GRID = "grid", "Grid and assets"
+        TRADING = "trading", "Trading"
+        SETTLEMENT = "settlement", "Settlement"
+
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="notifications")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True)
+    category = models.CharField(max_length=20, choices=Category.choices)
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
     link = models.CharField(max_length=300, blank=True)

@@ -157,20 +157,21 @@ def audit_events_get_visible(*, actor: Actor) -> QuerySet[AuditEvent]:
     return qs.filter(organisation=actor.organisation)
 
 
-def notifications_get_unread(*, actor: Actor) -> QuerySet[Notification]:
+def notifications_get_visible(*, actor: Actor) -> QuerySet[Notification]:
+    """The actor's notifications: its organisation's, less those addressed to another of its members."""
     if actor.organisation is None:
         return Notification.objects.none()
-    return Notification.objects.filter(organisation=actor.organisation, read_at__isnull=True)
+    return Notification.objects.filter(organisation=actor.organisation).filter(
+        Q(user__isnull=True) | Q(user=actor.user)
+    )
+
+
+def notifications_get_unread(*, actor: Actor) -> QuerySet[Notification]:
+    return notifications_get_visible(actor=actor).filter(read_at__isnull=True)
 
 
 def organisations_pending() -> QuerySet[Organisation]:
     return organisations_with_roles().filter(status=Organisation.Status.PENDING).order_by("created_at")
-
-
-def notifications_get_recent(*, actor: Actor, limit: int = 100) -> list[Notification]:
-    if actor.organisation is None:
-        return []
-    return list(Notification.objects.filter(organisation=actor.organisation)[:limit])
 
 
 def invitations_get_open(*, actor: Actor) -> QuerySet[Invitation]:

@@ -26,7 +26,7 @@ from accounts.models import (
     Role,
     User,
 )
-from accounts.selectors import api_key_hash, user_is_organisation_admin
+from accounts.selectors import api_key_hash, notifications_get_unread, user_is_organisation_admin
 from flexmarket.errors import DomainError
 
 # EIC: 16 characters, 2-digit issuing office, type letter, 12 more alphanumerics/dashes, check char.
@@ -170,6 +170,7 @@ def organisation_apply(
         status=Organisation.Status.APPROVED, role_grants__role=Role.FMO
     ):
         notify_organisation(
+            category=Notification.Category.ACCOUNT,
             organisation=operator,
             title=f"New application: {organisation}",
             body=f"{organisation} ({code}, {organisation.country}) asks for {', '.join(roles)}.",
@@ -233,6 +234,7 @@ def organisation_approve(
         action="organisation.approve",
     )
     notify_organisation(
+        category=Notification.Category.ACCOUNT,
         organisation=organisation,
         title="Your organisation was approved",
         body=f"{organisation} may now use flexmarket as {', '.join(granted)}.",
@@ -260,7 +262,11 @@ def organisation_reject(*, actor: Actor, organisation: Organisation, reason: str
         action="organisation.reject",
     )
     notify_organisation(
-        organisation=organisation, title="Your application was rejected", body=reason, email=True
+        category=Notification.Category.ACCOUNT,
+        organisation=organisation,
+        title="Your application was rejected",
+        body=reason,
+        email=True,
     )
     return organisation
 
@@ -437,10 +443,18 @@ def api_key_touch(*, api_key: ApiKey) -> None:
 
 
 def notify_organisation(
-    *, organisation: Organisation, title: str, body: str = "", link: str = "", email: bool = False
+    *,
+    organisation: Organisation,
+    category: Notification.Category,
+    title: str,
+    body: str = "",
+    link: str = "",
+    email: bool = False,
 ) -> Notification:
     """An in-app notification, plus email to the organisation's members when asked (after commit)."""
-    notification = Notification.objects.create(organisation=organisation, title=title, body=body, link=link)
+    notification = Notification.objects.create(
+        organisation=organisation, category=category, title=title, body=body, link=link
+    )
     if email:
         recipients = list(organisation.memberships.values_list("user__email", flat=True))
         if recipients:
@@ -457,13 +471,17 @@ def notify_organisation(
     return notification
 
 
-def notify_organisations(items: list[dict], *, email: bool = False) -> list[Notification]:
-    """Many in-app notifications in one insert ({"organisation_id", "title", "body", "link"} each); with `email`,
-    one task mails them after commit, so a busy market's hot path does not wait for mail or member lookups."""
+def notify_organisations(
+    items: list[dict], *, category: Notification.Category, email: bool = False
+) -> list[Notification]:
+    """Many in-app notifications of one category in one insert ({"organisation_id", "title", "body", "link"}
+    each); with `email`, one task mails them after commit, so a busy market's hot path does not wait for mail or
+    member lookups."""
     notifications = Notification.objects.bulk_create(
         [
             Notification(
                 organisation_id=item["organisation_id"],
+                category=category,
                 title=item["title"][:200],
                 body=item.get("body", ""),
                 link=item.get("link", "")[:300],
@@ -499,6 +517,12 @@ def notifications_email(*, notification_ids: list[int]) -> int:
 
 
 def notification_mark_read(*, actor: Actor, notification_ids: list[int]) -> int:
-    return Notification.objects.filter(
-        organisation=actor.organisation, pk__in=notification_ids, read_at__isnull=True
-    ).update(read_at=timezone.now())
+    """Marks the given notifications of the actor read (others' ids are ignored); returns how many changed."""
+    return (
+        notifications_get_unread(actor=actor).filter(pk__in=notification_ids).update(read_at=timezone.now())
+    )
+
+
+def notification_mark_all_read(*, actor: Actor) -> int:
+    """Marks every unread notification of the actor read (never another member's or organisation's)."""
+    return notifications_get_unread(actor=actor).update(read_at=timezone.now())

@@ -9,6 +9,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+from django_tables2.export import TableExport
 
 from accounts.forms import ActOnBehalfForm, ApiKeyForm, InvitationForm
 from accounts.permissions import request_actor
@@ -19,7 +21,8 @@ from accounts.selectors import (
     invitation_get_by_token,
     invitations_get_open,
     members_get_visible,
-    notifications_get_recent,
+    notifications_get_unread,
+    notifications_get_visible,
     organisations_for_on_behalf,
     user_is_fmo_staff,
     user_is_organisation_admin,
@@ -29,8 +32,10 @@ from accounts.services import (
     api_key_revoke,
     invitation_accept,
     invitation_create,
+    notification_mark_all_read,
     notification_mark_read,
 )
+from accounts.tables import EXPORT_FORMATS, NotificationFilter, NotificationTable
 from flexmarket.errors import DomainError
 
 
@@ -181,7 +186,25 @@ def act_on_behalf_view(request):
 
 @login_required
 def notification_list(request):
+    """The actor's notifications, filtered by category and read state; POST marks one (`notification`) or all read."""
     actor = request_actor(request)
-    notifications = notifications_get_recent(actor=actor)
-    notification_mark_read(actor=actor, notification_ids=[n.pk for n in notifications if n.read_at is None])
-    return render(request, "accounts/notification_list.html", {"notifications": notifications})
+    if request.method == "POST":
+        if "notification" in request.POST:
+            ids = [int(value) for value in request.POST.getlist("notification") if value.isdigit()]
+            notification_mark_read(actor=actor, notification_ids=ids)
+        else:
+            count = notification_mark_all_read(actor=actor)
+            messages.success(request, f"{count} notification{'s' if count != 1 else ''} marked as read.")
+        return redirect(f"{reverse('notification-list')}?{request.GET.urlencode()}".rstrip("?"))
+    found = NotificationFilter(request.GET, queryset=notifications_get_visible(actor=actor))
+    table = NotificationTable(found.qs)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    export = request.GET.get("_export")
+    if export in EXPORT_FORMATS:
+        return TableExport(export, table).response(f"notifications.{export}")
+    return render(
+        request,
+        "accounts/notification_list.html",
+        {"table": table, "filter": found, "unread": notifications_get_unread(actor=actor).count()},
+        status=400 if found.errors else 200,
+    )

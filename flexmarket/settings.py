@@ -348,7 +348,8 @@ if REDIS_URL:
     }
 # --- end of reliability settings ----------------------------------------------------------------------------
 
-# Maps: tiles come from a configurable server; tests and offline installs use a blank layer.
+# Maps: tiles come from a configurable server. MAP_TILE_URL="" is the offline mode (tests use it): maps draw the
+# light base shipped in static/geo/base-map.geojson instead, as they also do when the first tiles fail to load.
 MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "&copy; OpenStreetMap contributors")
 MAP_DEFAULT_CENTER = (53.43, 11.815)  # lat, lon: the demo grid (SimBench MV semi-urban, Mecklenburg DE)

@@ -30,11 +30,11 @@ class GridLocationAdmin(admin.ModelAdmin):
     change_form_template = "admin/grid/gridlocation/change_form.html"
 
     def render_change_form(self, request, context, *args, **kwargs):
-        from django.conf import settings
+        from grid.views import map_settings
 
         obj = kwargs.get("obj")
         context["zone_geometry"] = obj.geometry if obj else None
-        context["map_tile_url"] = settings.MAP_TILE_URL
+        context["map_settings"] = map_settings()
         return super().render_change_form(request, context, *args, **kwargs)
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.context import Actor
-from accounts.models import Organisation, Role
+from accounts.models import Notification, Organisation, Role
 from accounts.services import audit_record, notify_organisation, notify_organisations
 from flexmarket import jsonio, ptu, runs, validation
 from flexmarket.csvio import CsvReader, ImportErrors, check_upload_size
@@ -226,7 +226,8 @@ def _tell_market_operator(zone: GridLocation) -> None:
                 "link": "/admin/trading/market/",
             }
             for pk in operators
-        ]
+        ],
+        category=Notification.Category.GRID,
     )
 
 
@@ -732,6 +733,7 @@ def asset_register(*, actor: Actor, brp: Organisation | None = None, **fields) -
     if asset.grid_location_id:
         transaction.on_commit(
             lambda: notify_organisation(
+                category=Notification.Category.GRID,
                 organisation=asset.grid_location.dso,
                 title=f"New asset to prequalify in {asset.grid_location.name}",
                 body=f"{asset.owner} registered {asset.name} ({asset.get_asset_type_display()}).",
@@ -798,6 +800,7 @@ def asset_transfer(*, actor: Actor, asset: FlexAsset, new_owner: Organisation, r
     )
     for organisation in (asset.owner, new_owner):
         notify_organisation(
+            category=Notification.Category.GRID,
             organisation=organisation,
             title=f"Connection {asset.connection_ean} transferred to {new_owner}",
             body=reason.strip(),
@@ -934,6 +937,7 @@ def asset_prequalify(*, actor: Actor, asset: FlexAsset, decision: str, reason: s
         reason=reason,
     )
     notify_organisation(
+        category=Notification.Category.GRID,
         organisation=asset.owner,
         title=f"{asset.name}: prequalification {asset.get_prequalification_display().lower()}",
         body=reason,

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 from django_tables2.export import TableExport
@@ -35,8 +36,10 @@ from grid.tables import EXPORT_FORMATS, AssetFilter, AssetTable
 
 
 def map_settings() -> dict:
+    """What every map needs: the tile server (empty: offline) and the offline base drawn when there are no tiles."""
     return {
         "tileUrl": settings.MAP_TILE_URL,
+        "baseMapUrl": static("geo/base-map.geojson"),
         "attribution": settings.MAP_TILE_ATTRIBUTION,
         "center": list(settings.MAP_DEFAULT_CENTER),
         "zoom": settings.MAP_DEFAULT_ZOOM,
@@ -118,6 +121,7 @@ def asset_list(request):
             "filter": found,
             "assets_geojson": assets_geojson,
             "zones_geojson": services.grid_locations_as_geojson(zones),
+            "network_geojson": own_network_geojson(actor),
             "map_settings": map_settings(),
             "portfolios": selectors.portfolios_get_visible(actor=actor),
             "is_esp": actor.has_role(Role.ESP),
@@ -195,6 +199,7 @@ def asset_detail(request, pk: int):
             "zones_geojson": services.grid_locations_as_geojson(
                 [asset.grid_location] if asset.grid_location else []
             ),
+            "network_geojson": own_network_geojson(actor),
             "map_settings": map_settings(),
             "can_decide": asset.grid_location and asset.grid_location.dso_id == actor.organisation.pk,
             "decision_form": PrequalificationForm(),
@@ -364,6 +369,7 @@ def power_flow_detail(request, pk: int):
         {
             "run": run,
             "chart": charts.power_flow_chart(run),
+            "network_geojson": own_network_geojson(actor),
             "map_settings": map_settings(),
             "zones_geojson": zones_geojson,
         },

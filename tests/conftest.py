@@ -46,6 +46,12 @@ def _uncollected_static(settings, _empty_static_root):
 
 
 @pytest.fixture(autouse=True)
+def _offline_maps(settings):
+    """No internet in tests: maps run in the documented offline mode (empty MAP_TILE_URL, the static base)."""
+    settings.MAP_TILE_URL = ""
+
+
+@pytest.fixture(autouse=True)
 def _fast_tests(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

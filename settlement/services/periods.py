@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.context import Actor
+from accounts.models import Notification
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
 from flexmarket.errors import DomainError
@@ -387,6 +388,7 @@ def period_lock(
     for statement in period.statements.filter(invoice__isnull=True).order_by("organisation__legal_name"):
         Invoice.objects.create(statement=statement, number=_next_invoice_number(now.year), issued_at=now)
         notify_organisation(
+            category=Notification.Category.SETTLEMENT,
             organisation=statement.organisation,
             title=f"Settlement {period}: statement and invoice ready",
             link=f"/settlement/statements/{statement.pk}/",
@@ -463,6 +465,7 @@ def period_adjust(*, actor: Actor, period: SettlementPeriod) -> list[SettlementS
         )
         Invoice.objects.create(statement=statement, number=_next_invoice_number(now.year), issued_at=now)
         notify_organisation(
+            category=Notification.Category.SETTLEMENT,
             organisation=statement.organisation,
             title=f"Settlement {period}: adjustment statement {statement.total_eur:+} {statement.currency}",
             link=f"/settlement/statements/{statement.pk}/",

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.context import Actor
+from accounts.models import Notification
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
 from flexmarket.errors import DomainError
@@ -519,6 +520,7 @@ def dispute_resolve(
         reason=resolution,
     )
     notify_organisation(
+        category=Notification.Category.SETTLEMENT,
         organisation=verification.contract.seller,
         title=f"Dispute on {verification.contract.reference}: {dispute.get_state_display()}",
         body=resolution,
@@ -556,6 +558,7 @@ def dispute_reopen(*, actor: Actor, dispute: Dispute, reason: str) -> Dispute:
         reason=reason.strip(),
     )
     notify_organisation(
+        category=Notification.Category.SETTLEMENT,
         organisation=dispute.verification.contract.seller,
         title=f"Dispute on {dispute.verification.contract.reference} reopened",
         body=reason.strip(),

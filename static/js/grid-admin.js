@@ -4,9 +4,8 @@
   function init() {
     const element = document.getElementById("zone-outline");
     if (!element) return;
-    const map = L.map("zone-outline");
-    const tiles = JSON.parse(document.getElementById("zone-tile-url").textContent);
-    if (tiles) L.tileLayer(tiles, { maxZoom: 19 }).addTo(map);
+    // Tiles, or the offline base when there are none (grid-map.js).
+    const map = FlexMap.createMap("zone-outline", JSON.parse(document.getElementById("zone-map-settings").textContent));
     const layer = L.geoJSON(JSON.parse(document.getElementById("zone-geometry").textContent)).addTo(map);
     map.fitBounds(layer.getBounds(), { padding: [20, 20] });
   }

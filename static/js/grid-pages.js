@@ -14,12 +14,17 @@
     return element;
   }
 
+  /* The DSO's own network (lines coloured by the latest forecast's loading) where the page has one. */
+  function network(map, id) {
+    const geojson = data(id || "network-geojson");
+    if (geojson) FlexMap.addNetwork(map, geojson);
+  }
+
   function dsoPanel() {
     if (!once("dso-zone-map")) return;
     const map = FlexMap.createMap("dso-zone-map", data("dso-map-settings"));
     FlexMap.addZones(map, data("dso-zones"));
-    const network = data("dso-network");  // the DSO's network, lines coloured by the latest forecast's loading
-    if (network) FlexMap.addNetwork(map, network);
+    network(map, "dso-network");
   }
 
   function espPanel() {
@@ -35,6 +40,7 @@
     if (!document.getElementById("assets-geojson") || !once("asset-map")) return;
     const map = FlexMap.createMap("asset-map", data("map-settings"));
     FlexMap.addZones(map, data("zones-geojson"));
+    network(map);
     const assets = data("assets-geojson");
     const layer = FlexMap.addAssets(map, assets);
     if (assets.features.length) map.fitBounds(layer.getBounds(), { padding: [30, 30], maxZoom: 14 });
@@ -47,6 +53,7 @@
     settings.zoom = 14;
     const map = FlexMap.createMap("asset-map", settings);
     FlexMap.addZones(map, data("zones-geojson") || { type: "FeatureCollection", features: [] });
+    network(map);
     L.marker(settings.center).addTo(map);
   }
 
@@ -79,7 +86,9 @@
 
   function runZones() {
     if (!once("run-zone-map")) return;
-    FlexMap.addZones(FlexMap.createMap("run-zone-map", data("map-settings")), data("zones-geojson"));
+    const map = FlexMap.createMap("run-zone-map", data("map-settings"));
+    FlexMap.addZones(map, data("zones-geojson"));
+    network(map);
   }
 
   function init() {

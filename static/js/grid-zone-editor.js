@@ -13,6 +13,7 @@
     style: (f) => ({ color: FlexMap.STATUS_COLOURS[f.properties.status], weight: 3, fillOpacity: 0.3 }),
     onEachFeature: (feature, layer) => {
       layer.zoneId = feature.properties.id;
+      FlexMap.labelZone(feature, layer);
       layer.bindPopup(`<strong>${FlexMap.escapeHtml(feature.properties.name)}</strong><br>${FlexMap.escapeHtml(feature.properties.code)}<br>status: ${FlexMap.escapeHtml(feature.properties.status)}`);
       editable.addLayer(layer);
     },

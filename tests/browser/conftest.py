@@ -39,12 +39,6 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason="Chromium not installed (apt-get install chromium)"))
 
 
-@pytest.fixture(autouse=True)
-def _offline_map_tiles(settings):
-    """No internet in tests: maps get an empty tile URL and show only our own layers."""
-    settings.MAP_TILE_URL = ""
-
-
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
@@ -122,3 +116,10 @@ def screenshots_at_widths(page, name: str, widths=(1440, 390)) -> list[Path]:
         paths.append(screenshot(page, f"{name}-{width}"))
     page.set_viewport_size(before)
     return paths
+
+
+def clustered_asset_count(page, selector: str, zones: int) -> int:
+    """Assets drawn on a map without a network: single circles (interactive paths beyond the zones) plus the
+    numbers on the clusters."""
+    singles = page.locator(f"{selector} path.leaflet-interactive").count() - zones
+    return singles + sum(int(text) for text in page.locator(f"{selector} .asset-cluster").all_inner_texts())

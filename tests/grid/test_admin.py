@@ -17,3 +17,4 @@ def test_admin_lists_zones_with_filters_and_shows_the_outline(client, django_use
     assert page.status_code == 200
     assert b'id="zone-outline"' in page.content and b'id="zone-geometry"' in page.content
     assert b"js/grid-admin.js" in page.content
+    assert b"js/grid-map.js" in page.content and b'id="zone-map-settings"' in page.content  # offline base too

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.context import Actor
-from accounts.models import Role
+from accounts.models import Notification, Role
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
 from flexmarket import validation
@@ -101,6 +101,7 @@ def agreement_propose(
         after={"capacity_kw": str(agreement.capacity_kw)},
     )
     notify_organisation(
+        category=Notification.Category.TRADING,
         organisation=esp,
         title=f"{actor.organisation} proposes an availability agreement",
         link="/trading/agreements/",

@@ -34,6 +34,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.context import SYSTEM, Actor
+from accounts.models import Notification
 from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
 from flexmarket.bulk import insert_rows
@@ -787,6 +788,7 @@ def _notify(session: MarketSession, created: list[ContractRow]) -> None:
             counts[organisation_id] = counts.get(organisation_id, 0) + 1
     for organisation in Organisation.objects.filter(pk__in=counts):
         notify_organisation(
+            category=Notification.Category.TRADING,
             organisation=organisation,
             title=f"{session}: {counts[organisation.pk]} contract(s) cleared",
             body="Activation schedules are on your contracts page.",

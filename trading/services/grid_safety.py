@@ -16,6 +16,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from accounts.models import Notification
 from accounts.services import notify_organisations
 from flexmarket import ptu as ptus
 from flexmarket.localtime import clock_label
@@ -170,4 +171,4 @@ def notify_curtailed(*, session, offers: list, requests: list, record: dict) -> 
                 }
             )
     if items:
-        notify_organisations(items, email=False)
+        notify_organisations(items, category=Notification.Category.TRADING, email=False)

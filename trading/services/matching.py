@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Notification
 from accounts.services import notify_organisations
 from flexmarket import ptu as ptus
 from flexmarket.localtime import moment_label
@@ -328,6 +329,7 @@ def _tell_refused(order, refused: dict[int, str], *, side: str, unchecked: str =
             for pk, reason in sorted(refused.items())
             if pk in owners
         ],
+        category=Notification.Category.TRADING,
         email=False,
     )
 
@@ -468,4 +470,4 @@ def _notify_contracts(contracts: list[Contract], zone) -> None:
                     "link": f"/trading/contracts/{contract.pk}/",
                 }
             )
-    notify_organisations(items, email=True)
+    notify_organisations(items, category=Notification.Category.TRADING, email=True)
