@@ -10,8 +10,6 @@ from django.utils.html import format_html
 
 from accounts.models import Notification
 
-EXPORT_FORMATS = ("csv", "xlsx")
-
 
 class NotificationFilter(django_filters.FilterSet):
     category = django_filters.ChoiceFilter(choices=Notification.Category.choices, empty_label="Any category")

@@ -9,8 +9,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
-from django_tables2.export import TableExport
 
 from accounts.forms import ActOnBehalfForm, ApiKeyForm, InvitationForm
 from accounts.permissions import request_actor
@@ -35,8 +33,9 @@ from accounts.services import (
     notification_mark_all_read,
     notification_mark_read,
 )
-from accounts.tables import EXPORT_FORMATS, NotificationFilter, NotificationTable
+from accounts.tables import NotificationFilter, NotificationTable
 from flexmarket.errors import DomainError
+from flexmarket.tables import table_or_export
 
 
 def _show_domain_error(request, form, error: DomainError) -> None:
@@ -198,10 +197,9 @@ def notification_list(request):
         return redirect(f"{reverse('notification-list')}?{request.GET.urlencode()}".rstrip("?"))
     found = NotificationFilter(request.GET, queryset=notifications_get_visible(actor=actor))
     table = NotificationTable(found.qs)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    export = request.GET.get("_export")
-    if export in EXPORT_FORMATS:
-        return TableExport(export, table).response(f"notifications.{export}")
+    exported = table_or_export(request, table, "notifications")
+    if exported is not None:
+        return exported
     return render(
         request,
         "accounts/notification_list.html",

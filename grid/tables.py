@@ -11,7 +11,6 @@ from django.utils.html import format_html
 from flexmarket.templatetags.units import quantity
 from grid.models import FlexAsset
 
-EXPORT_FORMATS = ("csv", "xlsx")
 PREQUALIFICATION_TAGS = {"approved": "is-success", "pending": "is-warning"}
 
 

@@ -10,14 +10,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
-from django_tables2.export import TableExport
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
 from flexmarket import imports, ptu
 from flexmarket.errors import DomainError, ValidationErrors
 from flexmarket.localtime import clock_label
+from flexmarket.tables import table_or_export
 from grid import charts, selectors, services
 from grid.forms import (
     AssetCsvForm,
@@ -32,7 +31,7 @@ from grid.forms import (
     ZoneImportForm,
 )
 from grid.models import PrequalificationCheck
-from grid.tables import EXPORT_FORMATS, AssetFilter, AssetTable
+from grid.tables import AssetFilter, AssetTable
 
 
 def map_settings() -> dict:
@@ -108,10 +107,9 @@ def asset_list(request):
     assets = found.qs
     # An ESP sees its own assets: the owner column would repeat its name on every row.
     table = AssetTable(assets, exclude=("owner",) if actor.has_role(Role.ESP) else ())
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    export = request.GET.get("_export")
-    if export in EXPORT_FORMATS:
-        return TableExport(export, table).response(f"assets.{export}")
+    exported = table_or_export(request, table, "assets")
+    if exported is not None:
+        return exported
     assets_geojson = services.assets_as_geojson(assets)
     return render(
         request,

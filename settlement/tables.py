@@ -12,7 +12,6 @@ from flexmarket.filters import delivery_day_range
 from flexmarket.templatetags.units import quantity
 from settlement.models import DeliveryVerification
 
-EXPORT_FORMATS = ("csv", "xlsx")
 STATE_TAGS = {"verified": "is-success", "disputed": "is-danger"}
 
 

@@ -9,13 +9,12 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
-from django_tables2.export import TableExport
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
 from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
+from flexmarket.tables import table_or_export
 from settlement import charts, invoices, selectors, services
 from settlement.forms import (
     DisputeForm,
@@ -27,7 +26,7 @@ from settlement.forms import (
     TemperatureUploadForm,
 )
 from settlement.services.prognoses import kw_value
-from settlement.tables import EXPORT_FORMATS, VerificationFilter, VerificationTable
+from settlement.tables import VerificationFilter, VerificationTable
 
 
 @role_required(Role.ESP, Role.DSO)
@@ -66,10 +65,9 @@ def verification_list(request):
         queryset=selectors.verifications_get_visible(actor=actor).select_related("contract__session"),
     )
     table = VerificationTable(found.qs)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    export = request.GET.get("_export")
-    if export in EXPORT_FORMATS:
-        return TableExport(export, table).response(f"verifications.{export}")
+    exported = table_or_export(request, table, "verifications")
+    if exported is not None:
+        return exported
     return render(request, "settlement/verification_list.html", {"table": table, "filter": found})
 
 

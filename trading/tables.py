@@ -10,8 +10,6 @@ from flexmarket.localtime import clock_label, display_zone
 from flexmarket.templatetags.units import eur, quantity
 from trading.models import Contract
 
-EXPORT_FORMATS = ("csv", "xlsx")
-
 
 class ContractTable(tables.Table):
     """Contracts with their money in sight. Energy, price and value come from the stored per-PTU lists, so they

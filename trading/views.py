@@ -11,8 +11,6 @@ from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
-from django_tables2.export import TableExport
 
 from accounts.models import Role
 from accounts.permissions import request_actor, role_required
@@ -20,6 +18,7 @@ from flexmarket import imports
 from flexmarket.errors import DomainError, ValidationErrors
 from flexmarket.localtime import clock_label, ptu_choices, ptu_value
 from flexmarket.ptu import PTU
+from flexmarket.tables import table_or_export
 from grid.selectors import (
     assets_get_owned,
     grid_locations_get_editable,
@@ -33,7 +32,7 @@ from trading.filters import ContractFilter, OrderFilter
 from trading.forms import OfferForm, PricesForm, RequestForm
 from trading.models import ClearingReplay, MarketSession, Product
 from trading.services.replays import replay_zone_rows
-from trading.tables import EXPORT_FORMATS, ContractTable, OrderTable
+from trading.tables import ContractTable, OrderTable
 
 
 def _open_sessions(actor):
@@ -238,11 +237,8 @@ def _orders_listed(request, queryset, *, kind: str, zones):
         request.GET or None, queryset=queryset.select_related("grid_location", "session"), zones=zones
     )
     table = OrderTable(orders.qs, kind=kind, csrf_token=get_token(request))
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    export = request.GET.get("_export")
-    if export in EXPORT_FORMATS:
-        return orders, TableExport(export, table).response(f"{kind}s.{export}")
-    return orders, table
+    exported = table_or_export(request, table, f"{kind}s")
+    return orders, table if exported is None else exported
 
 
 @role_required(Role.ESP)
@@ -331,10 +327,9 @@ def contract_list(request):
         zones=grid_locations_get_visible(actor=actor),
     )
     table = ContractTable(contracts.qs)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    export = request.GET.get("_export")
-    if export in EXPORT_FORMATS:
-        return TableExport(export, table, exclude_columns=()).response(f"contracts.{export}")
+    exported = table_or_export(request, table, "contracts")
+    if exported is not None:
+        return exported
     return render(request, "trading/contract_list.html", {"table": table, "filter": contracts})
 
 
