@@ -105,6 +105,9 @@ def test_a_trader_filters_sorts_and_exports_contracts_and_assets(page, login_as)
         float(p.replace(",", "")) for p in prices
     )
     screenshot(page, "list-offers")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "list-offers-phone")
+    page.set_viewport_size({"width": 1440, "height": 900})
     with page.expect_download() as download:
         page.get_by_test_id("export-csv").click()
     exported = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
