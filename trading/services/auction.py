@@ -39,7 +39,7 @@ from accounts.services import audit_record, notify_organisation
 from flexmarket import ptu as ptus
 from flexmarket.bulk import insert_rows
 from flexmarket.errors import DomainError
-from trading.clearing.auction import AuctionOrders, clear_auction, welfare
+from trading.clearing.auction import AuctionOrders, clear_auction
 from trading.clearing.prices import price_decimal
 from trading.errors import TradingErrorCode as Code
 from trading.models import (
@@ -475,12 +475,6 @@ def _clear(*, run: ClearingRun, actor: Actor) -> None:
         session=session, offers=offers, requests=requests, result=result
     )
     timings["grid_safety"] = time.perf_counter() - started
-    # A curtailed result states the welfare of what is written, not of what the solver found.
-    objective = (
-        welfare(orders, result.offer_alloc, result.request_alloc)
-        if run.grid_safety["curtailed"]
-        else result.objective
-    )
     started = time.perf_counter()
     with transaction.atomic():
         MarketSession.objects.select_for_update().get(pk=session.pk)
@@ -497,7 +491,7 @@ def _clear(*, run: ClearingRun, actor: Actor) -> None:
                 prices[str(zone)] = [None if np.isnan(v) else round(float(v), 4) for v in row]
         timings["write"] = time.perf_counter() - started
         _succeed(
-            run=run, actor=actor, session=session, result=result, objective=objective, created=created,
+            run=run, actor=actor, session=session, result=result, objective=result.objective, created=created,
             counts=(len(offers), len(requests)), prices=prices, timings=timings,
         )  # fmt: skip
 

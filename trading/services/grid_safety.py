@@ -21,6 +21,7 @@ from accounts.services import notify_organisations
 from flexmarket import ptu as ptus
 from flexmarket.localtime import clock_label
 from grid.models import GridLocation
+from trading.clearing.auction import ENERGY_PER_KW_PTU_MWH
 from trading.services.network_clearing import (
     GridCheck,
     NetworkClearingError,
@@ -114,12 +115,20 @@ def auction_grid_check(*, session, offers: list, requests: list, result):
             check.add(start, p)
     if not record["curtailed"]:
         return result, record
-    return _curtailed(result, kw), record
+    spread = np.array(
+        [
+            float(requests[int(r)].price) - float(offers[int(o)].price)
+            for r, o in zip(trades.request_idx, trades.offer_idx, strict=True)
+        ]
+    )
+    return _curtailed(result, kw, spread), record
 
 
-def _curtailed(result, kw: np.ndarray):
+def _curtailed(result, kw: np.ndarray, spread: np.ndarray):
     """The auction's result with each trade at `kw` (trades at 0 dropped) and the offers' and requests'
-    accepted kW reduced by what was refused: matched volume balances, prices stay."""
+    accepted kW reduced by what was refused: matched volume balances, prices stay. The objective (welfare, EUR)
+    loses each refused kW's spread between the request's and the offer's price, so a run and its replay state
+    the welfare of what was written."""
     trades = result.trades
     cut = np.asarray(trades.kw, dtype=float) - kw
     offer_alloc, request_alloc = result.offer_alloc.copy(), result.request_alloc.copy()
@@ -137,6 +146,7 @@ def _curtailed(result, kw: np.ndarray):
     kept = dataclasses.replace(trades, kw=kw[keep], **{k: v[keep] for k, v in fields.items()})
     return dataclasses.replace(
         result,
+        objective=float(result.objective) - float(cut @ spread) * ENERGY_PER_KW_PTU_MWH,
         offer_alloc=np.maximum(np.round(offer_alloc, 6), 0.0),
         request_alloc=np.maximum(np.round(request_alloc, 6), 0.0),
         trades=kept,
