@@ -294,6 +294,9 @@ class FlexOfferSerializer(OrderSerializer):
             "max_consecutive_ptus",
             "tso_eligible",
             "answers_request",
+            "q_min_kvar",
+            "q_max_kvar",
+            "q_price",
             "session",
             "created_at",
         ]
@@ -419,7 +422,8 @@ class FlexOfferViewSet(
     )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def import_csv(self, request):
-        """CSV: asset_ean, product_code, ptu_start, quantities_kw, price[, min_quantity_kw, all_or_nothing, tso_eligible]."""
+        """CSV: asset_ean, product_code, ptu_start, quantities_kw, price[, min_quantity_kw, all_or_nothing, tso_eligible,
+        q_min_kvar, q_max_kvar, q_price (a reactive range: network-aware products)]."""
         return self._import(request, "offer")
 
 
@@ -441,6 +445,8 @@ class ContractSerializer(serializers.ModelSerializer):
             "ptu_start",
             "quantities_kw",
             "prices",
+            "reactive_kvar",
+            "reactive_prices",
             "state",
             "session",
             "offer",

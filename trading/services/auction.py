@@ -249,6 +249,9 @@ OFFER_FIELDS = (
     "portfolio_id",
     "availability_agreement_id",
     "member_allocation",
+    "q_min_kvar",
+    "q_max_kvar",
+    "q_price",
     "asset__prequalification",
     "asset__grid_location_id",
     "asset__archived_at",
@@ -627,6 +630,8 @@ CONTRACT_COLUMNS = (
     "ptu_start",
     "quantities_kw",
     "prices",
+    "reactive_kvar",
+    "reactive_prices",
     "state",
     "created_at",
 )
@@ -659,6 +664,7 @@ def _contracts(*, run, session, result, offers, requests) -> tuple[list[Contract
     last = cell.size - 1 - last_reversed
     prices.reshape(-1)[cell[last]] = _price_texts(trades.price[last])
     pair_request, pair_offer = np.divmod(keys, max(len(offers), 1))
+    reactive = _reactive_rows(result, pair_offer)
     now = timezone.now()
     reference = f"FM-{now:%Y%m%d}-R{run.pk}-"
     direction, state = session.product.direction, Contract.State.ACTIVE
@@ -678,19 +684,42 @@ def _contracts(*, run, session, result, offers, requests) -> tuple[list[Contract
             session.delivery_start,
             kw,
             price_row,
+            kvar,
+            kvar_prices,
             state,
             now,
         )
-        for number, request, offer, kw, price_row in zip(
+        for number, request, offer, kw, price_row, (kvar, kvar_prices) in zip(
             range(1, keys.size + 1),
             (requests[r] for r in pair_request.tolist()),
             (offers[o] for o in pair_offer.tolist()),
             bought.tolist(),
             prices.tolist(),
+            reactive,
             strict=True,
         )
     ]
     return rows, pair_offer, bought
+
+
+def _reactive_rows(result, pair_offer: np.ndarray) -> list[tuple[list, list]]:
+    """(kVAr per PTU, Q-LMP texts per PTU) per pair: an offer's cleared reactive power on its first pair (the
+    oldest request's), empty lists on every other pair and wherever no reactive power cleared."""
+    empty = ([], [])
+    kvar = getattr(result, "offer_reactive_kvar", None)
+    if kvar is None:
+        return [empty] * pair_offer.size
+    _, first = np.unique(pair_offer, return_index=True)
+    rows = [empty] * pair_offer.size
+    for pair in first.tolist():
+        o = int(pair_offer[pair])
+        if not (np.abs(kvar[o]) > 0).any():
+            continue
+        moved = kvar[o] != 0
+        texts = np.full(kvar.shape[1], "0", dtype=object)
+        texts[moved] = _price_texts(result.offer_reactive_price[o, moved])
+        rows[pair] = ([float(v) + 0.0 for v in kvar[o]], texts.tolist())
+    return rows
 
 
 def _notify(session: MarketSession, created: list[ContractRow]) -> None:
