@@ -5,8 +5,6 @@ from accounts.admin_audit import ReadOnlyAdminMixin
 from accounts.permissions import request_actor
 from flexmarket.errors import DomainError
 from trading import services
-from trading.services import limits
-from trading.services.limits import REACTIVE_FIELDS
 from trading.models import (
     AvailabilityAgreement,
     ClearingReplay,
@@ -18,6 +16,8 @@ from trading.models import (
     MarketSession,
     Product,
 )
+from trading.services import limits
+from trading.services.limits import REACTIVE_FIELDS
 
 
 class ProductInline(admin.StackedInline):
@@ -122,18 +122,17 @@ admin.site.register(FlexRequest, OrderAdmin)
 
 
 class FlexOfferAdminForm(forms.ModelForm):
-    """The admin keeps an offer's reactive range to the rules offer_submit applies (limits.clean_reactive)."""
-
-    class Meta:
-        model = FlexOffer
-        fields = "__all__"
+    """The admin keeps an offer's reactive range to the rules offer_submit applies (limits.clean_reactive); the
+    admin builds the form's model fields."""
 
     def clean(self):
         cleaned = super().clean()
         product = cleaned.get("product")
         if product is not None:
             try:
-                limits.clean_reactive(product=product, **{name: cleaned.get(name) for name in REACTIVE_FIELDS})
+                limits.clean_reactive(
+                    product=product, **{name: cleaned.get(name) for name in REACTIVE_FIELDS}
+                )
             except DomainError as error:
                 self.add_error(error.field if error.field in self.fields else None, error.message)
         return cleaned
@@ -143,7 +142,13 @@ class FlexOfferAdminForm(forms.ModelForm):
 class FlexOfferAdmin(OrderAdmin):
     form = FlexOfferAdminForm
     list_display = [*OrderAdmin.list_display, "q_min_kvar", "q_max_kvar", "q_price"]
-    raw_id_fields = [*OrderAdmin.raw_id_fields, "asset", "portfolio", "answers_request", "availability_agreement"]
+    raw_id_fields = [
+        *OrderAdmin.raw_id_fields,
+        "asset",
+        "portfolio",
+        "answers_request",
+        "availability_agreement",
+    ]
 
 
 @admin.register(Contract)

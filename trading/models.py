@@ -545,7 +545,9 @@ class Contract(models.Model):
         """What the contract is worth as traded: kW x price x 1/4 h / 1000 per PTU, plus its reactive power's
         kVAr x Q-LMP x 1/4 h / 1000 (docs/network.md, "Paying reactive power"), exact from the stored values,
         rounded once, half up to the cent, as statements round."""
-        return (self._active_total() + self._reactive_total()).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return (self._active_total() + self._reactive_total()).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
 
     @property
     def reactive_value_eur(self) -> Decimal:

@@ -116,7 +116,9 @@ def clean_reactive(*, product, q_min_kvar, q_max_kvar, q_price) -> dict:
             "The reactive range is empty: give a negative minimum, a positive maximum or both.",
             field="q_max_kvar",
         )
-    price = clean_price(q_price, field="q_price")
+    price = validation.bounded_decimal(
+        q_price, field="q_price", code=Code.INVALID_REACTIVE, maximum=max_price(), unit="EUR/Mvarh"
+    )
     return {
         "q_min_kvar": low.quantize(Decimal("0.001")),
         "q_max_kvar": high.quantize(Decimal("0.001")),

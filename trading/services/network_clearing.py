@@ -380,7 +380,9 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     # Reactive power in the real frame (+ injected), and the Q-LMP paid for it at each offer's bus.
     reactive_kvar = np.round(sign * result.offer_q_alloc, 3)
     reactive_price = sign * result.qlmp[orders.offer_bus]
-    for r, o, t in _reactive_only_trades(reactive_kvar, result.offer_alloc, offers, requests, result.request_alloc):
+    for r, o, t in _reactive_only_trades(
+        reactive_kvar, result.offer_alloc, offers, requests, result.request_alloc
+    ):
         request_idx.append(r)
         offer_idx.append(o)
         ptu.append(t)
