@@ -130,6 +130,26 @@ def test_a_binding_voltage_clears_reactive_flexibility_priced_at_the_hand_checke
 
 
 @pytest.mark.django_db
+def test_the_network_endpoint_and_the_session_page_show_the_q_lmps(
+    actor_dso, actor_esp, actor_esp2, zone, network, assets, client_for, dso_user, client
+):
+    run, _ = clear((actor_dso, actor_esp, actor_esp2), zone, assets, **REACTIVE)
+    body = client_for(dso_user).get(f"/api/v1/sessions/{run.session_id}/network/").json()
+    assert body["qlmp"][2][PTU] == pytest.approx(-10.0, abs=1e-3)
+    assert body["qlmp_voltage"][2][PTU] == pytest.approx(-10.0, abs=1e-3)
+    assert body["qlmp_congestion"][2][PTU] == pytest.approx(0.0, abs=1e-9)
+    assert len(body["qlmp"]) == 3 and len(body["qlmp"][0]) == 96
+    client.force_login(dso_user)
+    response = client.get(f"/trading/sessions/{run.session_id}/?ptu={PTU}")
+    page = response.content.decode()
+    assert 'data-testid="price-kind-toggle"' in page and 'data-testid="network-buses-qlmp"' in page
+    assert "-10.0000" in page  # bus 2's Q-LMP in the table
+    price_map = response.context["price_map"]
+    assert price_map["q_low"] == pytest.approx(-10.0, abs=1e-3) and price_map["q_high"] == pytest.approx(0.0)
+    assert price_map["qlmp"] == run.network.qlmp
+
+
+@pytest.mark.django_db
 def test_without_a_reactive_range_the_voltage_is_held_by_the_dear_offer(
     actor_dso, actor_esp, actor_esp2, zone, network, assets
 ):
@@ -140,6 +160,43 @@ def test_without_a_reactive_range_the_voltage_is_held_by_the_dear_offer(
     # The Q-LMP is still found (a dual price): what a kVAr absorbed at bus 2 would have been worth, far more than
     # the 10 EUR/Mvarh the reactive range asks in the test above.
     assert run.network.qlmp[2][PTU] < -100
+
+
+@pytest.mark.django_db
+def test_an_offer_whose_reactive_power_clears_without_its_kw_gets_a_contract_carrying_it(
+    actor_dso, actor_esp, actor_esp2, zone, network, assets, client
+):
+    # A second offer at bus 2 asks too much for its kW but offers reactive power cheaply: only that clears.
+    product = ProductFactory(network_aware=True)
+    session = session_for(product, tomorrow())
+    start = session.delivery_start + PTU * (session.delivery_end - session.delivery_start) / 96
+    dso_request = request(actor_dso, zone, product, start, qty=(300,), price=200)
+    cheap = offer(actor_esp, assets[0], product, start, qty=(300,), price=50)
+    reactive = offer(actor_esp, assets[0], product, start, qty=(1,), price=900, **REACTIVE)
+    offer(actor_esp2, assets[1], product, start, qty=(300,), price=150)
+    close(session)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded", run.error
+    contracts = {c.offer_id: c for c in Contract.objects.filter(clearing_run=run)}
+    assert set(contracts) == {cheap.pk, reactive.pk}
+    carrying = contracts[reactive.pk]
+    assert carrying.request_id == dso_request.pk and sum(carrying.quantities_kw) == 0
+    assert carrying.reactive_kvar[PTU] < 0 and carrying.reactive_prices[PTU] == "-10.0000"
+    assert contracts[cheap.pk].reactive_kvar == [] and contracts[cheap.pk].quantities_kw[
+        PTU
+    ] == pytest.approx(300)
+    assert carrying.value_eur == carrying.reactive_value_eur > 0
+    assert carrying.average_price is None
+
+    # The contract page and its schedule show the kVAr to deliver and the Q-LMP paid.
+    client.force_login(actor_esp.user)
+    page = client.get(f"/trading/contracts/{carrying.pk}/").content.decode()
+    assert "kVArh of reactive power" in page and "Q-LMP EUR/Mvarh" in page and "-10.00" in page
+    csv = client.get(f"/trading/contracts/{carrying.pk}/?download=csv").content.decode()
+    header, row = csv.splitlines()[:2]
+    assert header.endswith("reactive_kvar,reactive_price") and row.endswith(",-10.0000")
+    plain_csv = client.get(f"/trading/contracts/{contracts[cheap.pk].pk}/?download=csv").content.decode()
+    assert plain_csv.splitlines()[0] == "ptu_start,ptu_end,direction,power_kw,price"
 
 
 @pytest.mark.django_db
