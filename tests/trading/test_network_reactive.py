@@ -33,7 +33,7 @@ PTU = 68
 V_TARGET = 1.0495
 
 
-def _feeder(vm_slack: float):
+def _feeder(vm_slack: float, generation_mw: float = 1.0):
     net = pp.create_empty_network()
     buses = [pp.create_bus(net, vn_kv=20.0, name=f"bus {n}") for n in range(3)]
     pp.create_ext_grid(net, buses[0], vm_pu=vm_slack)
@@ -42,18 +42,21 @@ def _feeder(vm_slack: float):
             net, buses[a], buses[b], length_km=10.0, r_ohm_per_km=0.4, x_ohm_per_km=0.4, c_nf_per_km=0.0,
             max_i_ka=1.0,
         )  # fmt: skip
-    pp.create_sgen(net, buses[2], p_mw=1.0, q_mvar=0.0)
+    if generation_mw > 0:
+        pp.create_sgen(net, buses[2], p_mw=generation_mw, q_mvar=0.0)
+    else:
+        pp.create_load(net, buses[2], p_mw=-generation_mw, q_mvar=0.0)
     return net
 
 
-def high_voltage_feeder():
-    """The feeder with the slack's set point chosen so that bus 2 sits at V_TARGET p.u."""
+def high_voltage_feeder(target: float = V_TARGET, generation_mw: float = 1.0):
+    """The feeder with the slack's set point chosen so that bus 2 sits at `target` p.u."""
     vm = 1.0
     for _ in range(4):
-        net = _feeder(vm)
+        net = _feeder(vm, generation_mw)
         pp.runpp(net)
-        vm += V_TARGET - float(net.res_bus.vm_pu.at[2])
-    return _feeder(vm)
+        vm += target - float(net.res_bus.vm_pu.at[2])
+    return _feeder(vm, generation_mw)
 
 
 @pytest.fixture
@@ -127,6 +130,42 @@ def test_a_binding_voltage_clears_reactive_flexibility_priced_at_the_hand_checke
     assert reactive > 0
     assert contract.value_eur == (active + reactive).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     assert contract.reactive_value_eur == reactive.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@pytest.mark.django_db
+def test_a_down_session_at_the_lower_voltage_limit_pays_reactive_injection_its_q_lmp(
+    actor_dso, actor_esp, actor_esp2, zone, assets, network
+):
+    # The mirror image: a 1 MW load pulls bus 2 down to 0.9505 p.u.; down offers consume more. The cheap one at
+    # bus 2 would pull it below 0.95, so bus 2 injects reactive power (+ kVAr) at 10 EUR/Mvarh instead: Q-LMP
+    # +10 there (the value of injecting). The range is the asset's whatever the direction: up to 200 kVAr injected,
+    # 5 absorbed (the clearing mirrors it with the network; unmirrored, only 5 kVAr could be injected).
+    low = grid_services.network_model_create(
+        actor=actor_dso, name="Loaded feeder",
+        network_json=pp.to_json(high_voltage_feeder(target=0.9505, generation_mw=-1.0)),
+    )  # fmt: skip
+    grid_services.zone_buses_set(actor=actor_dso, network_model=low, grid_location=zone, buses=[1, 2])
+    for asset, bus in zip(assets, (2, 1), strict=True):
+        grid_services.asset_bus_set(actor=actor_dso, network_model=low, asset=asset, bus_index=bus)
+    product = ProductFactory(network_aware=True, direction="down")
+    session = session_for(product, tomorrow())
+    start = session.delivery_start + PTU * (session.delivery_end - session.delivery_start) / 96
+    request(actor_dso, zone, product, start, qty=(300,), price=200)
+    cheap = offer(
+        actor_esp, assets[0], product, start, qty=(300,), price=50, **REACTIVE | {"q_min_kvar": "-5"}
+    )
+    offer(actor_esp2, assets[1], product, start, qty=(300,), price=150)
+    close(session)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded", run.error
+    assert run.network.network_model == low
+    assert {"kind": "voltage", "index": 2, "side": -1} in run.network.binding[str(PTU)]
+    assert run.network.qlmp[2][PTU] == pytest.approx(10.0, abs=1e-3)
+    contract = Contract.objects.get(clearing_run=run, offer=cheap)
+    assert contract.quantities_kw[PTU] == pytest.approx(300, abs=1e-3)
+    assert 5 < contract.reactive_kvar[PTU] < 200 and contract.reactive_prices[PTU] == "10.0000"
+    assert contract.reactive_value_eur > 0
+    assert run.network.ac_feasible is True
 
 
 @pytest.mark.django_db
