@@ -328,7 +328,7 @@ def test_a_reactive_range_on_a_plain_product_is_refused_naming_the_rule(actor_es
         offer(actor_esp, asset, session.product, ptu17, **REACTIVE)
     assert error.value.code == "invalid_reactive_range" and error.value.field == "q_min_kvar"
     assert (
-        "not network-aware" in error.value.message and "only a network-aware product" in error.value.message
+        "not network-aware" in error.value.message and "only a network-aware auction" in error.value.message
     )
     assert not FlexOffer.objects.exists()
 
@@ -462,3 +462,23 @@ def test_the_admin_keeps_a_reactive_range_to_the_rules(actor_esp, asset, session
     )
     assert not form.is_valid()
     assert "not network-aware" in str(form.errors["q_min_kvar"])
+
+
+@pytest.mark.django_db
+def test_a_reactive_range_on_a_continuous_network_aware_product_is_refused(
+    actor_esp, asset, continuous_product
+):
+    # Continuous matching checks each fill's active power against the network; nothing there clears kVAr.
+    continuous_product.network_aware = True
+    continuous_product.save()
+    session = session_for(continuous_product, tomorrow())
+    with pytest.raises(DomainError) as error:
+        offer(
+            actor_esp,
+            asset,
+            continuous_product,
+            session.delivery_start + PTU * (session.delivery_end - session.delivery_start) / 96,
+            **REACTIVE,
+        )
+    assert error.value.code == "invalid_reactive_range" and "trades continuously" in error.value.message
+    assert not FlexOffer.objects.exists()

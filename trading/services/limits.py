@@ -82,17 +82,17 @@ REACTIVE_FIELDS = ("q_min_kvar", "q_max_kvar", "q_price")
 def clean_reactive(*, product, q_min_kvar, q_max_kvar, q_price) -> dict:
     """An offer's optional reactive range (docs/network.md, "Reactive offers"): all three values or none,
     minimum <= 0 <= maximum (kVAr absorbed / injected, not both 0, within FLEXMARKET_ORDER_MAX_KW), a price in
-    [0, FLEXMARKET_ORDER_MAX_PRICE] EUR/Mvarh, and only on a network-aware product (the one clearing that prices
-    reactive power). Returns the model fields (all None for an offer without one)."""
+    [0, FLEXMARKET_ORDER_MAX_PRICE] EUR/Mvarh, and only on a network-aware auction product (the one clearing that
+    prices reactive power; continuous matching checks active power only). Returns the model fields (all None for an offer without one)."""
     given = dict(zip(REACTIVE_FIELDS, (q_min_kvar, q_max_kvar, q_price), strict=True))
     present = [name for name, value in given.items() if value is not None and value != ""]
     if not present:
         return dict.fromkeys(REACTIVE_FIELDS)
-    if not product.network_aware:
+    if not product.network_aware or not product.is_auction:
+        what = "is not network-aware" if not product.network_aware else "trades continuously"
         raise DomainError(
             Code.INVALID_REACTIVE,
-            f"{product} is not network-aware: only a network-aware product clears a reactive range (kVAr) "
-            "and pays its Q-LMP.",
+            f"{product} {what}: only a network-aware auction clears a reactive range (kVAr) and pays its Q-LMP.",
             field=present[0],
         )
     missing = [name for name in REACTIVE_FIELDS if name not in present]
