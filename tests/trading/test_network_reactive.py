@@ -226,6 +226,10 @@ def test_an_offer_whose_reactive_power_clears_without_its_kw_gets_a_contract_car
     ] == pytest.approx(300)
     assert carrying.value_eur == carrying.reactive_value_eur > 0
     assert carrying.average_price is None
+    reactive.refresh_from_db()
+    assert reactive.state == "expired" and reactive.state_reason.startswith(
+        "Only its reactive range cleared ("
+    )
 
     # The contract page and its schedule show the kVAr to deliver and the Q-LMP paid.
     client.force_login(actor_esp.user)

@@ -525,20 +525,22 @@ def _write(*, run, session, result, offers, requests) -> list[ContractRow]:
         start=session.delivery_start,
         kw=held[single],
     )
-    for model, orders, alloc in (
-        (FlexOffer, offers, result.offer_alloc),
-        (FlexRequest, requests, result.request_alloc),
+    reactive = getattr(result, "offer_reactive_kvar", None)
+    for model, orders, alloc, kvar in (
+        (FlexOffer, offers, result.offer_alloc, reactive),
+        (FlexRequest, requests, result.request_alloc, None),
     ):
-        _bulk_set_orders(model, _order_updates(orders, session, n, alloc))
+        _bulk_set_orders(model, _order_updates(orders, session, n, alloc, reactive_kvar=kvar))
     ledger.write()
     # Offers left out may hold quantities that cannot be read: their assets' rows are rebuilt from the result.
     ledger_resync(asset_ids=resync)
     return rows
 
 
-def _order_updates(orders, session, n: int, alloc: np.ndarray) -> list[tuple]:
+def _order_updates(orders, session, n: int, alloc: np.ndarray, reactive_kvar=None) -> list[tuple]:
     """(pk, state read, remaining, new state, reason) per order after the clearing: what is left of its
-    gate-closure quantities (three decimals, on the order's own PTUs), filled or expired."""
+    gate-closure quantities (three decimals, on the order's own PTUs), filled or expired; an offer whose reactive
+    range alone cleared (`reactive_kvar`, network-aware sessions) says so."""
     gate = _in_frame(orders, session, n, _gate)
     remaining = np.round(np.maximum(gate - alloc, 0), 3)
     updates = []
@@ -556,6 +558,12 @@ def _order_updates(orders, session, n: int, alloc: np.ndarray) -> list[tuple]:
             state, reason = (
                 OrderState.EXPIRED,
                 f"Partly cleared ({cleared.sum() / 4:g} kWh); the rest expired at gate closure",
+            )
+        elif reactive_kvar is not None and np.abs(reactive_kvar[i]).sum() > 0:
+            kvarh = float(np.abs(reactive_kvar[i]).sum()) / 4
+            state, reason = (
+                OrderState.EXPIRED,
+                f"Only its reactive range cleared ({kvarh:g} kVArh); its kW expired",
             )
         else:
             state, reason = OrderState.EXPIRED, "Not cleared at gate closure"
