@@ -79,6 +79,12 @@ def assert_network_session_priced_across_a_binding_line(day) -> None:
     assert min(prices) == pytest.approx(float(cheap), abs=0.1)
     assert max(prices) == pytest.approx(float(dear), abs=0.5)
     assert Contract.objects.filter(session=session).count() >= 2
+    # Feeder 1's offers carry a reactive range; the run stores a Q-LMP wherever it found a D-LMP.
+    assert FlexOffer.objects.filter(
+        session=session, q_price=trading_demo.NETWORK_REACTIVE["ean.zuid.f1"][1]
+    ).exists()
+    t = int(priced_and_bound[0])
+    assert all((q[t] is None) == (d[t] is None) for q, d in zip(network.qlmp, network.dlmp, strict=True))
 
 
 @pytest.mark.django_db(

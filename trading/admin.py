@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 
 from accounts.admin_audit import ReadOnlyAdminMixin
@@ -15,6 +16,8 @@ from trading.models import (
     MarketSession,
     Product,
 )
+from trading.services import limits
+from trading.services.limits import REACTIVE_FIELDS
 
 
 class ProductInline(admin.StackedInline):
@@ -160,22 +163,36 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 admin.site.register(FlexRequest, OrderAdmin)
-admin.site.register(
-    FlexOffer,
-    type(
-        "FlexOfferAdmin",
-        (OrderAdmin,),
-        {
-            "raw_id_fields": [
-                *OrderAdmin.raw_id_fields,
-                "asset",
-                "portfolio",
-                "answers_request",
-                "availability_agreement",
-            ]
-        },
-    ),
-)
+
+
+class FlexOfferAdminForm(forms.ModelForm):
+    """The admin keeps an offer's reactive range to the rules offer_submit applies (limits.clean_reactive); the
+    admin builds the form's model fields."""
+
+    def clean(self):
+        cleaned = super().clean()
+        product = cleaned.get("product")
+        if product is not None:
+            try:
+                limits.clean_reactive(
+                    product=product, **{name: cleaned.get(name) for name in REACTIVE_FIELDS}
+                )
+            except DomainError as error:
+                self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned
+
+
+@admin.register(FlexOffer)
+class FlexOfferAdmin(OrderAdmin):
+    form = FlexOfferAdminForm
+    list_display = [*OrderAdmin.list_display, "q_min_kvar", "q_max_kvar", "q_price"]
+    raw_id_fields = [
+        *OrderAdmin.raw_id_fields,
+        "asset",
+        "portfolio",
+        "answers_request",
+        "availability_agreement",
+    ]
 
 
 @admin.register(Contract)

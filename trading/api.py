@@ -161,10 +161,11 @@ class SessionSerializer(serializers.ModelSerializer):
         ]
 
 
-def _grid_field() -> serializers.ListField:
+def _grid_field(
+    help_text: str = "One row per bus (or branch) in `buses` (`branches`) order, one column per PTU; null: no price",
+) -> serializers.ListField:
     return serializers.ListField(
-        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
-        help_text="One row per bus (or branch) in `buses` (`branches`) order, one column per PTU; null: no price",
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)), help_text=help_text
     )
 
 
@@ -208,6 +209,12 @@ class SessionNetworkSerializer(serializers.ModelSerializer):
     dlmp_energy = _grid_field()
     dlmp_congestion = _grid_field()
     dlmp_voltage = _grid_field()
+    qlmp = _grid_field(
+        "Q-LMP, EUR/Mvarh (paid per Mvarh injected, + , or absorbed, -), one row per bus in `buses` order, one "
+        "column per PTU; null: no price; empty: cleared before reactive offers existed"
+    )
+    qlmp_congestion = _grid_field("The Q-LMP's congestion part (its energy part is always 0)")
+    qlmp_voltage = _grid_field("The Q-LMP's voltage part")
     flow_before_mw = _grid_field()
     flow_after_mw = _grid_field()
     flow_limit_mw = _grid_field()
@@ -249,6 +256,9 @@ class SessionNetworkSerializer(serializers.ModelSerializer):
             "dlmp_energy",
             "dlmp_congestion",
             "dlmp_voltage",
+            "qlmp",
+            "qlmp_congestion",
+            "qlmp_voltage",
             "flow_before_mw",
             "flow_after_mw",
             "flow_limit_mw",
@@ -392,6 +402,9 @@ class FlexOfferSerializer(OrderSerializer):
             "max_consecutive_ptus",
             "tso_eligible",
             "answers_request",
+            "q_min_kvar",
+            "q_max_kvar",
+            "q_price",
             "session",
             "created_at",
         ]
@@ -517,7 +530,8 @@ class FlexOfferViewSet(
     )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def import_csv(self, request):
-        """CSV: asset_ean, product_code, ptu_start, quantities_kw, price[, min_quantity_kw, all_or_nothing, tso_eligible]."""
+        """CSV: asset_ean, product_code, ptu_start, quantities_kw, price[, min_quantity_kw, all_or_nothing, tso_eligible,
+        q_min_kvar, q_max_kvar, q_price (a reactive range: network-aware products)]."""
         return self._import(request, "offer")
 
 
@@ -539,6 +553,8 @@ class ContractSerializer(serializers.ModelSerializer):
             "ptu_start",
             "quantities_kw",
             "prices",
+            "reactive_kvar",
+            "reactive_prices",
             "state",
             "session",
             "offer",

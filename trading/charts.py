@@ -114,6 +114,16 @@ def _binding_text(entries: list[dict]) -> str:
     )
 
 
+def _cell(grid: list, row: int, ptu: int):
+    """grid[row][ptu], None for a run stored before the array existed (an empty list)."""
+    return grid[row][ptu] if row < len(grid) else None
+
+
+def _range(grid: list) -> tuple[float | None, float | None]:
+    values = [value for row in grid for value in row if value is not None]
+    return (min(values), max(values)) if values else (None, None)
+
+
 def network_clearing(stored, ptu: int, ptu_labels: list[str]) -> dict:
     """A network-aware run's result for its page: the D-LMP heat strip (bus x PTU), one row per PTU with a price
     or a binding limit, and every bus's D-LMP and its parts at the chosen PTU."""
@@ -140,6 +150,9 @@ def network_clearing(stored, ptu: int, ptu_labels: list[str]) -> dict:
                 "energy": stored.dlmp_energy[i][ptu],
                 "congestion": stored.dlmp_congestion[i][ptu],
                 "voltage": stored.dlmp_voltage[i][ptu],
+                "qlmp": _cell(stored.qlmp, i, ptu),
+                "q_congestion": _cell(stored.qlmp_congestion, i, ptu),
+                "q_voltage": _cell(stored.qlmp_voltage, i, ptu),
             }
             for i, bus in enumerate(stored.buses)
         ]
@@ -227,10 +240,11 @@ def network_interesting_ptu(stored) -> int | None:
 
 
 def network_price_map(stored, ptu_labels: list[str], ratings: dict[tuple[str, int], float]) -> dict:
-    """What the D-LMP map draws per PTU: each bus's D-LMP, each line's and transformer's loading after clearing
-    (|active flow after| over its rating in MVA, percent) and the binding branches; the price range for the
-    colour scale is over the whole day, so the colours compare across PTUs."""
-    prices = [value for row in stored.dlmp for value in row if value is not None]
+    """What the price map draws per PTU: each bus's D-LMP and Q-LMP (the page toggles between them), each line's
+    and transformer's loading after clearing (|active flow after| over its rating in MVA, percent) and the binding
+    branches; each price's range for the colour scale is over the whole day, so the colours compare across PTUs."""
+    low, high = _range(stored.dlmp)
+    q_low, q_high = _range(stored.qlmp)
     loading = []
     for (kind, index), row in zip(stored.branches, stored.flow_after_mw, strict=True):
         rating = ratings.get((kind, int(index)))
@@ -247,8 +261,11 @@ def network_price_map(stored, ptu_labels: list[str], ratings: dict[tuple[str, in
             for t, limits in stored.binding.items()
         },
         "ptu_labels": ptu_labels,
-        "low": min(prices) if prices else None,
-        "high": max(prices) if prices else None,
+        "low": low,
+        "high": high,
+        "qlmp": stored.qlmp,
+        "q_low": q_low,
+        "q_high": q_high,
     }
 
 

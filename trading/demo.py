@@ -116,6 +116,8 @@ def _orders(session, dso_actors, esp_actors, *, start_hour: int, now) -> None:
 NETWORK_HOURS = (20, 22)  # local, within the forecast's evening peak and after the other sessions' orders
 NETWORK_REQUEST = ("ean.zuid.f1", 150, Decimal("250"))  # zone, kW per PTU, EUR/MWh
 NETWORK_OFFERS = {"ean.zuid.f1": Decimal("150"), "ean.zuid.f2": Decimal("60")}  # zone: price of its offers
+# The offers on feeder 1 also offer reactive power: +/- this share of their kW as kVAr, at this EUR/Mvarh.
+NETWORK_REACTIVE = {"ean.zuid.f1": (Decimal("0.3"), Decimal("15"))}
 
 
 def _network_session(market, cast, *, now) -> None:
@@ -155,12 +157,19 @@ def _network_session(market, cast, *, now) -> None:
         for asset in FlexAsset.objects.filter(
             grid_location__code=zone_code, prequalification="approved", max_up_kw__gt=0
         ).order_by("pk"):
+            kw = round(float(asset.max_up_kw) * 0.3, 1)
+            reactive = {}
+            if zone_code in NETWORK_REACTIVE:
+                share, q_price = NETWORK_REACTIVE[zone_code]
+                kvar = (Decimal(repr(kw)) * share).quantize(Decimal("0.1"))
+                reactive = {"q_min_kvar": -kvar, "q_max_kvar": kvar, "q_price": q_price}
             services.offer_submit(
                 actor=actors[asset.owner_id],
                 asset=asset,
                 product=product,
                 ptu_start=window[0],
-                quantities_kw=[round(float(asset.max_up_kw) * 0.3, 1)] * len(window),
+                quantities_kw=[kw] * len(window),
                 price=offer_price,
                 now=before_gate,
+                **reactive,
             )

@@ -7,6 +7,7 @@ class TradingErrorCode(StrEnum):
     NO_SESSION = "no_open_session"
     INVALID_QUANTITIES = "invalid_quantities"
     INVALID_PRICE = "invalid_price"
+    INVALID_REACTIVE = "invalid_reactive_range"
     INVALID_PTU = "invalid_ptu"
     ASSET_NOT_TRADABLE = "asset_not_tradable"
     WRONG_ZONE = "wrong_zone"

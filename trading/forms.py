@@ -84,6 +84,13 @@ class OfferForm(OrderWindowForm):
     min_quantity_kw = forms.DecimalField(min_value=0, initial=0, label="Minimum accepted kW")
     all_or_nothing = forms.BooleanField(required=False, label="Block offer (all or nothing)")
     tso_eligible = forms.BooleanField(required=False, label="TSO may use it")
+    # A reactive range (network-aware products only; the service judges the rules, limits.clean_reactive).
+    q_min_kvar = forms.DecimalField(
+        required=False, max_value=0, label="Reactive: most kVAr absorbed (≤ 0)",
+        help_text="Network-aware products only: minimum, maximum and price together, or none.",
+    )  # fmt: skip
+    q_max_kvar = forms.DecimalField(required=False, min_value=0, label="Reactive: most kVAr injected (≥ 0)")
+    q_price = forms.DecimalField(required=False, min_value=0, label="Reactive price (EUR/Mvarh)")
     field_order = [
         "asset",
         "session",
@@ -95,6 +102,9 @@ class OfferForm(OrderWindowForm):
         "all_or_nothing",
         "tso_eligible",
         "order_mode",
+        "q_min_kvar",
+        "q_max_kvar",
+        "q_price",
     ]
 
     def __init__(self, *args, assets=None, **kwargs):
@@ -107,6 +117,9 @@ class OfferForm(OrderWindowForm):
             "min_quantity_kw": self.cleaned_data["min_quantity_kw"],
             "all_or_nothing": self.cleaned_data["all_or_nothing"],
             "tso_eligible": self.cleaned_data["tso_eligible"],
+            "q_min_kvar": self.cleaned_data["q_min_kvar"],
+            "q_max_kvar": self.cleaned_data["q_max_kvar"],
+            "q_price": self.cleaned_data["q_price"],
         }
 
 

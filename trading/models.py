@@ -360,6 +360,11 @@ class ClearingRunNetwork(models.Model):
     dlmp_energy = models.JSONField()
     dlmp_congestion = models.JSONField()
     dlmp_voltage = models.JSONField()
+    # Q-LMP per bus and PTU, EUR/Mvarh (its energy part is 0: no reactive balance, no losses). Rows cleared
+    # before reactive offers: empty.
+    qlmp = models.JSONField(default=list, blank=True, help_text="EUR/Mvarh per bus and PTU; null: no price")
+    qlmp_congestion = models.JSONField(default=list, blank=True)
+    qlmp_voltage = models.JSONField(default=list, blank=True)
     flow_before_mw = models.JSONField(help_text="Active flow per branch and PTU at the operating point")
     flow_after_mw = models.JSONField(help_text="Linearised active flow with the cleared schedule")
     flow_limit_mw = models.JSONField(help_text="The limit the clearing held each branch to, per PTU")
@@ -538,6 +543,21 @@ class FlexOffer(Order):
         blank=True,
         help_text="Portfolio offers: {asset id: [kW per PTU]} reserved on each member (the capacity ledger)",
     )
+    # Reactive flexibility (issue 11 item 4; docs/network.md "Reactive offers"): all three or none, network-aware
+    # products only. kVAr injected (+) or absorbed (-) at the offer's bus in each of its PTUs, paid the Q-LMP.
+    q_min_kvar = models.DecimalField(
+        max_digits=12, decimal_places=3, null=True, blank=True, help_text="Most kVAr absorbed (<= 0)"
+    )
+    q_max_kvar = models.DecimalField(
+        max_digits=12, decimal_places=3, null=True, blank=True, help_text="Most kVAr injected (>= 0)"
+    )
+    q_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="EUR/Mvarh asked for reactive power moved either way",
+    )
 
     class Meta(Order.Meta):
         indexes = [
@@ -592,6 +612,14 @@ class Contract(models.Model):
     ptu_start = models.DateTimeField()
     quantities_kw = models.JSONField(help_text="Contracted kW per PTU (0 where nothing was bought)")
     prices = models.JSONField(help_text="Price per PTU (EUR/MWh or EUR/MW/h) as strings of decimals")
+    # The offer's cleared reactive power (network-aware sessions; one contract per offer carries it, the others
+    # and plain contracts hold empty lists): kVAr per PTU (+ injected, - absorbed) and the Q-LMP it is paid.
+    reactive_kvar = models.JSONField(
+        default=list, blank=True, help_text="Cleared kVAr per PTU (+ injected, - absorbed); empty: none"
+    )
+    reactive_prices = models.JSONField(
+        default=list, blank=True, help_text="Q-LMP per PTU (EUR/Mvarh) as strings of decimals"
+    )
     state = models.CharField(max_length=12, choices=State.choices, default=State.ACTIVE, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -608,8 +636,24 @@ class Contract(models.Model):
 
     @property
     def value_eur(self) -> Decimal:
-        """What the contract is worth as traded: kW x price x 1/4 h / 1000 per PTU, exact from the stored values
-        (kW to three decimals, prices as stored), rounded once, half up to the cent, as statements round."""
+        """What the contract is worth as traded: kW x price x 1/4 h / 1000 per PTU, plus its reactive power's
+        kVAr x Q-LMP x 1/4 h / 1000 (docs/network.md, "Paying reactive power"), exact from the stored values,
+        rounded once, half up to the cent, as statements round."""
+        return (self._active_total() + self._reactive_total()).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
+
+    @property
+    def reactive_value_eur(self) -> Decimal:
+        """The reactive part of `value_eur` alone, to the cent (0 for a contract without reactive power)."""
+        return self._reactive_total().quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+    @property
+    def reactive_kvarh(self) -> float:
+        """kVArh moved either way (|kVAr| x 1/4 h summed over PTUs)."""
+        return sum(abs(kvar) for kvar in self.reactive_kvar) / 4
+
+    def _active_total(self) -> Decimal:
         total = sum(
             (
                 Decimal(repr(kw)) * Decimal(price)
@@ -617,7 +661,19 @@ class Contract(models.Model):
             ),
             Decimal(0),
         )
-        return (total / 4000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return total / 4000
+
+    def _reactive_total(self) -> Decimal:
+        # kVAr and the Q-LMP carry the same sign whenever reactive power clears (the seller is paid for moving
+        # it the way the network values), so kVAr x Q-LMP is the payment, never negative.
+        total = sum(
+            (
+                Decimal(repr(kvar)) * Decimal(price)
+                for kvar, price in zip(self.reactive_kvar, self.reactive_prices, strict=True)
+            ),
+            Decimal(0),
+        )
+        return total / 4000
 
     @property
     def average_price(self) -> Decimal | None:
@@ -625,14 +681,7 @@ class Contract(models.Model):
         energy = sum((Decimal(repr(kw)) for kw in self.quantities_kw), Decimal(0)) / 4000
         if not energy:
             return None
-        total = sum(
-            (
-                Decimal(repr(kw)) * Decimal(price)
-                for kw, price in zip(self.quantities_kw, self.prices, strict=True)
-            ),
-            Decimal(0),
-        )
-        return (total / 4000 / energy).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return (self._active_total() / energy).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 class CapacityReservation(models.Model):

@@ -1,5 +1,6 @@
-/* A network-aware session's D-LMP map: buses coloured by their D-LMP in the chosen PTU (one colour scale over the
-   day), lines by loading after clearing, binding lines purple and thick; the slider picks the PTU (local time).
+/* A network-aware session's price map: buses coloured by their D-LMP, or their Q-LMP (the toggle), in the chosen
+   PTU (one colour scale per price over the day), lines by loading after clearing, binding lines purple and thick;
+   the slider picks the PTU (local time). The toggle also switches the section's per-bus table.
    Data come from json_script blocks (map-settings, network-geojson, price-map-data). */
 (function () {
   "use strict";
@@ -10,14 +11,19 @@
   const RAMP = [[44, 123, 182], [255, 255, 191], [215, 25, 28]];
   const busRow = {};
   data.buses.forEach((bus, n) => { busRow[bus] = n; });
+  const KINDS = {
+    dlmp: { name: "D-LMP", unit: "EUR/MWh", values: data.dlmp, low: data.low, high: data.high },
+    qlmp: { name: "Q-LMP", unit: "EUR/Mvarh", values: data.qlmp, low: data.q_low, high: data.q_high },
+  };
+  let kind = KINDS.dlmp;
   const branchRow = {};
   data.branches.forEach(([kind, index], n) => { branchRow[`${kind}:${index}`] = n; });
 
-  /* D-LMP -> colour on the day's range: blue (lowest) through pale yellow to red (highest). */
+  /* A price -> colour on the day's range of the price shown: blue (lowest) through pale yellow to red (highest). */
   function priceColour(value) {
     if (value === null || value === undefined) return "#9e9e9e";
-    const span = data.high - data.low;
-    const x = span > 0 ? (value - data.low) / span : 0.5;
+    const span = kind.high - kind.low;
+    const x = span > 0 ? (value - kind.low) / span : 0.5;
     const [a, b, f] = x < 0.5 ? [RAMP[0], RAMP[1], x * 2] : [RAMP[1], RAMP[2], (x - 0.5) * 2];
     const rgb = a.map((c, i) => Math.round(c + (b[i] - c) * f));
     return `rgb(${rgb.join(", ")})`;
@@ -47,10 +53,14 @@
       const p = l.feature.properties;
       const name = FlexMap.escapeHtml(p.name);
       if (p.kind === "bus") {
-        const price = data.dlmp[busRow[p.index]][ptu];
+        const price = kind.values[busRow[p.index]][ptu];
         l.setStyle({ fillColor: priceColour(price) });
-        l.getElement() && l.getElement().setAttribute("data-dlmp", price === null ? "" : String(price));
-        l.setPopupContent(`Bus ${p.index} · ${name}<br>D-LMP ${price === null ? "–" : price.toFixed(2) + " EUR/MWh"}`);
+        const element = l.getElement && l.getElement();
+        if (element) {
+          element.setAttribute("data-bus", String(p.index));
+          element.setAttribute("data-price", price === null ? "" : String(price));
+        }
+        l.setPopupContent(`Bus ${p.index} · ${name}<br>${kind.name} ${price === null ? "–" : price.toFixed(2) + " " + kind.unit}`);
         return;
       }
       const key = `${p.kind}:${p.index}`;
@@ -69,6 +79,28 @@
     bindingTag.textContent = binding.size ? `binding: ${[...binding].join(", ").replaceAll(":", " ")}` : "no binding line";
   }
 
+  /* D-LMP or Q-LMP: the map's colours and legend, the heading, and which per-bus table the section shows. */
+  function choose(name) {
+    kind = KINDS[name];
+    document.querySelectorAll("[data-price-kind]").forEach((button) => {
+      const on = button.dataset.priceKind === name;
+      button.classList.toggle("is-link", on);
+      button.classList.toggle("is-selected", on);
+      button.setAttribute("aria-pressed", String(on));
+    });
+    document.querySelectorAll("[data-price-panel]").forEach((panel) => {
+      panel.classList.toggle("is-hidden", panel.dataset.pricePanel !== name);
+    });
+    document.querySelectorAll("[data-price-name]").forEach((el) => { el.textContent = kind.name; });
+    document.querySelectorAll("[data-price-unit]").forEach((el) => { el.textContent = kind.unit; });
+    document.getElementById("price-low").textContent = kind.low.toFixed(2);
+    document.getElementById("price-high").textContent = kind.high.toFixed(2);
+    show(Number(slider.value));
+  }
+
   slider.addEventListener("input", () => show(Number(slider.value)));
+  document.querySelectorAll("[data-price-kind]").forEach((button) => {
+    button.addEventListener("click", () => choose(button.dataset.priceKind));
+  });
   show(Number(slider.value));
 })();

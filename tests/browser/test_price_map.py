@@ -17,6 +17,12 @@ def bus_colours(page) -> list[str]:
     )
 
 
+def bus_prices(page) -> list[str]:
+    return page.locator("#price-map path.dlmp-bus").evaluate_all(
+        "paths => paths.map(p => p.getAttribute('data-price'))"
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_dso_sees_dlmps_on_the_map_and_moves_the_ptu_slider(page, login_as):
     call_command("demo", "--no-serve", stdout=StringIO())
@@ -43,6 +49,47 @@ def test_dso_sees_dlmps_on_the_map_and_moves_the_ptu_slider(page, login_as):
     later = bus_colours(page)
     assert later != colours and len(set(later) - {"#9e9e9e"}) == 1
     screenshot(page, "trading-price-map-uncongested")
+
+    # The D-LMP / Q-LMP toggle: back at the binding PTU, the map, its legend and the per-bus table show Q-LMPs.
+    slider.fill(str(int(slider.input_value()) - 4))
+    assert bus_colours(page) == colours
+    dlmp_prices = bus_prices(page)
+    assert page.get_by_test_id("network-buses").is_visible()
+    assert not page.get_by_test_id("network-buses-qlmp").is_visible()
+    page.get_by_test_id("price-kind-qlmp").click()
+    legend = page.get_by_test_id("price-legend").inner_text()
+    assert "Q-LMP" in legend and "EUR/Mvarh" in legend
+    assert page.get_by_test_id("price-kind-qlmp").get_attribute("aria-pressed") == "true"
+    assert page.get_by_test_id("network-buses-qlmp").is_visible()
+    assert not page.get_by_test_id("network-buses").is_visible()
+    data = page.evaluate("JSON.parse(document.getElementById('price-map-data').textContent)")
+    qlmp_prices = bus_prices(page)
+    assert qlmp_prices != dlmp_prices
+    rows = {bus: n for n, bus in enumerate(data["buses"])}
+    for bus, price in page.locator("#price-map path.dlmp-bus").evaluate_all(
+        "paths => paths.map(p => [p.getAttribute('data-bus'), p.getAttribute('data-price')])"
+    ):
+        assert price == "" or float(price) == pytest.approx(
+            data["qlmp"][rows[int(bus)]][int(slider.input_value())]
+        )
+    page.get_by_test_id("price-map").scroll_into_view_if_needed()
+    screenshot(page, "trading-price-map-qlmp")
+    page.get_by_test_id("price-kind-dlmp").click()
+    assert bus_prices(page) == dlmp_prices and "EUR/MWh" in page.get_by_test_id("price-legend").inner_text()
+    assert page.get_by_test_id("network-buses").is_visible()
+
+    # On a phone: the toggle and the map fit the width.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.get_by_test_id("price-map").locator("path.dlmp-bus").first.wait_for()
+    page.get_by_test_id("price-kind-qlmp").click()
+    assert "EUR/Mvarh" in page.get_by_test_id("price-legend").inner_text()
+    for control in ("price-kind-toggle", "price-ptu-slider"):
+        box = page.get_by_test_id(control).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, control
+    page.get_by_test_id("price-map").scroll_into_view_if_needed()
+    screenshot(page, "trading-price-map-qlmp-390")
+    page.set_viewport_size({"width": 1400, "height": 900})
 
     page.context.clear_cookies()
     login_as(User.objects.get(email="trader@flexy.demo"))  # an ESP of the session: no grid data

@@ -77,6 +77,8 @@ def reference_contracts(run, session, trades, offers, requests, now):
                 session.delivery_start,
                 np.round(quantities, 3).tolist(),
                 prices,
+                [],  # no reactive power in a plain clearing
+                [],
                 Contract.State.ACTIVE,
                 now,
             )

@@ -165,6 +165,31 @@ def test_q_lmp_on_a_radial_feeder_hand_checked():
     assert cleared.dlmp[:, 0] == pytest.approx([50.0, 55.0], abs=1e-3)
 
 
+def test_a_reactive_range_per_ptu_is_used_only_where_it_is_given():
+    # The hand-checked radial case above over two PTUs, the reactive range given at PTU 1 only: PTU 0 holds the
+    # voltage by active redispatch (1 MW per 0.01 pu at 30 EUR/MWh: Q-LMP 0.02 x 3000 = 60, D-LMP 50 + 30 = 80),
+    # PTU 1 by 0.5 Mvar at 10 EUR/Mvarh as before.
+    dv_dp = np.array([[0.0, 0.0], [0.0, 0.01]])
+    dv_dq = np.array([[0.0, 0.0], [0.0, 0.02]])
+    q_max = np.zeros((4, 2))
+    q_max[3, 1] = 2000.0
+    made = orders(
+        n_t=2,
+        n_b=2,
+        offers=[(0, 1, 5000, 50.0), (0, -1, 5000, -50.0), (1, 1, 5000, 80.0), (1, 1, 0, 0.0)],
+        reactive=(-q_max, q_max, np.array([0, 0, 0, 10.0])),
+    )
+    cleared = clear_network(
+        made,
+        point(TWO_BUS, n_t=2, dv_dp=dv_dp, dv_dq=dv_dq, base_vm=np.array([[1.0, 1.0], [0.94, 0.94]]),
+              vm_min=np.array([-np.inf, 0.95]), vm_max=np.array([np.inf, 1.05])),
+    )  # fmt: skip
+    assert cleared.offer_q_alloc[3] == pytest.approx([0.0, 500.0], abs=1e-3)
+    assert cleared.offer_alloc[2] == pytest.approx([1000.0, 0.0], abs=1e-3)
+    assert cleared.qlmp[1] == pytest.approx([60.0, 10.0], abs=1e-3)
+    assert cleared.dlmp[1] == pytest.approx([80.0, 55.0], abs=1e-3)
+
+
 def test_unsolvable_network_clears_partially_with_the_residual():
     # Nothing can relieve the line: the clearing still ends, reporting 0.1 MW of residual overload.
     cleared = clear_network(
@@ -184,6 +209,11 @@ def test_unsolvable_network_clears_partially_with_the_residual():
         {"offer_bus": np.array([7])},
         {"offer_price": np.array([np.nan])},
         {"request_weights": np.zeros((0, 3))},
+        # reactive ranges: (offers,) or (offers, PTUs), with one price per offer, containing 0
+        {"offer_q_min": np.zeros((1, 2)), "offer_q_max": np.zeros(1), "offer_q_price": np.zeros(1)},
+        {"offer_q_min": np.zeros(1), "offer_q_max": np.ones(1), "offer_q_price": np.zeros((1, 1))},
+        {"offer_q_min": np.ones((1, 1)), "offer_q_max": np.ones((1, 1)), "offer_q_price": np.zeros(1)},
+        {"offer_q_min": np.zeros(1), "offer_q_max": np.ones(1)},
     ],
 )
 def test_malformed_orders_are_rejected(change):

@@ -144,7 +144,8 @@ class NetworkOrders:
     """Orders of one session, oldest first. Bus positions are columns of the NetworkPoint.
 
     offer_direction / request_direction: +1 up, -1 down. offer_qty (O, T) and request_qty (R, T) in kW.
-    offer_q_min <= 0 <= offer_q_max (O,) in kVAr with offer_q_price EUR/Mvarh per kVAr moved either way (optional).
+    offer_q_min <= 0 <= offer_q_max in kVAr, (O,) for every PTU of the session or (O, T) per PTU, with
+    offer_q_price (O,) EUR/Mvarh per kVAr moved either way (optional).
     request_weights (R, B): how each request spreads over buses (one-hot for a bus, a zone's buses summing to 1).
     """
 
@@ -243,8 +244,10 @@ def validate(orders: NetworkOrders, network: NetworkPoint) -> None:
         raise ValueError("prices must be finite")
     reactive = (orders.offer_q_min, orders.offer_q_max, orders.offer_q_price)
     if any(a is not None for a in reactive):
-        if any(a is None or np.shape(a) != (n_o,) for a in reactive):
+        if any(a is None for a in reactive) or np.shape(orders.offer_q_price) != (n_o,):
             raise ValueError("offer_q_min, offer_q_max and offer_q_price go together, one value per offer")
+        if any(np.shape(a) not in ((n_o,), (n_o, n_t)) for a in reactive[:2]):
+            raise ValueError("offer_q_min and offer_q_max are (offers,) or (offers, PTUs)")
         if (orders.offer_q_min > 0).any() or (orders.offer_q_max < 0).any():
             raise ValueError("the reactive range must contain 0")
         if not np.isfinite(orders.offer_q_price).all():
@@ -312,14 +315,16 @@ def _spread(weights: np.ndarray, cell_request: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _reactive(orders: NetworkOrders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(q_min (O, T), q_max (O, T), q_price (O,)): a per-offer range applies at every PTU."""
+    shape = (orders.n_offers, orders.n_ptus)
     if orders.offer_q_min is None:
-        zero = np.zeros(orders.n_offers)
-        return zero, zero.copy(), zero.copy()
-    return (
-        np.asarray(orders.offer_q_min, float),
-        np.asarray(orders.offer_q_max, float),
-        np.asarray(orders.offer_q_price, float),
-    )
+        return np.zeros(shape), np.zeros(shape), np.zeros(orders.n_offers)
+
+    def per_ptu(values) -> np.ndarray:
+        values = np.asarray(values, float)
+        return np.broadcast_to(values[:, None] if values.ndim == 1 else values, shape)
+
+    return per_ptu(orders.offer_q_min), per_ptu(orders.offer_q_max), np.asarray(orders.offer_q_price, float)
 
 
 def _screen(network: NetworkPoint, p_max: np.ndarray, q_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -351,8 +356,7 @@ def _candidates(orders: NetworkOrders, network: NetworkPoint) -> tuple[np.ndarra
     cell, bus, weight = _spread(orders.request_weights, yr)
     np.add.at(p_max, (bus, yt[cell]), weight * orders.request_qty[yr, yt][cell] / KW_PER_MW)
     q_reach = np.zeros((n_b, n_t))
-    reach = np.maximum(q_max, -q_min) / KW_PER_MW
-    q_reach += np.bincount(orders.offer_bus, weights=reach, minlength=n_b)[:, None]
+    np.add.at(q_reach, orders.offer_bus, np.maximum(q_max, -q_min) / KW_PER_MW)
     return _screen(network, p_max, q_reach)
 
 
@@ -394,9 +398,8 @@ def _build(
     xo, xt = np.nonzero(orders.offer_qty > EPS)
     yr, yt = np.nonzero(orders.request_qty > EPS)
     q_min, q_max, q_price = _reactive(orders)
-    has_q = (q_max - q_min) > EPS
-    # An offer's reactive range is available at every PTU of the session.
-    ro, rt = np.nonzero(np.broadcast_to(has_q[:, None], (orders.n_offers, n_t)))
+    # A reactive cell per offer and PTU where its range is not empty.
+    ro, rt = np.nonzero((q_max - q_min) > EPS)
     n_x, n_r, n_y = xo.size, ro.size, yr.size
     age_o = _age_weights(orders.n_offers)
     age_r = _age_weights(orders.n_requests)
@@ -509,7 +512,7 @@ def _build(
     big = 1e9
     lower = np.concatenate([np.zeros(n_x + 2 * n_r + n_y), np.full(n_pq, -big), np.zeros(2 * (n_f + n_v))])
     upper = np.concatenate(
-        [orders.offer_qty[xo, xt], q_max[ro], -q_min[ro], orders.request_qty[yr, yt], np.full(n_pq, big),
+        [orders.offer_qty[xo, xt], q_max[ro, rt], -q_min[ro, rt], orders.request_qty[yr, yt], np.full(n_pq, big),
          np.full(2 * (n_f + n_v), big)]
     )  # fmt: skip
     return _Model(

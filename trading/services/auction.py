@@ -253,6 +253,9 @@ OFFER_FIELDS = (
     "portfolio_id",
     "availability_agreement_id",
     "member_allocation",
+    "q_min_kvar",
+    "q_max_kvar",
+    "q_price",
     "asset__prequalification",
     "asset__grid_location_id",
     "asset__archived_at",
@@ -601,20 +604,22 @@ def _write(*, run, session, result, offers, requests) -> list[ContractRow]:
         start=session.delivery_start,
         kw=held[single],
     )
-    for model, orders, alloc in (
-        (FlexOffer, offers, result.offer_alloc),
-        (FlexRequest, requests, result.request_alloc),
+    reactive = getattr(result, "offer_reactive_kvar", None)
+    for model, orders, alloc, kvar in (
+        (FlexOffer, offers, result.offer_alloc, reactive),
+        (FlexRequest, requests, result.request_alloc, None),
     ):
-        _bulk_set_orders(model, _order_updates(orders, session, n, alloc))
+        _bulk_set_orders(model, _order_updates(orders, session, n, alloc, reactive_kvar=kvar))
     ledger.write()
     # Offers left out may hold quantities that cannot be read: their assets' rows are rebuilt from the result.
     ledger_resync(asset_ids=resync)
     return rows
 
 
-def _order_updates(orders, session, n: int, alloc: np.ndarray) -> list[tuple]:
+def _order_updates(orders, session, n: int, alloc: np.ndarray, reactive_kvar=None) -> list[tuple]:
     """(pk, state read, remaining, new state, reason) per order after the clearing: what is left of its
-    gate-closure quantities (three decimals, on the order's own PTUs), filled or expired."""
+    gate-closure quantities (three decimals, on the order's own PTUs), filled or expired; an offer whose reactive
+    range alone cleared (`reactive_kvar`, network-aware sessions) says so."""
     gate = _in_frame(orders, session, n, _gate)
     remaining = np.round(np.maximum(gate - alloc, 0), 3)
     updates = []
@@ -632,6 +637,12 @@ def _order_updates(orders, session, n: int, alloc: np.ndarray) -> list[tuple]:
             state, reason = (
                 OrderState.EXPIRED,
                 f"Partly cleared ({cleared.sum() / 4:g} kWh); the rest expired at gate closure",
+            )
+        elif reactive_kvar is not None and np.abs(reactive_kvar[i]).sum() > 0:
+            kvarh = float(np.abs(reactive_kvar[i]).sum()) / 4
+            state, reason = (
+                OrderState.EXPIRED,
+                f"Only its reactive range cleared ({kvarh:g} kVArh); its kW expired",
             )
         else:
             state, reason = OrderState.EXPIRED, "Not cleared at gate closure"
@@ -706,6 +717,8 @@ CONTRACT_COLUMNS = (
     "ptu_start",
     "quantities_kw",
     "prices",
+    "reactive_kvar",
+    "reactive_prices",
     "state",
     "created_at",
 )
@@ -738,6 +751,7 @@ def _contracts(*, run, session, result, offers, requests) -> tuple[list[Contract
     last = cell.size - 1 - last_reversed
     prices.reshape(-1)[cell[last]] = _price_texts(trades.price[last])
     pair_request, pair_offer = np.divmod(keys, max(len(offers), 1))
+    reactive = _reactive_rows(result, pair_offer)
     now = timezone.now()
     reference = f"FM-{now:%Y%m%d}-R{run.pk}-"
     direction, state = session.product.direction, Contract.State.ACTIVE
@@ -757,19 +771,42 @@ def _contracts(*, run, session, result, offers, requests) -> tuple[list[Contract
             session.delivery_start,
             kw,
             price_row,
+            kvar,
+            kvar_prices,
             state,
             now,
         )
-        for number, request, offer, kw, price_row in zip(
+        for number, request, offer, kw, price_row, (kvar, kvar_prices) in zip(
             range(1, keys.size + 1),
             (requests[r] for r in pair_request.tolist()),
             (offers[o] for o in pair_offer.tolist()),
             bought.tolist(),
             prices.tolist(),
+            reactive,
             strict=True,
         )
     ]
     return rows, pair_offer, bought
+
+
+def _reactive_rows(result, pair_offer: np.ndarray) -> list[tuple[list, list]]:
+    """(kVAr per PTU, Q-LMP texts per PTU) per pair: an offer's cleared reactive power on its first pair (the
+    oldest request's), empty lists on every other pair and wherever no reactive power cleared."""
+    empty = ([], [])
+    kvar = getattr(result, "offer_reactive_kvar", None)
+    if kvar is None:
+        return [empty] * pair_offer.size
+    _, first = np.unique(pair_offer, return_index=True)
+    rows = [empty] * pair_offer.size
+    for pair in first.tolist():
+        o = int(pair_offer[pair])
+        if not (np.abs(kvar[o]) > 0).any():
+            continue
+        moved = kvar[o] != 0
+        texts = np.full(kvar.shape[1], "0", dtype=object)
+        texts[moved] = _price_texts(result.offer_reactive_price[o, moved])
+        rows[pair] = ([float(v) + 0.0 for v in kvar[o]], texts.tolist())
+    return rows
 
 
 def _notify(session: MarketSession, created: list[ContractRow]) -> None:

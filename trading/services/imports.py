@@ -17,6 +17,7 @@ from trading.models import (
     OrderMode,
     Product,
 )
+from trading.services.limits import REACTIVE_FIELDS
 from trading.services.orders import offer_submit, request_submit
 
 # --- CSV upload of orders ---------------------------------------------------------------------------
@@ -38,6 +39,7 @@ OFFER_CSV_COLUMNS = [
     "min_quantity_kw",
     "all_or_nothing",
     "tso_eligible",
+    *REACTIVE_FIELDS,
 ]
 
 
@@ -112,6 +114,8 @@ def _order_from_row(*, actor: Actor, kind: str, row: dict, now: datetime | None)
         min_quantity_kw=row.get("min_quantity_kw") or 0,
         all_or_nothing=flag("all_or_nothing"),
         tso_eligible=flag("tso_eligible"),
+        # Optional reactive range (network-aware products): empty cells mean none.
+        **{name: (row.get(name) or "").strip() or None for name in REACTIVE_FIELDS},
         **common,
     )
 

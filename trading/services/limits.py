@@ -77,6 +77,56 @@ def clean_price(price, *, field: str = "price") -> Decimal:
         )
 
 
+REACTIVE_FIELDS = ("q_min_kvar", "q_max_kvar", "q_price")
+
+
+def clean_reactive(*, product, q_min_kvar, q_max_kvar, q_price) -> dict:
+    """An offer's optional reactive range (docs/network.md, "Reactive offers"): all three values or none,
+    minimum <= 0 <= maximum (kVAr absorbed / injected, not both 0, within FLEXMARKET_ORDER_MAX_KW), a price in
+    [0, FLEXMARKET_ORDER_MAX_PRICE] EUR/Mvarh, and only on a network-aware auction product (the one clearing that
+    prices reactive power; continuous matching checks active power only). Returns the model fields (all None for an offer without one)."""
+    given = dict(zip(REACTIVE_FIELDS, (q_min_kvar, q_max_kvar, q_price), strict=True))
+    present = [name for name, value in given.items() if value is not None and value != ""]
+    if not present:
+        return dict.fromkeys(REACTIVE_FIELDS)
+    if not product.network_aware or not product.is_auction:
+        what = "is not network-aware" if not product.network_aware else "trades continuously"
+        raise DomainError(
+            Code.INVALID_REACTIVE,
+            f"{product} {what}: only a network-aware auction clears a reactive range (kVAr) and pays its Q-LMP.",
+            field=present[0],
+        )
+    missing = [name for name in REACTIVE_FIELDS if name not in present]
+    if missing:
+        raise DomainError(
+            Code.INVALID_REACTIVE,
+            "A reactive range needs its minimum kVAr, maximum kVAr and price together.",
+            field=missing[0],
+        )
+    ceiling = max_order_kw_decimal()
+    low = validation.bounded_decimal(
+        q_min_kvar, field="q_min_kvar", code=Code.INVALID_REACTIVE, minimum=-ceiling, maximum=Decimal(0),
+        unit="kVAr",
+    )  # fmt: skip
+    high = validation.bounded_decimal(
+        q_max_kvar, field="q_max_kvar", code=Code.INVALID_REACTIVE, maximum=ceiling, unit="kVAr"
+    )
+    if low == high == 0:
+        raise DomainError(
+            Code.INVALID_REACTIVE,
+            "The reactive range is empty: give a negative minimum, a positive maximum or both.",
+            field="q_max_kvar",
+        )
+    price = validation.bounded_decimal(
+        q_price, field="q_price", code=Code.INVALID_REACTIVE, maximum=max_price(), unit="EUR/Mvarh"
+    )
+    return {
+        "q_min_kvar": low.quantize(Decimal("0.001")),
+        "q_max_kvar": high.quantize(Decimal("0.001")),
+        "q_price": price,
+    }
+
+
 def check_order_times(*, ptu_start: datetime, valid_until: datetime | None) -> None:
     """Times inside the platform's date window (year 1 or 9999 overflow PTU arithmetic)."""
     validation.check_moment(ptu_start, field="ptu_start", code=Code.INVALID_PTU)

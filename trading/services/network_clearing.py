@@ -10,7 +10,9 @@ its contracts through the same path as the plain auction. docs/network.md, "Netw
 - limits: a line or voltage already beyond its limit at the forecast point is held to where it is (no trade may
   worsen it), every other one to its limit;
 - price: each contract's price per PTU is the offer's signed D-LMP (the payment for the product's direction)
-  at the offer's bus, stored as auction.py stores every cleared price (four decimals, half even).
+  at the offer's bus, stored as auction.py stores every cleared price (four decimals, half even);
+- reactive: an offer's reactive range (kVAr, EUR/Mvarh) is available in each of its PTUs; what clears is paid
+  kVAr x Q-LMP at the offer's bus, written on the offer's first contract (docs/network.md, "Reactive offers").
 Anything missing (network, zone buses, an asset's bus) raises NetworkClearingError, which fails the run.
 """
 
@@ -253,12 +255,46 @@ def _grid(values: np.ndarray, digits: int = 4) -> list[list[float | None]]:
     return [[None if not np.isfinite(v) else round(float(v), digits) for v in row] for row in values]
 
 
-def _matrix(session, orders, n_ptus: int) -> np.ndarray:
-    """kW per order and PTU at gate closure, in the session's frame."""
+def _reactive_ranges(session, offers, n_ptus: int, sign: int) -> dict:
+    """NetworkOrders' reactive arrays: each offer's range in its own PTUs (kVAr, zero elsewhere and for offers
+    without one), mirrored (-max, -min) for a down session like the network; {} when no offer has a range."""
+    if not any(o.q_price is not None for o in offers):
+        return {}
+    window = _matrix(session, offers, n_ptus, values_of=lambda o: [1.0] * len(o.gate_remaining_kw))
+    low = np.array([float(o.q_min_kvar or 0) for o in offers])[:, None] * window
+    high = np.array([float(o.q_max_kvar or 0) for o in offers])[:, None] * window
+    if sign < 0:
+        low, high = -high, -low
+    return {
+        "offer_q_min": low,
+        "offer_q_max": high,
+        "offer_q_price": np.array([float(o.q_price or 0) for o in offers]),
+    }
+
+
+def _reactive_only_trades(reactive_kvar, offer_alloc, offers, requests, request_alloc):
+    """A zero-kW trade per offer whose reactive power cleared while none of its kW did, so a contract carries
+    it: with the oldest accepted request of its zone, else the oldest accepted request, else the oldest one."""
+    extra = []
+    accepted = request_alloc.sum(axis=1) > KW_EPS
+    for o in np.flatnonzero((np.abs(reactive_kvar) > KW_EPS).any(axis=1)):
+        if offer_alloc[o].sum() > KW_EPS:
+            continue
+        ranked = sorted(
+            range(len(requests)),
+            key=lambda r: (requests[r].grid_location_id != offers[o].grid_location_id, not accepted[r], r),
+        )
+        if ranked:
+            extra.append((ranked[0], int(o), int(np.flatnonzero(np.abs(reactive_kvar[o]) > KW_EPS)[0])))
+    return extra
+
+
+def _matrix(session, orders, n_ptus: int, values_of=lambda order: order.gate_remaining_kw) -> np.ndarray:
+    """kW per order and PTU at gate closure (or `values_of` each order's PTUs), in the session's frame."""
     result = np.zeros((len(orders), n_ptus))
     for i, order in enumerate(orders):
         offset = int((order.ptu_start - session.delivery_start) / ptus.PTU)
-        values = np.asarray(order.gate_remaining_kw, dtype=float)
+        values = np.asarray(values_of(order), dtype=float)
         result[i, offset : offset + values.size] = values
     return result
 
@@ -348,6 +384,8 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
     # orders on a network whose sensitivities change sign, so the engine's prices are the payments for moving
     # down and its tie rule (the lowest prices among equally good ones) is the least the buyers pay, as for up.
     sign = _sign(session.product.direction)
+    # Reactive power has no buyer of its own: it clears only beside the DSO's requests (docs/network.md).
+    reactive = _reactive_ranges(session, offers, n_ptus, sign) if requests else {}
     orders = NetworkOrders(
         n_ptus=n_ptus,
         offer_bus=np.array([position[b] for b in offer_bus], dtype=int),
@@ -359,6 +397,7 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         request_qty=_matrix(session, requests, n_ptus),
         request_price=np.array([float(r.price) for r in requests]),
         bilateral=True,
+        **reactive,
     )
     timings["build"] = time.perf_counter() - started
     # Linearise every PTU where something can trade (offers and requests) at the forecast point, clear, check
@@ -375,6 +414,10 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
             n_ptus=active.size,
             offer_qty=orders.offer_qty[:, active],
             request_qty=orders.request_qty[:, active],
+            # Reactive ranges are per offer and PTU (_reactive_ranges): the same columns as the quantities.
+            **{
+                name: reactive[name][:, active] for name in ("offer_q_min", "offer_q_max") if name in reactive
+            },
         ),
         base_p_mw=base_p[:, active],
         base_q_mvar=base_q[:, active],
@@ -406,6 +449,16 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         orders.offer_price,
         orders.request_price,
     )
+    # Reactive power in the real frame (+ injected), and the Q-LMP paid for it at each offer's bus.
+    reactive_kvar = np.round(sign * result.offer_q_alloc, 3)
+    reactive_price = sign * result.qlmp[orders.offer_bus]
+    for r, o, t in _reactive_only_trades(
+        reactive_kvar, result.offer_alloc, offers, requests, result.request_alloc
+    ):
+        request_idx.append(r)
+        offer_idx.append(o)
+        ptu.append(t)
+        kw.append(0.0)
     bus_of = orders.offer_bus[offer_idx] if offer_idx else np.zeros(0, int)
     # The D-LMP at the offer's bus, but never above the paired request's limit price: a request pays its zone's
     # weighted D-LMP at most its limit, while the D-LMP at one of the offers serving it may be higher.
@@ -446,6 +499,9 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         "dlmp_energy": _grid(sign * result.dlmp_energy),
         "dlmp_congestion": _grid(sign * result.dlmp_congestion),
         "dlmp_voltage": _grid(sign * result.dlmp_voltage),
+        "qlmp": _grid(sign * result.qlmp),
+        "qlmp_congestion": _grid(sign * result.qlmp_congestion),
+        "qlmp_voltage": _grid(sign * result.qlmp_voltage),
         "flow_before_mw": _grid(ac.forecast_flow_mva.real, 6),
         "flow_after_mw": _grid(result.flow_after_mw, 6),
         "flow_limit_mw": _grid(result.flow_limit_mw, 6),
@@ -459,6 +515,8 @@ def network_clear(*, session, offers: list, requests: list, excluded: list[dict]
         offer_alloc=result.offer_alloc,
         request_alloc=result.request_alloc,
         trades=trades,
+        offer_reactive_kvar=reactive_kvar if reactive else None,
+        offer_reactive_price=reactive_price,
     )
     return NetworkOutcome(result=wrapped, offers=offers, requests=requests, stored=stored, timings=timings)
 

@@ -188,7 +188,7 @@ def _order_fields(
 
 
 def _order_snapshot(order) -> dict:
-    return {
+    snapshot = {
         "zone": order.grid_location_id,
         "product": order.product_id,
         "direction": order.direction,
@@ -198,6 +198,9 @@ def _order_snapshot(order) -> dict:
         "mode": order.order_mode,
         "state": order.state,
     }
+    if getattr(order, "q_price", None) is not None:
+        snapshot["reactive"] = [str(order.q_min_kvar), str(order.q_max_kvar), str(order.q_price)]
+    return snapshot
 
 
 # --- FlexRequests and FlexOffers --------------------------------------------------------------------
@@ -296,8 +299,12 @@ def offer_submit(
     external_id: str = "",
     now: datetime | None = None,
     availability_agreement: AvailabilityAgreement | None = None,
+    q_min_kvar=None,
+    q_max_kvar=None,
+    q_price=None,
 ) -> FlexOffer:
-    """An ESP offers flexibility backed by an approved asset or portfolio in the zone (sell order)."""
+    """An ESP offers flexibility backed by an approved asset or portfolio in the zone (sell order), on a
+    network-aware product optionally with a reactive range (kVAr, EUR/Mvarh; limits.clean_reactive)."""
     now = now or timezone.now()
     if not actor.organisation or not actor.organisation.is_approved or not actor.has_role(Role.ESP):
         raise DomainError(Code.ROLE, "Only approved ESPs post FlexOffers.")
@@ -371,6 +378,9 @@ def offer_submit(
             f"The offer runs longer than {max_consecutive_ptus} consecutive PTUs.",
             field="max_consecutive_ptus",
         )
+    reactive = limits.clean_reactive(
+        product=product, q_min_kvar=q_min_kvar, q_max_kvar=q_max_kvar, q_price=q_price
+    )
     _check_zone(grid_location, product)
     valid_until = _clean_valid_until(valid_until, now)
     session = _open_session(product=product, ptu_start=ptu_start, n_ptus=len(quantities), now=now)
@@ -406,6 +416,7 @@ def offer_submit(
         answers_request=answers_request,
         availability_agreement=availability_agreement,
         member_allocation=allocation,
+        **reactive,
     )
     ledger = LedgerChanges()
     ledger.offer(order, quantities)
