@@ -45,7 +45,7 @@ def within_tolerance(delivered_kw: Decimal, contracted_kw: Decimal, tolerance: D
 @dataclass(frozen=True)
 class Line:
     organisation: int
-    kind: str  # activation, penalty, availability, fee
+    kind: str  # activation, penalty, availability, reactive, fee
     amount: Decimal  # EUR, rounded to the cent; + received, − paid
     quantity: Decimal  # MWh (activation, penalty, fee) or MW·h (availability), exact
     contract: int | None = None
@@ -73,6 +73,9 @@ class ContractTerms:
     penalty_factor: Decimal = Decimal(1)
     penalty_price: Decimal | None = None
     fee_eur_per_mwh: Decimal = ZERO
+    # Network-aware sessions: the offer's cleared kVAr per PTU and the Q-LMP (EUR/Mvarh) it is paid, as cleared.
+    reactive_kvar: Sequence[Decimal] = ()
+    reactive_prices: Sequence[Decimal] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,9 @@ def contract_lines(terms: ContractTerms, *, fmo: int) -> list[Line]:
     contracted) under the capped rule and contracted − delivered (the whole deviation from the adjusted baseline,
     so it may exceed the contract) under the USEF rule; the seller pays it to the buyer. Availability contracts pay
     price × MW × 0.25 h per PTU whatever the activation. The platform fee (EUR/MWh of contracted energy) is charged
-    to seller and buyer each and credited to the FMO.
+    to seller and buyer each and credited to the FMO. Reactive power (network-aware sessions) is paid as cleared,
+    kVAr × Q-LMP × 0.25 h per PTU, by the buyer to the seller, in one "reactive" line: there is no reactive metering
+    to verify it against (docs/network.md, "Paying reactive power").
     """
     contracted = [to_decimal(kw) for kw in terms.contracted_kw]
     prices = [to_decimal(price) for price in terms.prices]
@@ -140,6 +145,16 @@ def contract_lines(terms: ContractTerms, *, fmo: int) -> list[Line]:
         lines += _pair(terms, "activation", paid, paid_mwh, seller_sign=1)
         if money(penalty) != 0:
             lines += _pair(terms, "penalty", penalty, deficiency_mwh, seller_sign=-1)
+    reactive = [
+        (to_decimal(kvar), to_decimal(price))
+        for kvar, price in zip(terms.reactive_kvar, terms.reactive_prices, strict=True)
+    ]
+    if reactive:
+        exact = sum((_mwh(kvar) * price for kvar, price in reactive), ZERO)
+        if money(exact) != 0:
+            lines += _pair(
+                terms, "reactive", exact, sum((_mwh(abs(kvar)) for kvar, _ in reactive), ZERO), seller_sign=1
+            )
     energy_mwh = sum((_mwh(kw) for kw in contracted if kw > 0), ZERO)
     fee = money(energy_mwh * to_decimal(terms.fee_eur_per_mwh))
     if fee != 0:

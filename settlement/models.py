@@ -314,6 +314,7 @@ class StatementLine(models.Model):
         AVAILABILITY = "availability", "Availability payment"
         ACTIVATION = "activation", "Activation payment"
         PENALTY = "penalty", "Under-delivery penalty"
+        REACTIVE = "reactive", "Reactive power payment (as cleared)"
         FEE = "fee", "Platform fee"
 
     statement = models.ForeignKey(SettlementStatement, on_delete=models.CASCADE, related_name="lines")

@@ -123,6 +123,8 @@ def _contract_terms(contract: Contract) -> amounts.ContractTerms:
         penalty_factor=product.penalty_factor,
         penalty_price=product.penalty_price,
         fee_eur_per_mwh=product.fee_eur_per_mwh,
+        reactive_kvar=[amounts.to_decimal(kvar) for kvar in contract.reactive_kvar],
+        reactive_prices=[amounts.to_decimal(price) for price in contract.reactive_prices],
     )
 
 

@@ -117,6 +117,23 @@ def test_an_agreements_availability_fee_is_paid_by_the_dso_to_the_esp():
     assert lines[0].quantity == Decimal("3.75")
 
 
+def test_reactive_power_is_paid_as_cleared_by_the_buyer_to_the_seller():
+    # 40 kVAr injected at 10 EUR/Mvarh and 20 kVAr absorbed at -5 EUR/Mvarh, a quarter hour each:
+    # (40 x 10 + 20 x 5) x 0.25 / 1000 = 0.125 -> 0.13 (half up); 0.015 Mvarh moved.
+    lines = amounts.contract_lines(
+        terms([100, 100], [50, 50], [100, 100], reactive_kvar=[Decimal("40"), Decimal("-20")],
+              reactive_prices=[Decimal("10"), Decimal("-5")]),
+        fmo=FMO,
+    )  # fmt: skip
+    reactive = [line for line in lines if line.kind == "reactive"]
+    assert [(line.organisation, line.amount) for line in reactive] == [
+        (SELLER, Decimal("0.13")),
+        (BUYER, Decimal("-0.13")),
+    ]
+    assert reactive[0].quantity == Decimal("0.015")
+    assert sum((line.amount for line in lines), Decimal(0)) == 0
+
+
 # --- an independent reference: fractions, per PTU, rounding written out ---------------------------------------
 
 
@@ -158,6 +175,9 @@ def reference(contract: dict) -> dict:
         result[(SELLER, "activation")], result[(BUYER, "activation")] = pay, -pay
         if fine:
             result[(SELLER, "penalty")], result[(BUYER, "penalty")] = -fine, fine
+    reactive = half_up(sum(mwh(Fraction(kvar)) * Fraction(price) for kvar, price in contract["reactive"]))
+    if reactive:
+        result[(SELLER, "reactive")], result[(BUYER, "reactive")] = reactive, -reactive
     fee = half_up(sum(mwh(kw) for kw in q if kw > 0) * Fraction(contract["fee"]))
     if fee:
         result[(SELLER, "fee")], result[(BUYER, "fee")], result[(FMO, "fee")] = -fee, -fee, 2 * fee
@@ -181,6 +201,17 @@ def contracts(draw):
         "rule": draw(st.sampled_from(["capped", "usef"])),
         "fee": draw(decimals(0, 5, 4)),
         "availability": draw(st.booleans()),
+        # Cleared reactive power and its Q-LMP carry the same sign (the seller is paid): none, or one per PTU.
+        "reactive": draw(
+            st.just([])
+            | st.lists(
+                st.tuples(decimals(0, 500, 3), decimals(0, 80, 4), st.sampled_from([1, -1])).map(
+                    lambda t: (t[0] * t[2], t[1] * t[2])
+                ),
+                min_size=n,
+                max_size=n,
+            )
+        ),
     }
 
 
@@ -199,6 +230,8 @@ def engine_lines(contract: dict):
             penalty_factor=contract["factor"],
             penalty_price=contract["penalty_price"],
             fee_eur_per_mwh=contract["fee"],
+            reactive_kvar=[kvar for kvar, _ in contract["reactive"]],
+            reactive_prices=[price for _, price in contract["reactive"]],
         ),
         fmo=FMO,
     )

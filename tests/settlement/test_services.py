@@ -159,6 +159,32 @@ def test_partial_delivery_pays_pro_rata_with_the_products_penalty(
 
 
 @pytest.mark.django_db
+def test_a_contracts_cleared_reactive_power_is_settled_as_cleared(
+    actor_esp, actor_fmo, settled_setup, esp_org, dso_org, fmo_org
+):
+    """A network-aware contract's kVAr is paid at its Q-LMP by the buyer to the seller, on a "reactive" line, and
+    the statements still sum to zero; the line equals the contract page's reactive value."""
+    contract = settled_setup["contract"]
+    n = len(contract.quantities_kw)
+    contract.reactive_kvar = [0.0] * n
+    contract.reactive_prices = ["0"] * n
+    contract.reactive_kvar[0], contract.reactive_prices[0] = -45.5, "-10.0000"  # absorbed at a negative Q-LMP
+    contract.save(update_fields=["reactive_kvar", "reactive_prices"])
+    load_history_and_day(actor_esp, settled_setup["asset"], delivered_kw=100)
+    services.verification_run(contract=contract)
+    period = services.period_create(
+        actor=actor_fmo, name="June 2026", start=date(2026, 6, 1), end=date(2026, 6, 30)
+    )
+    services.period_compute(actor=actor_fmo, period=period)
+    # 45.5 kVAr x 10 EUR/Mvarh x 0.25 h / 1000 = 0.11375 -> 0.11
+    seller = SettlementStatement.objects.get(organisation=esp_org)
+    buyer = SettlementStatement.objects.get(organisation=dso_org)
+    assert seller.lines.get(kind="reactive").amount_eur == Decimal("0.11") == contract.reactive_value_eur
+    assert buyer.lines.get(kind="reactive").amount_eur == Decimal("-0.11")
+    assert sum(SettlementStatement.objects.values_list("total_eur", flat=True), Decimal(0)) == 0
+
+
+@pytest.mark.django_db
 def test_locked_period_refuses_recomputation_and_invoices_are_numbered(actor_esp, actor_fmo, settled_setup):
     load_history_and_day(actor_esp, settled_setup["asset"], delivered_kw=100)
     services.verification_run(contract=settled_setup["contract"])
