@@ -123,3 +123,14 @@ def clustered_asset_count(page, selector: str, zones: int) -> int:
     numbers on the clusters."""
     singles = page.locator(f"{selector} path.leaflet-interactive").count() - zones
     return singles + sum(int(text) for text in page.locator(f"{selector} .asset-cluster").all_inner_texts())
+
+
+@pytest.fixture
+def cast(transactional_db):
+    """The demo's organisations and users with the grid demo (zones, networks, assets) seeded."""
+    from accounts import demo as accounts_demo
+    from grid import demo
+
+    cast = accounts_demo.seed()
+    demo.seed(cast)
+    return cast

@@ -3,17 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from accounts import demo as accounts_demo
-from grid import demo
 from grid.models import FlexAsset, ForecastRun, GridLocation, NetworkModel
 from tests.browser.conftest import clustered_asset_count, screenshot
-
-
-@pytest.fixture
-def cast(transactional_db):
-    cast = accounts_demo.seed()
-    demo.seed(cast)
-    return cast
 
 
 @pytest.mark.django_db(transaction=True)
