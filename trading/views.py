@@ -115,7 +115,7 @@ def session_detail(request, pk: int):
             "replays": selectors.replays_get_visible(actor=actor).filter(session=session)[:10],
             "grid_safety": selectors.grid_safety_visible(actor=actor, run=current),
         }
-        | _network_context(stored, ptu, ptu_labels),
+        | _network_context(stored, ptu, ptu_labels, zones),
     )
 
 
@@ -129,13 +129,28 @@ def _network_stored(actor, session):
         return None
 
 
-def _network_context(stored, ptu: int, ptu_labels: list[str]) -> dict:
-    """The stored clearing's tables and heat strip, and its D-LMP map on the network (issue 11 item 8)."""
+def _described_needs(blocks: list[dict], names: dict[int, str]) -> list[dict]:
+    """Need blocks (grid.selectors.forecast_need_blocks) with their zone's name, energy, peak and length."""
+    for block in blocks:
+        block["zone"] = names.get(block["grid_location"], f"Zone {block['grid_location']}")
+        block["energy_kwh"] = round(sum(block["quantities_kw"]) / 4, 3)
+        block["peak_kw"] = max(block["quantities_kw"])
+        block["ptu_count"] = len(block["quantities_kw"])
+    return blocks
+
+
+def _network_context(stored, ptu: int, ptu_labels: list[str], zones: dict[int, str]) -> dict:
+    """The stored clearing's tables and heat strip, its D-LMP map on the network, and the needs per zone of the
+    forecast it was linearised at (issue 11 item 8)."""
     if stored is None:
         return {"network": None}
+    from grid.selectors import forecast_need_blocks
+
     model = stored.network_model
+    needs = forecast_need_blocks(stored.forecast_run) if stored.forecast_run else []
     return {
         "network": stored,
+        "network_needs": _described_needs(needs, zones),
         "network_view": charts.network_clearing(stored, ptu, ptu_labels),
         "map_settings": map_settings(),
         "network_geojson": network_as_geojson(network_model=model),
@@ -567,13 +582,9 @@ def forecast_needs(request, pk: int):
 
     actor = request_actor(request)
     run = forecast_run_get_visible(actor=actor, pk=pk)
-    blocks = forecast_need_blocks(run)
-    names = {z.pk: z.name for z in grid_locations_get_visible(actor=actor)}
-    for block in blocks:
-        block["zone"] = names.get(block["grid_location"], f"Zone {block['grid_location']}")
-        block["energy_kwh"] = round(sum(block["quantities_kw"]) / 4, 3)
-        block["peak_kw"] = max(block["quantities_kw"])
-        block["ptu_count"] = len(block["quantities_kw"])
+    blocks = _described_needs(
+        forecast_need_blocks(run), {z.pk: z.name for z in grid_locations_get_visible(actor=actor)}
+    )
     products = [p for p in selectors.products_active() if p.clearing_rule != Product.ClearingRule.CONTINUOUS]
     error = None
     if request.method == "POST":

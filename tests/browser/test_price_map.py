@@ -90,6 +90,11 @@ def test_dso_sees_dlmps_on_the_map_and_moves_the_ptu_slider(page, login_as):
     page.get_by_test_id("price-map").scroll_into_view_if_needed()
     screenshot(page, "trading-price-map-qlmp-390")
     page.set_viewport_size({"width": 1400, "height": 900})
+    # Beside the clearing, the needs per zone of the forecast it was linearised at (the demo's evening peak).
+    needs = page.get_by_test_id("network-needs")
+    needs.scroll_into_view_if_needed()
+    assert needs.locator("tbody tr").count() >= 1
+    page.screenshot(path=str(screenshot(page, "trading-session-needs")), full_page=False)
 
     page.context.clear_cookies()
     login_as(User.objects.get(email="trader@flexy.demo"))  # an ESP of the session: no grid data

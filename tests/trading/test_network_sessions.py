@@ -571,3 +571,31 @@ def test_the_session_page_replays_a_network_aware_session_without_the_network(
     assert made.network == "off" and made.pricing_rule == "uniform" and made.state == "succeeded"
     detail = client.get(f"/trading/replays/{made.pk}/").content.decode()
     assert "off (zone by zone)" in detail and "(was on)" in detail
+
+
+@pytest.mark.django_db
+def test_the_session_page_lists_the_forecasts_needs_per_zone(
+    actor_dso, actor_esp, actor_esp2, zone, feeder, offers_at_buses, client, dso_user
+):
+    """Issue 11 item 8: beside the clearing, the needs per zone of the forecast it was linearised at."""
+    forecast = grid_services.forecast_run_request(
+        actor=actor_dso, network_model=feeder, delivery_day=tomorrow(), load_scaling=0.5
+    )
+    forecast = grid_services.forecast_run_execute(run_id=forecast.pk, prognoses=lambda **_: {})
+    session = trade(network_product(), (actor_dso, actor_esp, actor_esp2), zone, offers_at_buses)
+    run = services.session_clear(session=session, actor=SYSTEM)
+    assert run.state == "succeeded" and run.network.forecast_run == forecast
+    client.force_login(dso_user)
+    page = client.get(f"/trading/sessions/{session.pk}/").content.decode()
+    assert 'data-testid="network-no-needs"' in page  # half the load: nothing congested
+    # The same forecast had it needed 40 kW up in the zone over PTUs 68-69 (as the needs engine stores them):
+    type(forecast).objects.filter(pk=forecast.pk).update(
+        needs={
+            "zones": {str(zone.pk): {str(PTU): 40.0, str(PTU + 1): 20.0}},
+            "unsolvable": [],
+            "linear_ok": [],
+        }
+    )
+    page = client.get(f"/trading/sessions/{session.pk}/").content.decode()
+    assert 'data-testid="network-needs"' in page and zone.name in page
+    assert "40 kW" in page and "15 kWh" in page and f"/trading/needs/{forecast.pk}/" in page
