@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import Q
 
 from flexmarket.filters import delivery_day_range
-from trading.models import Contract, OrderMode, OrderState
+from trading.models import AvailabilityAgreement, Contract, Direction, MarketSession, OrderMode, OrderState
 
 
 class ContractFilter(django_filters.FilterSet):
@@ -50,3 +50,55 @@ class OrderFilter(django_filters.FilterSet):
         if value.isdigit():
             match |= Q(pk=int(value))
         return queryset.filter(match)
+
+
+class SessionFilter(django_filters.FilterSet):
+    """Market sessions: by product, state and delivery days."""
+
+    product = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any product")
+    state = django_filters.ChoiceFilter(choices=MarketSession.State.choices, empty_label="Any state")
+    delivery_from, delivery_to = delivery_day_range("delivery_day")
+
+    def __init__(self, *args, products=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filters["product"].queryset = products
+
+
+class OpportunityFilter(django_filters.FilterSet):
+    """Opportunities: by zone, delivery days and direction."""
+
+    grid_location = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any zone", label="Zone")
+    delivery_from, delivery_to = delivery_day_range("session__delivery_day")
+    direction = django_filters.ChoiceFilter(choices=Direction.choices, empty_label="Either direction")
+
+    def __init__(self, *args, zones=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filters["grid_location"].queryset = zones
+
+
+class AgreementFilter(django_filters.FilterSet):
+    """Availability agreements: by counterparty (DSO or ESP name), state, zone and product."""
+
+    q = django_filters.CharFilter(method="search", label="Counterparty")
+    state = django_filters.ChoiceFilter(choices=AvailabilityAgreement.State.choices, empty_label="Any state")
+    grid_location = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any zone", label="Zone")
+    product = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any product")
+
+    def __init__(self, *args, zones=None, products=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filters["grid_location"].queryset = zones
+        self.filters["product"].queryset = products
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(dso__legal_name__icontains=value) | Q(esp__legal_name__icontains=value))
+
+
+class ActivationFilter(django_filters.FilterSet):
+    """A BRP's activations: by zone and delivery days."""
+
+    grid_location = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any zone", label="Zone")
+    delivery_from, delivery_to = delivery_day_range("session__delivery_day")
+
+    def __init__(self, *args, zones=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filters["grid_location"].queryset = zones
