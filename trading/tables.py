@@ -273,6 +273,9 @@ class OpportunityTable(tables.Table):
     def render_ptus(self, value):
         return len(value)
 
+    def value_ptus(self, value):
+        return len(value)
+
     def render_kw(self, value):
         return quantity(max(value, default=0))
 
