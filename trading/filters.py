@@ -52,16 +52,26 @@ class OrderFilter(django_filters.FilterSet):
         return queryset.filter(match)
 
 
+def _product_filter() -> django_filters.ModelChoiceFilter:
+    """Products by name and market ("Congestion relief (up) · NL local flex"), not by their codes."""
+    return django_filters.ModelChoiceFilter(queryset=None, empty_label="Any product")
+
+
+def _products_named(filterset: django_filters.FilterSet, products) -> None:
+    filterset.filters["product"].queryset = products
+    filterset.form.fields["product"].label_from_instance = lambda p: f"{p.name} · {p.market.name}"
+
+
 class SessionFilter(django_filters.FilterSet):
     """Market sessions: by product, state and delivery days."""
 
-    product = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any product")
+    product = _product_filter()
     state = django_filters.ChoiceFilter(choices=MarketSession.State.choices, empty_label="Any state")
     delivery_from, delivery_to = delivery_day_range("delivery_day")
 
     def __init__(self, *args, products=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.filters["product"].queryset = products
+        _products_named(self, products)
 
 
 class OpportunityFilter(django_filters.FilterSet):
@@ -82,12 +92,12 @@ class AgreementFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Counterparty")
     state = django_filters.ChoiceFilter(choices=AvailabilityAgreement.State.choices, empty_label="Any state")
     grid_location = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any zone", label="Zone")
-    product = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any product")
+    product = _product_filter()
 
     def __init__(self, *args, zones=None, products=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.filters["grid_location"].queryset = zones
-        self.filters["product"].queryset = products
+        _products_named(self, products)
 
     def search(self, queryset, name, value):
         return queryset.filter(Q(dso__legal_name__icontains=value) | Q(esp__legal_name__icontains=value))

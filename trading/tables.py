@@ -16,7 +16,9 @@ from trading.models import AvailabilityAgreement, Contract, FlexRequest, MarketS
 from trading.selectors import perimeter_schedule
 
 TABLE_CSS = "table is-fullwidth is-striped is-narrow"
-RIGHT = {"td": {"class": "has-text-right"}}
+RIGHT = {"th": {"class": "has-text-right"}, "td": {"class": "has-text-right"}}
+WIDE_ONLY = {"th": {"class": "is-hidden-mobile"}, "td": {"class": "is-hidden-mobile"}}
+"""Columns a phone leaves out (they stay in the exports)."""
 
 
 class ContractTable(tables.Table):
@@ -181,9 +183,11 @@ class SessionTable(tables.Table):
     """Market sessions. Gate closure on the market's clock with its zone, and how long until it closes."""
 
     product = tables.Column(accessor="product__name", verbose_name="Product")
-    market = tables.Column(accessor="product__market__name", verbose_name="Market")
+    market = tables.Column(accessor="product__market__name", verbose_name="Market", attrs=WIDE_ONLY)
     delivery_day = tables.DateColumn(verbose_name="Delivery day", format="Y-m-d")
-    clearing_rule = tables.Column(accessor="product__clearing_rule", verbose_name="Clearing", orderable=False)
+    clearing_rule = tables.Column(
+        accessor="product__clearing_rule", verbose_name="Clearing", orderable=False, attrs=WIDE_ONLY
+    )
     gate_closure = tables.Column(verbose_name="Gate closure")
     state = tables.Column()
 
@@ -236,10 +240,10 @@ class OpportunityTable(tables.Table):
     delivery_day = tables.DateColumn(
         accessor="session__delivery_day", verbose_name="Delivery", format="Y-m-d"
     )
-    product = tables.Column(accessor="product__name", verbose_name="Product")
-    direction = tables.Column()
+    product = tables.Column(accessor="product__name", verbose_name="Product", attrs=WIDE_ONLY)
+    direction = tables.Column(attrs=WIDE_ONLY)
     ptu_start = tables.Column(verbose_name="From")
-    ptus = tables.Column(accessor="quantities_kw", verbose_name="PTUs", orderable=False, attrs=RIGHT)
+    ptus = tables.Column(accessor="quantities_kw", verbose_name="PTUs", orderable=False, attrs=WIDE_ONLY)
     kw = tables.Column(accessor="remaining_kw", verbose_name="kW open (max)", orderable=False, attrs=RIGHT)
     price = tables.Column(verbose_name="Max price EUR/MWh", attrs=RIGHT)
     answer = tables.Column(empty_values=(), orderable=False, verbose_name="", exclude_from_export=True)
@@ -304,9 +308,9 @@ class AgreementTable(tables.Table):
     capacity_kw = tables.Column(verbose_name="kW", attrs=RIGHT)
     availability_price = tables.Column(verbose_name="EUR/MW/h", attrs=RIGHT)
     activation_price = tables.Column(verbose_name="EUR/MWh", attrs=RIGHT)
-    windows = tables.Column(orderable=False)
-    valid_from = tables.DateColumn(verbose_name="From", format="Y-m-d")
-    valid_to = tables.DateColumn(verbose_name="To", format="Y-m-d")
+    windows = tables.Column(orderable=False, attrs=WIDE_ONLY)
+    valid_from = tables.DateColumn(verbose_name="From", format="Y-m-d", attrs=WIDE_ONLY)
+    valid_to = tables.DateColumn(verbose_name="To", format="Y-m-d", attrs=WIDE_ONLY)
     state = tables.Column()
     answer = tables.Column(empty_values=(), orderable=False, verbose_name="", exclude_from_export=True)
 
@@ -377,7 +381,7 @@ class ActivationTable(tables.Table):
 
     reference = tables.Column(verbose_name="Contract")
     grid_location = tables.Column(accessor="grid_location__name", verbose_name="Zone")
-    direction = tables.Column()
+    direction = tables.Column(attrs=WIDE_ONLY)
     ptu_start = tables.Column(verbose_name="Delivery")
     eans = tables.Column(empty_values=(), orderable=False, verbose_name="Connections (EAN)")
     energy_kwh = tables.Column(empty_values=(), orderable=False, verbose_name="Energy kWh", attrs=RIGHT)

@@ -85,6 +85,7 @@ def test_session_list_filters_sorts_counts_down_and_exports(client, dso_user):
     assert f"{local:%Y-%m-%d %H:%M} {local.tzname()}" in page
     assert page.count('data-testid="gate-countdown"') == 2  # the closed gate has no countdown
     assert "in 1\xa0hour, 29\xa0minutes" in page or "in 1\xa0hour, 30\xa0minutes" in page
+    assert f'<option value="{alpha.pk}">Alpha up · {alpha.market.name}</option>' in page  # named, not coded
 
     rows = _csv(client, "/trading/sessions/", {"product": alpha.pk})
     assert rows[0] == ["Product", "Market", "Delivery day", "Clearing", "Gate closure", "State"]
