@@ -28,11 +28,25 @@ from grid.selectors import (
 )
 from grid.views import map_settings
 from trading import charts, exports, price_selectors, selectors, services
-from trading.filters import ContractFilter, OrderFilter
+from trading.filters import (
+    ActivationFilter,
+    AgreementFilter,
+    ContractFilter,
+    OpportunityFilter,
+    OrderFilter,
+    SessionFilter,
+)
 from trading.forms import OfferForm, PricesForm, RequestForm
 from trading.models import ClearingReplay, MarketSession, Product
 from trading.services.replays import replay_zone_rows
-from trading.tables import ContractTable, OrderTable
+from trading.tables import (
+    ActivationTable,
+    AgreementTable,
+    ContractTable,
+    OpportunityTable,
+    OrderTable,
+    SessionTable,
+)
 
 
 def _open_sessions(actor):
@@ -56,9 +70,18 @@ def product_catalogue(request):
 
 @role_required()
 def session_list(request):
+    """Market sessions: filter, sort, page through, export (CSV, XLSX) with `?_export=`."""
     actor = request_actor(request)
-    sessions = selectors.sessions_get_visible(actor=actor).order_by("-delivery_day", "product__name")[:60]
-    return render(request, "trading/session_list.html", {"sessions": sessions, "now": timezone.now()})
+    sessions = SessionFilter(
+        request.GET or None,
+        queryset=selectors.sessions_get_visible(actor=actor),
+        products=selectors.products_get_visible(actor=actor),
+    )
+    table = SessionTable(sessions.qs)
+    exported = table_or_export(request, table, "sessions")
+    if exported is not None:
+        return exported
+    return render(request, "trading/session_list.html", {"table": table, "filter": sessions})
 
 
 def _int_param(value: str | None, *, default: int) -> int:
@@ -258,10 +281,18 @@ def _orders_listed(request, queryset, *, kind: str, zones):
 
 @role_required(Role.ESP)
 def opportunities(request):
+    """Open FlexRequests an ESP may answer: filter, sort, page through, export with `?_export=`."""
     actor = request_actor(request)
-    return render(
-        request, "trading/opportunities.html", {"requests": selectors.opportunities_get(actor=actor)}
+    requests = OpportunityFilter(
+        request.GET or None,
+        queryset=selectors.opportunities_get(actor=actor),
+        zones=grid_locations_get_visible(actor=actor),
     )
+    table = OpportunityTable(requests.qs)
+    exported = table_or_export(request, table, "opportunities")
+    if exported is not None:
+        return exported
+    return render(request, "trading/opportunities.html", {"table": table, "filter": requests})
 
 
 @role_required(Role.ESP)
@@ -425,15 +456,16 @@ def _date_param(value: str | None):
 def activation_list(request):
     """A BRP's activations: contracts touching connections in its balance perimeter (no prices)."""
     actor = request_actor(request)
-    rows = []
-    for contract in selectors.activations_in_perimeter(actor=actor).prefetch_related(
-        "offer__portfolio__assets"
-    )[:200]:
-        eans, kw = selectors.perimeter_schedule(contract=contract, brp_id=actor.organisation.pk)
-        rows.append(
-            {"contract": contract, "eans": eans, "energy_kwh": sum(kw) / 4, "peak_kw": max(kw, default=0)}
-        )
-    return render(request, "trading/activation_list.html", {"rows": rows})
+    activations = ActivationFilter(
+        request.GET or None,
+        queryset=selectors.activations_in_perimeter(actor=actor).prefetch_related("offer__portfolio__assets"),
+        zones=grid_locations_get_visible(actor=actor),
+    )
+    table = ActivationTable(activations.qs, brp_id=actor.organisation.pk)
+    exported = table_or_export(request, table, "activations")
+    if exported is not None:
+        return exported
+    return render(request, "trading/activation_list.html", {"table": table, "filter": activations})
 
 
 @role_required()
@@ -551,10 +583,24 @@ def agreement_list(request):
             else:
                 messages.success(request, "Agreement proposed to the ESP.")
                 return redirect("trading:agreements")
+    agreements = AgreementFilter(
+        request.GET or None,
+        queryset=selectors.agreements_get_visible(actor=actor),
+        zones=grid_locations_get_visible(actor=actor),
+        products=selectors.products_get_visible(actor=actor),
+    )
+    table = AgreementTable(
+        agreements.qs,
+        answering_esp_id=actor.organisation.pk if actor.has_role(Role.ESP) else None,
+        csrf_token=get_token(request),
+    )
+    exported = table_or_export(request, table, "agreements")
+    if exported is not None:
+        return exported
     return render(
         request,
         "trading/agreements.html",
-        {"agreements": selectors.agreements_get_visible(actor=actor), "form": form},
+        {"table": table, "filter": agreements, "form": form},
         status=400 if form is not None and form.errors else 200,
     )
 
