@@ -6,7 +6,7 @@ so a session of 10,000 offers x 96 PTUs loads into numpy without a million rows.
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import holidays
@@ -633,6 +633,17 @@ class Contract(models.Model):
     @property
     def energy_kwh(self) -> float:
         return sum(self.quantities_kw) / 4
+
+    @property
+    def delivery_window(self) -> tuple[datetime, datetime] | None:
+        """(start of the first PTU with kW, end of the last): an auction's contract spans its whole delivery day
+        with zeros outside what was bought; None when nothing was."""
+        active = [i for i, kw in enumerate(self.quantities_kw) if kw]
+        if not active:
+            return None
+        return self.ptu_start + active[0] * timedelta(minutes=15), self.ptu_start + (
+            active[-1] + 1
+        ) * timedelta(minutes=15)
 
     @property
     def value_eur(self) -> Decimal:

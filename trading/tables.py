@@ -421,11 +421,16 @@ class ActivationTable(tables.Table):
     def value_direction(self, record):
         return record.direction
 
-    def render_ptu_start(self, value):
-        return moment_label(value)
+    def render_ptu_start(self, value, record):
+        window = record.delivery_window
+        if window is None:
+            return moment_label(value)
+        start, end = window
+        return f"{moment_label(start)}–{clock_label(end, display_zone())}"  # the PTUs with kW, not the day
 
-    def value_ptu_start(self, value):
-        return _instant(value)
+    def value_ptu_start(self, value, record):
+        window = record.delivery_window
+        return _instant(window[0] if window else value)
 
     def render_eans(self, record):
         return ", ".join(self._part(record)[0])

@@ -273,6 +273,10 @@ def test_activations_filter_sort_and_export_the_perimeter_part(client, brp_setup
     [row] = rows[1:]
     assert row[0] == contract.reference and row[4] == asset.connection_ean and row[3].endswith("+00:00")
     assert float(row[5]) == 15.0 and float(row[6]) == 60.0 and row[7] == "active"
+    # Delivery is the PTUs with kW (17:00-17:15 local), not the start of the auction contract's whole day.
+    bought = contract.session.delivery_start + timedelta(hours=17)
+    assert contract.ptu_start == contract.session.delivery_start and row[3] == bought.isoformat()
+    assert "17:00 CET–17:15 CET" in page or "17:00 CEST–17:15 CEST" in page
     assert _xlsx(client, "/trading/activations/")[1][5] == 15.0
 
 
