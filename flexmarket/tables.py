@@ -8,6 +8,13 @@ from django_tables2.export import TableExport
 
 EXPORT_FORMATS = ("csv", "xlsx")
 PER_PAGE = 25
+RIGHT = {"th": {"class": "has-text-right"}, "td": {"class": "has-text-right"}}
+WIDE_ONLY = {"th": {"class": "is-hidden-mobile"}, "td": {"class": "is-hidden-mobile"}}
+"""Columns a phone leaves out (they stay in the exports)."""
+RIGHT_WIDE_ONLY = {
+    "th": {"class": "has-text-right is-hidden-mobile"},
+    "td": {"class": "has-text-right is-hidden-mobile"},
+}
 
 
 def table_or_export(request, table, name: str) -> HttpResponse | None:

@@ -6,8 +6,9 @@ import django_filters
 import django_tables2 as tables
 from django.db.models import Q
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from flexmarket.tables import RIGHT_WIDE_ONLY, WIDE_ONLY
 from flexmarket.templatetags.units import quantity
 from grid.models import FlexAsset
 
@@ -86,4 +87,76 @@ class AssetFilter(django_filters.FilterSet):
             Q(name__icontains=value)
             | Q(connection_ean__icontains=value)
             | Q(owner__legal_name__icontains=value)
+        )
+
+
+class PrequalificationTable(AssetTable):
+    """The DSO's prequalification queue: the asset columns, the checklist's progress and the decision form (not
+    exported). Without a `?sort=` the queue's own order holds: pending assets first, oldest first."""
+
+    # A phone keeps the asset, its zone, the checklist, the state and the decision (the rest stays in exports).
+    owner = tables.Column(accessor="owner__legal_name", verbose_name="Owner", attrs=WIDE_ONLY)
+    connection_ean = tables.Column(verbose_name="EAN", attrs=WIDE_ONLY)
+    max_up_kw = tables.Column(verbose_name="Up kW", attrs=RIGHT_WIDE_ONLY)
+    max_down_kw = tables.Column(verbose_name="Down kW", attrs=RIGHT_WIDE_ONLY)
+    checklist = tables.Column(accessor="mandatory_checked", verbose_name="Checklist")
+    decision = tables.Column(
+        empty_values=(), orderable=False, verbose_name="Decision", exclude_from_export=True
+    )
+
+    class Meta(AssetTable.Meta):
+        sequence = (
+            "name", "owner", "connection_ean", "zone", "max_up_kw", "max_down_kw", "checklist", "prequalification",
+            "decision",
+        )  # fmt: skip
+        exclude = ("asset_type",)
+        attrs = {"class": "table is-fullwidth is-narrow is-striped", "data-testid": "prequalification-table"}
+        row_attrs = {"data-testid": "prequalification-row"}
+        order_by = ()
+        empty_text = "No assets in your zones match."
+
+    def __init__(self, *args, mandatory: int, csrf_token: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mandatory, self.csrf_token = mandatory, csrf_token
+
+    def render_checklist(self, value, record):
+        url = reverse("grid:asset-detail", args=[record.pk]) + "#checklist"
+        return format_html(
+            '<span data-testid="checklist-{}"><a href="{}">{} / {} required</a></span>',
+            record.pk,
+            url,
+            value,
+            self.mandatory,
+        )
+
+    def value_checklist(self, value):
+        return value
+
+    def render_decision(self, record):
+        buttons = {
+            "approve": ("is-success", record.prequalification != FlexAsset.Prequalification.APPROVED),
+            "reject": ("is-danger is-light", record.prequalification == FlexAsset.Prequalification.PENDING),
+            "suspend": (
+                "is-warning is-light",
+                record.prequalification == FlexAsset.Prequalification.APPROVED,
+            ),
+        }
+        shown = format_html_join(
+            "",
+            '<div class="control"><button class="button is-small {}" name="decision" value="{}"'
+            ' data-testid="{}-{}">{}</button></div>',
+            (
+                (css, name, name, record.pk, name.capitalize())
+                for name, (css, show) in buttons.items()
+                if show
+            ),
+        )
+        return format_html(
+            '<form method="post" action="{}" class="field has-addons">'
+            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+            '<div class="control"><input class="input is-small" name="reason" placeholder="reason" aria-label="Reason"'
+            ' style="min-width:8rem"></div>{}</form>',
+            reverse("grid:prequalification-decide", args=[record.pk]),
+            self.csrf_token,
+            shown,
         )

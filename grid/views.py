@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.views.decorators.http import require_POST
@@ -31,7 +32,7 @@ from grid.forms import (
     ZoneImportForm,
 )
 from grid.models import PrequalificationCheck
-from grid.tables import AssetFilter, AssetTable
+from grid.tables import AssetFilter, AssetTable, PrequalificationTable
 
 
 def map_settings() -> dict:
@@ -230,16 +231,20 @@ def prequalification_checklist(request, pk: int):
 
 @role_required(Role.DSO)
 def prequalification_queue(request):
+    """Assets in the DSO's zones, pending first: filter, sort, export (a decision form per row)."""
     actor = request_actor(request)
-    return render(
-        request,
-        "grid/prequalification.html",
-        {
-            "assets": selectors.assets_get_prequalification_queue(actor=actor),
-            "form": PrequalificationForm(),
-            "mandatory_count": len(PrequalificationCheck.MANDATORY),
-        },
+    found = AssetFilter(
+        request.GET or None,
+        queryset=selectors.assets_get_prequalification_queue(actor=actor),
+        zones=selectors.grid_locations_get_editable(actor=actor),
     )
+    table = PrequalificationTable(
+        found.qs, mandatory=len(PrequalificationCheck.MANDATORY), csrf_token=get_token(request)
+    )
+    exported = table_or_export(request, table, "prequalification")
+    if exported is not None:
+        return exported
+    return render(request, "grid/prequalification.html", {"table": table, "filter": found})
 
 
 @role_required(Role.DSO)

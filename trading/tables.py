@@ -11,14 +11,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timeuntil
 
 from flexmarket.localtime import clock_label, display_zone, moment_label
+from flexmarket.tables import RIGHT, WIDE_ONLY
 from flexmarket.templatetags.units import eur, quantity
 from trading.models import AvailabilityAgreement, Contract, FlexRequest, MarketSession
 from trading.selectors import perimeter_schedule
 
 TABLE_CSS = "table is-fullwidth is-striped is-narrow"
-RIGHT = {"th": {"class": "has-text-right"}, "td": {"class": "has-text-right"}}
-WIDE_ONLY = {"th": {"class": "is-hidden-mobile"}, "td": {"class": "is-hidden-mobile"}}
-"""Columns a phone leaves out (they stay in the exports)."""
 
 
 class ContractTable(tables.Table):

@@ -121,3 +121,47 @@ def test_asset_list_filters_and_exports_and_the_map_follows_the_filter(client, e
         "Heat pump Beta",
     ]
     assert {r[2] for r in rows[1:]} == {"battery", "heat_pump"}
+
+
+@pytest.mark.django_db
+def test_the_prequalification_queue_filters_sorts_exports_and_keeps_pending_first(
+    client, dso_user, dso_org, dso2_org, esp_org, django_assert_max_num_queries
+):
+    import csv
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    zone = GridLocationFactory(dso=dso_org, name="North")
+    approved = FlexAssetFactory(owner=esp_org, grid_location=zone, name="Battery Alpha")
+    pending = FlexAssetFactory(
+        owner=esp_org, grid_location=zone, name="Heat pump Beta", prequalification="pending"
+    )
+    FlexAssetFactory(owner=esp_org, grid_location=GridLocationFactory(dso=dso2_org), name="Elsewhere")
+    client.force_login(dso_user)
+    page = client.get("/grid/prequalification/").content.decode()
+    assert "2 assets ·" in page and "Elsewhere" not in page  # only the DSO's own zones
+    assert page.index("Heat pump Beta") < page.index("Battery Alpha")  # pending first without a sort
+    assert f'data-testid="approve-{pending.pk}"' in page and f'data-testid="reject-{pending.pk}"' in page
+    assert (
+        f'data-testid="suspend-{approved.pk}"' in page and f'data-testid="approve-{approved.pk}"' not in page
+    )
+    assert "0 / 5 required" in page
+    filtered = client.get("/grid/prequalification/", {"prequalification": "pending"}).content.decode()
+    assert "1 asset ·" in filtered and "Battery Alpha" not in filtered
+    by_name = client.get("/grid/prequalification/", {"sort": "name"}).content.decode()
+    assert by_name.index("Battery Alpha") < by_name.index("Heat pump Beta")
+    rows = list(
+        csv.reader(client.get("/grid/prequalification/", {"_export": "csv"}).content.decode().splitlines())
+    )
+    assert rows[0][-1] == "Prequalification" and "Decision" not in rows[0]
+    assert sorted((r[0], r[-1]) for r in rows[1:]) == [
+        ("Battery Alpha", "approved"),
+        ("Heat pump Beta", "pending"),
+    ]
+    # The queue makes the same number of queries with 2 and with 32 assets.
+    with CaptureQueriesContext(connection) as few:
+        client.get("/grid/prequalification/")
+    FlexAssetFactory.create_batch(30, owner=esp_org, grid_location=zone, prequalification="pending")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get("/grid/prequalification/")
