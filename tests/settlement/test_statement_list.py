@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from openpyxl import load_workbook
 
+from settlement import selectors
 from settlement.models import Invoice, SettlementPeriod, SettlementStatement
 
 
@@ -105,3 +106,23 @@ def test_the_statement_list_does_not_query_per_row(client, fmo_user, esp_org, st
         Invoice.objects.create(statement=statement, number=f"FM-2026-{i + 100:04d}")
     assert count() == before
     assert "33 statements" in client.get("/settlement/statements/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_money_chart_sums_the_organisations_own_statements_per_period(
+    client, esp_user, actor_esp, esp_org, statements
+):
+    SettlementStatement.objects.create(
+        period=statements["june"], organisation=esp_org, kind="adjustment", total_eur="5.05"
+    )
+    assert selectors.statement_totals_per_period(actor=actor_esp) == [
+        ("May", Decimal("1234.50")),
+        ("June", Decimal("-14.95")),  # the adjustment adds to June; the other ESP's 7.10 does not
+    ]
+    client.force_login(esp_user)
+    page = client.get("/settlement/statements/", {"period": statements["may"].pk})
+    assert 'data-testid="money-chart"' in page.content.decode()
+    assert list(page.context["chart"]["data"][0]["x"]) == [
+        "May",
+        "June",
+    ]  # the chart ignores the table's filter
