@@ -10,9 +10,11 @@ import functools
 import hashlib
 import json
 import math
+from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.context import Actor
@@ -184,6 +186,22 @@ def portfolios_get_visible(*, actor: Actor) -> QuerySet[Portfolio]:
     if _is_operator(actor):
         return qs
     return qs.filter(Q(owner=actor.organisation) | Q(grid_location__dso=actor.organisation))
+
+
+def portfolios_with_capabilities(*, actor: Actor) -> QuerySet[Portfolio]:
+    """Visible portfolios with their summed capabilities computed in the database (asset_count, max_up_kw,
+    max_down_kw, energy_capacity_kwh), so a list can sort by them and reads no assets per row."""
+    zero = Value(Decimal("0"), output_field=DecimalField())
+    return (
+        portfolios_get_visible(actor=actor)
+        .prefetch_related(None)
+        .annotate(
+            asset_count=Count("assets"),
+            max_up_kw=Coalesce(Sum("assets__max_up_kw"), zero),
+            max_down_kw=Coalesce(Sum("assets__max_down_kw"), zero),
+            energy_capacity_kwh=Coalesce(Sum("assets__energy_capacity_kwh"), zero),
+        )
+    )
 
 
 def portfolio_get_visible(*, actor: Actor, pk) -> Portfolio:

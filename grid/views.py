@@ -32,7 +32,17 @@ from grid.forms import (
     ZoneImportForm,
 )
 from grid.models import PrequalificationCheck
-from grid.tables import AssetFilter, AssetTable, PrequalificationTable
+from grid.tables import (
+    AssetFilter,
+    AssetTable,
+    ForecastRunFilter,
+    ForecastRunTable,
+    NetworkModelFilter,
+    NetworkModelTable,
+    PortfolioFilter,
+    PortfolioTable,
+    PrequalificationTable,
+)
 
 
 def map_settings() -> dict:
@@ -281,14 +291,20 @@ def portfolio_list(request):
         else:
             messages.success(request, f"Portfolio {portfolio.name} created.")
             return redirect("grid:portfolio-list")
-    portfolios = [
-        {"portfolio": p, "capabilities": services.portfolio_capabilities(p)}
-        for p in selectors.portfolios_get_visible(actor=actor)
-    ]
+    found = PortfolioFilter(
+        request.GET or None,
+        queryset=selectors.portfolios_with_capabilities(actor=actor),
+        zones=selectors.grid_locations_get_visible(actor=actor),
+    )
+    # An ESP sees its own portfolios: the owner column would repeat its name on every row.
+    table = PortfolioTable(found.qs, exclude=("owner",) if actor.has_role(Role.ESP) else ())
+    exported = table_or_export(request, table, "portfolios")
+    if exported is not None:
+        return exported
     return render(
         request,
         "grid/portfolio_list.html",
-        {"portfolios": portfolios, "form": form, "is_esp": actor.has_role(Role.ESP)},
+        {"table": table, "filter": found, "form": form, "is_esp": actor.has_role(Role.ESP)},
         status=400 if form.errors else 200,
     )
 
@@ -310,10 +326,17 @@ def network_list(request):
             _form_error(form, error)
         else:
             return redirect("grid:network-load", pk=load.pk)
+    found = NetworkModelFilter(
+        request.GET or None, queryset=selectors.network_models_get_visible(actor=actor)
+    )
+    table = NetworkModelTable(found.qs)
+    exported = table_or_export(request, table, "network-models")
+    if exported is not None:
+        return exported
     return render(
         request,
         "grid/network_list.html",
-        {"models": selectors.network_models_get_visible(actor=actor), "form": form},
+        {"table": table, "filter": found, "form": form},
         status=400 if form.errors else 200,
     )
 
@@ -397,7 +420,8 @@ def own_network_geojson(actor) -> dict | None:
 
 @role_required(Role.DSO)
 def forecast_list(request, pk: int):
-    """A network's congestion forecasts: request one for a day, upload the DSO's own forecast, list runs."""
+    """A network's congestion forecasts: request one for a day, upload the DSO's own forecast; the runs in a
+    filterable, sortable table exported with `?_export=`."""
     actor = request_actor(request)
     model = selectors.network_model_get_visible(actor=actor, pk=pk)
     action = request.POST.get("action") if request.method == "POST" else None
@@ -432,6 +456,16 @@ def forecast_list(request, pk: int):
                 request, f"Forecast upload #{upload.pk}: {upload.row_count} rows for {upload.delivery_day}."
             )
             return redirect("grid:forecast-list", pk=model.pk)
+    found = ForecastRunFilter(
+        request.GET or None,
+        queryset=selectors.forecast_runs_get_visible(actor=actor)
+        .filter(network_model=model)
+        .defer("results", "zone_states", "needs", "inputs"),
+    )
+    table = ForecastRunTable(found.qs)
+    exported = table_or_export(request, table, f"forecasts-{model.pk}")
+    if exported is not None:
+        return exported
     return render(
         request,
         "grid/forecast_list.html",
@@ -440,9 +474,8 @@ def forecast_list(request, pk: int):
             "run_form": run_form,
             "upload_form": upload_form,
             "row_errors": row_errors,
-            "runs": selectors.forecast_runs_get_visible(actor=actor)
-            .filter(network_model=model)
-            .defer("results")[:30],
+            "table": table,
+            "filter": found,
             "uploads": selectors.forecast_uploads_get_visible(actor=actor).filter(network_model=model)[:10],
         },
         status=400 if run_form.errors or upload_form.errors else 200,

@@ -214,6 +214,29 @@ def statements_get_visible(*, actor: Actor) -> QuerySet[SettlementStatement]:
     return qs if _operator(actor) else qs.filter(organisation=actor.organisation)
 
 
+def statement_organisations(*, actor: Actor) -> QuerySet[Organisation] | None:
+    """The organisations the statement list may filter by: every one with a statement for the FMO; None for
+    everyone else (they see only their own, so there is nothing to choose)."""
+    if not _operator(actor):
+        return None
+    return Organisation.objects.filter(pk__in=SettlementStatement.objects.values("organisation")).order_by(
+        "legal_name"
+    )
+
+
+def statement_totals_per_period(*, actor: Actor) -> list[tuple[str, Decimal]]:
+    """The actor's own net settlement per period (oldest first), summed in the database, for the money chart."""
+    if actor.organisation is None:
+        return []
+    rows = (
+        SettlementStatement.objects.filter(organisation=actor.organisation)
+        .values("period__name", "period__start")
+        .annotate(total=Sum("total_eur"))
+        .order_by("period__start", "period__name")
+    )
+    return [(row["period__name"], row["total"]) for row in rows]
+
+
 def statement_get_visible(*, actor: Actor, pk) -> SettlementStatement:
     statement = statements_get_visible(actor=actor).filter(pk=pk).first()
     if statement is None:

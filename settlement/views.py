@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse
@@ -26,7 +25,7 @@ from settlement.forms import (
     TemperatureUploadForm,
 )
 from settlement.services.prognoses import kw_value
-from settlement.tables import VerificationFilter, VerificationTable
+from settlement.tables import StatementFilter, StatementTable, VerificationFilter, VerificationTable
 
 
 @role_required(Role.ESP, Role.DSO)
@@ -102,21 +101,27 @@ def verification_detail(request, pk: int):
 
 @role_required()
 def statement_list(request):
+    """Statements: filter (period, period state; the FMO also by organisation), sort, page, export (`?_export=`)."""
     actor = request_actor(request)
-    statements = list(
-        selectors.statements_get_visible(actor=actor).select_related("invoice").order_by("period__start")
+    found = StatementFilter(
+        request.GET or None,
+        queryset=selectors.statements_get_visible(actor=actor).select_related("invoice"),
+        periods=selectors.periods_get_visible(actor=actor),
+        organisations=selectors.statement_organisations(actor=actor),
     )
-    totals = defaultdict(Decimal)
-    for statement in statements:
-        if statement.organisation_id == actor.organisation.pk:
-            totals[statement.period.name] += statement.total_eur
+    table = StatementTable(found.qs)
+    exported = table_or_export(request, table, "statements")
+    if exported is not None:
+        return exported
+    totals = selectors.statement_totals_per_period(actor=actor)
     title = "Your settlement (EUR; + received, − paid) per period"
     return render(
         request,
         "settlement/statement_list.html",
         {
-            "statements": statements,
-            "chart": charts.money_over_time([(name, float(total)) for name, total in totals.items()], title),
+            "table": table,
+            "filter": found,
+            "chart": charts.money_over_time([(name, float(total)) for name, total in totals], title),
         },
     )
 
