@@ -50,6 +50,12 @@ class AssetTable(tables.Table):
     def render_max_down_kw(self, value):
         return quantity(value)
 
+    def value_max_up_kw(self, value):
+        return value
+
+    def value_max_down_kw(self, value):
+        return value
+
     def render_prequalification(self, record):
         css = PREQUALIFICATION_TAGS.get(record.prequalification, "is-danger")
         reason = (

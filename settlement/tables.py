@@ -54,6 +54,12 @@ class VerificationTable(tables.Table):
     def render_delivered_kwh(self, value):
         return quantity(value)
 
+    def value_contracted_kwh(self, value):
+        return value
+
+    def value_delivered_kwh(self, value):
+        return value
+
     def render_state(self, record):
         css = STATE_TAGS.get(record.state, "is-warning")
         return format_html('<span class="tag is-light {}">{}</span>', css, record.get_state_display())

@@ -78,6 +78,15 @@ class ContractTable(tables.Table):
     def value_state(self, record):
         return record.state
 
+    def value_energy(self, value):
+        return value
+
+    def value_average_price(self, value):
+        return value
+
+    def value_value(self, value):
+        return value
+
 
 class OrderTable(tables.Table):
     """My FlexRequests / My FlexOffers. The first PTU on the local clock; quantities from the per-PTU list (shown
@@ -159,6 +168,12 @@ class OrderTable(tables.Table):
             self.csrf_token,
         )
 
+    def value_id(self, value):
+        return value
+
+    def value_price(self, value):
+        return value
+
 
 ORDER_STATE_TAGS = {"filled": "is-success", "active": "is-info", "partially_filled": "is-warning"}
 
@@ -229,6 +244,12 @@ class SessionTable(tables.Table):
     def value_state(self, record):
         return record.state
 
+    def value_product(self, value):
+        return value
+
+    def value_clearing_rule(self, record):
+        return record.product.clearing_rule
+
 
 class OpportunityTable(tables.Table):
     """Open FlexRequests an ESP may answer; TSO requests are marked (and listed first unless sorted otherwise)."""
@@ -294,6 +315,12 @@ class OpportunityTable(tables.Table):
             record.pk,
             record.pk,
         )
+
+    def value_buyer(self, value):
+        return value
+
+    def value_price(self, value):
+        return value
 
 
 class AgreementTable(tables.Table):
@@ -372,6 +399,15 @@ class AgreementTable(tables.Table):
             self.csrf_token,
             record.pk,
         )
+
+    def value_capacity_kw(self, value):
+        return value
+
+    def value_availability_price(self, value):
+        return value
+
+    def value_activation_price(self, value):
+        return value
 
 
 class ActivationTable(tables.Table):

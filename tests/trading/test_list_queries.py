@@ -79,3 +79,22 @@ def test_asset_list_does_not_query_per_row(client, esp_user, esp_org, zone, asse
     before = _queries(client, "/grid/assets/")
     FlexAssetFactory.create_batch(MORE, owner=esp_org, grid_location=zone)
     assert _queries(client, "/grid/assets/") == before
+
+
+@pytest.mark.django_db
+def test_the_contract_export_carries_plain_numbers(
+    client, esp_user, actor_dso, actor_esp, zone, asset, session
+):
+    """Exports hold numbers, not the page's text ("1,234.50", tags, links): tests/test_table_exports.py checks
+    every table has export values; this checks one file end to end."""
+    import csv
+
+    contract = _one_cleared_contract(actor_dso, actor_esp, zone, asset, session)
+    client.force_login(esp_user)
+    rows = list(
+        csv.reader(client.get("/trading/contracts/", {"_export": "csv"}).content.decode().splitlines())
+    )
+    record = dict(zip(rows[0], rows[1], strict=True))
+    assert record["Reference"] == contract.reference and "<" not in ",".join(rows[1])
+    assert record["Value EUR"] == str(contract.value_eur) and record["kWh"] == "15.0"
+    assert record["Avg EUR/MWh"] == str(contract.average_price)
