@@ -82,6 +82,14 @@ PRODUCT_FIELDS = [
 class ProductSerializer(serializers.ModelSerializer):
     """A product and every rule an order of it must keep (docs/trading.md, "Product rules")."""
 
+    # A wall-clock time in the market's zone, not an instant: "HH:MM" (an RFC 3339 time would need an offset).
+    gate_closure_local_time = serializers.SerializerMethodField(
+        help_text="Day-ahead gate closure: HH:MM on D-1 in the market's time zone"
+    )
+
+    def get_gate_closure_local_time(self, product) -> str:
+        return product.gate_closure_local_time.strftime("%H:%M")
+
     class Meta:
         model = Product
         fields = PRODUCT_FIELDS

@@ -132,6 +132,7 @@ def test_the_catalogue_lists_active_products_with_their_rules(client_for, esp_us
     assert shown.pk in mine and hidden.pk not in mine
     assert mine[shown.pk]["quantity_step_kw"] == "10.000" and mine[shown.pk]["price_cap"] == "300.0000"
     assert mine[shown.pk]["accepts_aggressor_orders"] is True
+    assert mine[shown.pk]["gate_closure_local_time"] == "12:00"  # wall clock in the market's zone, no offset
     assert esp.get(f"/api/v1/products/{hidden.pk}/").status_code == 404
     assert client_for(fmo_user).get(f"/api/v1/products/{hidden.pk}/").status_code == 200
     market = esp.get(f"/api/v1/markets/{shown.market_id}/").json()
