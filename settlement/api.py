@@ -404,7 +404,7 @@ class PeriodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organisati
         return Response({"changed": changed})
 
     @extend_schema(responses=PeriodStepPreviewSerializer)
-    @action(detail=True, methods=["get"], url_path=r"preview/(?P<step>[a-z]+)")
+    @action(detail=True, methods=["get"], url_path=r"preview/(?P<step>compute|approve|lock|adjust|reverify)")
     def preview(self, request, pk=None, step=None):
         """What a step (compute, approve, lock, adjust, reverify) would do now; nothing is written."""
         preview = services.period_step_preview(actor=self.get_actor(), period=self.get_object(), step=step)

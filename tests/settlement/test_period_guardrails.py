@@ -232,6 +232,8 @@ def test_the_api_previews_a_step_and_re_verifies_with_a_reason(client_for, fmo_u
     fmo = client_for(fmo_user)
     preview = fmo.get(f"/api/v1/settlement-periods/{period.pk}/preview/reverify/")
     assert preview.status_code == 200 and preview.json()["reason_field"] == "reason"
+    # An unknown step is no URL at all (404, as the schema documents for a GET), never a 400.
+    assert fmo.get(f"/api/v1/settlement-periods/{period.pk}/preview/bogus/").status_code == 404
     assert (
         client_for(esp_user).get(f"/api/v1/settlement-periods/{period.pk}/preview/lock/").status_code == 404
     )
